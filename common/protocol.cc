@@ -1,0 +1,427 @@
+#include "common/protocol.h"
+
+namespace zmr {
+
+namespace {
+
+bool ReadStringMap(const Value& v, std::string_view key, std::map<std::string, std::string>* out,
+                   std::string* error) {
+  const Value* m = v.Find(key);
+  if (m == nullptr || m->is_nil()) return true;
+  if (!m->is_map()) {
+    *error = "field '" + std::string(key) + "' is not a map";
+    return false;
+  }
+  for (const auto& [k, item] : m->as_map()) {
+    if (!item.is_string()) {
+      *error = "field '" + std::string(key) + "." + k + "' is not a string";
+      return false;
+    }
+    (*out)[k] = item.as_string();
+  }
+  return true;
+}
+
+bool ReadIntMap(const Value& v, std::string_view key, std::map<std::string, int64_t>* out,
+                std::string* error) {
+  const Value* m = v.Find(key);
+  if (m == nullptr || m->is_nil()) return true;
+  if (!m->is_map()) {
+    *error = "field '" + std::string(key) + "' is not a map";
+    return false;
+  }
+  for (const auto& [k, item] : m->as_map()) {
+    if (!item.is_int()) {
+      *error = "field '" + std::string(key) + "." + k + "' is not an integer";
+      return false;
+    }
+    (*out)[k] = item.as_int();
+  }
+  return true;
+}
+
+bool ReadStringList(const Value& v, std::string_view key, std::vector<std::string>* out,
+                    std::string* error) {
+  const Value* a = v.Find(key);
+  if (a == nullptr || a->is_nil()) return true;
+  if (!a->is_array()) {
+    *error = "field '" + std::string(key) + "' is not an array";
+    return false;
+  }
+  for (const Value& item : a->as_array()) {
+    if (!item.is_string()) {
+      *error = "field '" + std::string(key) + "' has a non-string item";
+      return false;
+    }
+    out->push_back(item.as_string());
+  }
+  return true;
+}
+
+Value StringMapValue(const std::map<std::string, std::string>& m) {
+  Map out;
+  for (const auto& [k, v] : m) out.emplace_back(k, Value(v));
+  return Value(std::move(out));
+}
+
+Value IntMapValue(const std::map<std::string, int64_t>& m) {
+  Map out;
+  for (const auto& [k, v] : m) out.emplace_back(k, Value(v));
+  return Value(std::move(out));
+}
+
+Value StringListValue(const std::vector<std::string>& items) {
+  Array out;
+  for (const auto& s : items) out.emplace_back(s);
+  return Value(std::move(out));
+}
+
+Value Typed(const char* type) {
+  Value v;
+  v.Set("type", type);
+  return v;
+}
+
+void SetRef(Value& v, const AttemptRef& ref) {
+  v.Set("job_id", ref.job_id);
+  v.Set("task_id", ref.task_id);
+  v.Set("attempt", ref.attempt);
+}
+
+bool ReadRef(const Value& v, AttemptRef* ref, std::string* error) {
+  return ReadString(v, "job_id", &ref->job_id, error) &&
+         ReadString(v, "task_id", &ref->task_id, error) &&
+         ReadInt(v, "attempt", &ref->attempt, error);
+}
+
+bool RequireMap(const Value& v, std::string* error) {
+  if (!v.is_map()) {
+    *error = "message is not a map";
+    return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+const char* JobStateName(JobState state) {
+  switch (state) {
+    case JobState::kSubmitted: return "SUBMITTED";
+    case JobState::kMapping: return "MAPPING";
+    case JobState::kReducing: return "REDUCING";
+    case JobState::kCompleted: return "COMPLETED";
+    case JobState::kFailed: return "FAILED";
+    case JobState::kCancelled: return "CANCELLED";
+  }
+  return "UNKNOWN";
+}
+
+std::optional<JobState> ParseJobState(const std::string& name) {
+  for (JobState s : {JobState::kSubmitted, JobState::kMapping, JobState::kReducing,
+                     JobState::kCompleted, JobState::kFailed, JobState::kCancelled}) {
+    if (name == JobStateName(s)) return s;
+  }
+  return std::nullopt;
+}
+
+bool IsTerminal(JobState state) {
+  return state == JobState::kCompleted || state == JobState::kFailed ||
+         state == JobState::kCancelled;
+}
+
+const char* TaskKindName(TaskKind kind) { return kind == TaskKind::kMap ? "map" : "reduce"; }
+
+std::optional<Value> DecodeMessage(std::string_view bytes, std::string* type, std::string* error) {
+  std::optional<Value> v = Unpack(bytes, error);
+  if (!v) return std::nullopt;
+  if (!v->is_map()) {
+    *error = "message is not a map";
+    return std::nullopt;
+  }
+  if (!ReadString(*v, "type", type, error)) return std::nullopt;
+  return v;
+}
+
+Value ReadyMsg::ToValue() const {
+  Value v = Typed(msg::kReady);
+  v.Set("proto", proto);
+  v.Set("name", name);
+  v.Set("host", host);
+  v.Set("pid", pid);
+  v.Set("slots", slots);
+  v.Set("work_dir", work_dir);
+  return v;
+}
+
+std::optional<ReadyMsg> ReadyMsg::FromValue(const Value& v, std::string* error) {
+  ReadyMsg m;
+  if (!RequireMap(v, error) || !ReadInt(v, "proto", &m.proto, error) ||
+      !ReadString(v, "name", &m.name, error) || !ReadString(v, "host", &m.host, error) ||
+      !ReadInt(v, "pid", &m.pid, error) || !ReadInt(v, "slots", &m.slots, error) ||
+      !ReadOptString(v, "work_dir", &m.work_dir, error)) {
+    return std::nullopt;
+  }
+  if (m.name.empty()) {
+    *error = "field 'name' is empty";
+    return std::nullopt;
+  }
+  if (m.slots < 1 || m.slots > 4096) {
+    *error = "field 'slots' out of range";
+    return std::nullopt;
+  }
+  return m;
+}
+
+Value WelcomeMsg::ToValue() const {
+  Value v = Typed(msg::kWelcome);
+  v.Set("proto", proto);
+  v.Set("worker", worker);
+  v.Set("heartbeat_ms", heartbeat_ms);
+  v.Set("liveness", liveness);
+  return v;
+}
+
+std::optional<WelcomeMsg> WelcomeMsg::FromValue(const Value& v, std::string* error) {
+  WelcomeMsg m;
+  if (!RequireMap(v, error) || !ReadInt(v, "proto", &m.proto, error) ||
+      !ReadString(v, "worker", &m.worker, error) ||
+      !ReadInt(v, "heartbeat_ms", &m.heartbeat_ms, error) ||
+      !ReadInt(v, "liveness", &m.liveness, error)) {
+    return std::nullopt;
+  }
+  return m;
+}
+
+Value HeartbeatMsg::ToValue() const {
+  Value v = Typed(msg::kHeartbeat);
+  v.Set("running", running);
+  return v;
+}
+
+std::optional<HeartbeatMsg> HeartbeatMsg::FromValue(const Value& v, std::string* error) {
+  HeartbeatMsg m;
+  if (!RequireMap(v, error) || !ReadOptInt(v, "running", &m.running, error)) return std::nullopt;
+  return m;
+}
+
+Value MapOutput::ToValue() const {
+  Value v;
+  v.Set("partition", partition);
+  v.Set("location", location);
+  v.Set("bytes", bytes);
+  v.Set("records", records);
+  return v;
+}
+
+std::optional<MapOutput> MapOutput::FromValue(const Value& v, std::string* error) {
+  MapOutput m;
+  if (!RequireMap(v, error) || !ReadInt(v, "partition", &m.partition, error) ||
+      !ReadString(v, "location", &m.location, error) || !ReadInt(v, "bytes", &m.bytes, error) ||
+      !ReadInt(v, "records", &m.records, error)) {
+    return std::nullopt;
+  }
+  return m;
+}
+
+Value AssignMsg::ToValue() const {
+  Value v = Typed(msg::kAssign);
+  v.Set("job_id", job_id);
+  v.Set("task_id", task_id);
+  v.Set("attempt", attempt);
+  v.Set("kind", TaskKindName(kind));
+  v.Set("app", app);
+  v.Set("params", StringMapValue(params));
+  v.Set("num_reduces", num_reduces);
+  v.Set("output_dir", output_dir);
+  if (kind == TaskKind::kMap) {
+    Array ranges;
+    for (const FileRange& r : split) {
+      Value range;
+      range.Set("path", r.path);
+      range.Set("start", r.start);
+      range.Set("end", r.end);
+      ranges.push_back(std::move(range));
+    }
+    v.Set("split", Value(std::move(ranges)));
+  } else {
+    v.Set("partition", partition);
+    v.Set("inputs", StringListValue(inputs));
+  }
+  return v;
+}
+
+std::optional<AssignMsg> AssignMsg::FromValue(const Value& v, std::string* error) {
+  AssignMsg m;
+  std::string kind;
+  if (!RequireMap(v, error) || !ReadString(v, "job_id", &m.job_id, error) ||
+      !ReadString(v, "task_id", &m.task_id, error) || !ReadInt(v, "attempt", &m.attempt, error) ||
+      !ReadString(v, "kind", &kind, error) || !ReadString(v, "app", &m.app, error) ||
+      !ReadStringMap(v, "params", &m.params, error) ||
+      !ReadInt(v, "num_reduces", &m.num_reduces, error) ||
+      !ReadString(v, "output_dir", &m.output_dir, error)) {
+    return std::nullopt;
+  }
+  if (m.num_reduces < 1) {
+    *error = "field 'num_reduces' must be positive";
+    return std::nullopt;
+  }
+  if (kind == "map") {
+    m.kind = TaskKind::kMap;
+    const Value* ranges = v.Find("split");
+    if (ranges == nullptr || !ranges->is_array()) {
+      *error = "field 'split' is not an array";
+      return std::nullopt;
+    }
+    for (const Value& item : ranges->as_array()) {
+      FileRange r;
+      if (!RequireMap(item, error) || !ReadString(item, "path", &r.path, error) ||
+          !ReadInt(item, "start", &r.start, error) || !ReadInt(item, "end", &r.end, error)) {
+        return std::nullopt;
+      }
+      if (r.start < 0 || r.end < r.start) {
+        *error = "split range out of order";
+        return std::nullopt;
+      }
+      m.split.push_back(std::move(r));
+    }
+  } else if (kind == "reduce") {
+    m.kind = TaskKind::kReduce;
+    if (!ReadInt(v, "partition", &m.partition, error) ||
+        !ReadStringList(v, "inputs", &m.inputs, error)) {
+      return std::nullopt;
+    }
+    if (m.partition < 0 || m.partition >= m.num_reduces) {
+      *error = "field 'partition' out of range";
+      return std::nullopt;
+    }
+  } else {
+    *error = "field 'kind' must be \"map\" or \"reduce\"";
+    return std::nullopt;
+  }
+  return m;
+}
+
+Value TaskProgressMsg::ToValue() const {
+  Value v = Typed(msg::kTaskProgress);
+  SetRef(v, ref);
+  v.Set("progress", progress);
+  return v;
+}
+
+std::optional<TaskProgressMsg> TaskProgressMsg::FromValue(const Value& v, std::string* error) {
+  TaskProgressMsg m;
+  if (!RequireMap(v, error) || !ReadRef(v, &m.ref, error) ||
+      !ReadDouble(v, "progress", &m.progress, error)) {
+    return std::nullopt;
+  }
+  if (!(m.progress >= 0.0 && m.progress <= 1.0)) {
+    *error = "field 'progress' outside 0..1";
+    return std::nullopt;
+  }
+  return m;
+}
+
+Value TaskDoneMsg::ToValue() const {
+  Value v = Typed(msg::kTaskDone);
+  SetRef(v, ref);
+  Array outs;
+  for (const MapOutput& o : outputs) outs.push_back(o.ToValue());
+  v.Set("outputs", Value(std::move(outs)));
+  v.Set("counters", IntMapValue(counters));
+  return v;
+}
+
+std::optional<TaskDoneMsg> TaskDoneMsg::FromValue(const Value& v, std::string* error) {
+  TaskDoneMsg m;
+  if (!RequireMap(v, error) || !ReadRef(v, &m.ref, error) ||
+      !ReadIntMap(v, "counters", &m.counters, error)) {
+    return std::nullopt;
+  }
+  const Value* outs = v.Find("outputs");
+  if (outs != nullptr && !outs->is_nil()) {
+    if (!outs->is_array()) {
+      *error = "field 'outputs' is not an array";
+      return std::nullopt;
+    }
+    for (const Value& item : outs->as_array()) {
+      std::optional<MapOutput> o = MapOutput::FromValue(item, error);
+      if (!o) return std::nullopt;
+      m.outputs.push_back(std::move(*o));
+    }
+  }
+  return m;
+}
+
+Value TaskFailedMsg::ToValue() const {
+  Value v = Typed(msg::kTaskFailed);
+  SetRef(v, ref);
+  v.Set("error", error);
+  return v;
+}
+
+std::optional<TaskFailedMsg> TaskFailedMsg::FromValue(const Value& v, std::string* error) {
+  TaskFailedMsg m;
+  if (!RequireMap(v, error) || !ReadRef(v, &m.ref, error) ||
+      !ReadString(v, "error", &m.error, error)) {
+    return std::nullopt;
+  }
+  return m;
+}
+
+Value CancelAttemptMsg::ToValue() const {
+  Value v = Typed(msg::kCancel);
+  SetRef(v, ref);
+  return v;
+}
+
+std::optional<CancelAttemptMsg> CancelAttemptMsg::FromValue(const Value& v, std::string* error) {
+  CancelAttemptMsg m;
+  if (!RequireMap(v, error) || !ReadRef(v, &m.ref, error)) return std::nullopt;
+  return m;
+}
+
+Value CleanupMsg::ToValue() const {
+  Value v = Typed(msg::kCleanup);
+  v.Set("job_id", job_id);
+  return v;
+}
+
+std::optional<CleanupMsg> CleanupMsg::FromValue(const Value& v, std::string* error) {
+  CleanupMsg m;
+  if (!RequireMap(v, error) || !ReadString(v, "job_id", &m.job_id, error)) return std::nullopt;
+  return m;
+}
+
+Value SubmitMsg::ToValue() const {
+  Value v = Typed(msg::kSubmit);
+  v.Set("proto", kProtocolVersion);
+  v.Set("name", name);
+  v.Set("app", app);
+  v.Set("inputs", StringListValue(inputs));
+  v.Set("output", output);
+  v.Set("params", StringMapValue(params));
+  v.Set("maps", maps);
+  v.Set("reduces", reduces);
+  return v;
+}
+
+std::optional<SubmitMsg> SubmitMsg::FromValue(const Value& v, std::string* error) {
+  SubmitMsg m;
+  if (!RequireMap(v, error) || !ReadOptString(v, "name", &m.name, error) ||
+      !ReadString(v, "app", &m.app, error) || !ReadStringList(v, "inputs", &m.inputs, error) ||
+      !ReadString(v, "output", &m.output, error) ||
+      !ReadStringMap(v, "params", &m.params, error) || !ReadOptInt(v, "maps", &m.maps, error) ||
+      !ReadOptInt(v, "reduces", &m.reduces, error)) {
+    return std::nullopt;
+  }
+  return m;
+}
+
+Value ErrorReply(const char* code, const std::string& message) {
+  Value v = Typed(msg::kError);
+  v.Set("code", code);
+  v.Set("error", message);
+  return v;
+}
+
+}  // namespace zmr

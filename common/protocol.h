@@ -1,0 +1,225 @@
+// The zmr wire protocol: constants, message type names and the typed messages exchanged between
+// coordinator, workers and clients. Every message body is one msgpack map with string keys and a
+// "type" field; PROTOCOL.md is the human-readable contract and must match this file.
+// Plain data and pure functions: any thread may use them.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/splits.h"
+#include "common/value.h"
+
+namespace zmr {
+
+// Bumped on any incompatible change to a message; READY and HELLO carry it and peers refuse others.
+inline constexpr int kProtocolVersion = 1;
+
+// Default heartbeat interval: one second, as in the Paranoid Pirate pattern.
+inline constexpr int kDefaultHeartbeatMs = 1000;
+// Missed heartbeats before a peer is declared lost: three tolerates a dropped beat or a slow loop.
+inline constexpr int kDefaultLiveness = 3;
+// A worker that lost its coordinator waits this long before reconnecting, doubling per failure.
+inline constexpr int kReconnectInitialMs = 1000;
+// Upper bound of the reconnect backoff, so a returning coordinator is found within half a minute.
+inline constexpr int kReconnectMaxMs = 32000;
+// A running task reports progress this often (the contract is "at least once a second").
+inline constexpr int kProgressIntervalMs = 500;
+// Default client request timeout.
+inline constexpr int kDefaultTimeoutMs = 5000;
+// Outgoing queue bound per socket: sends never block, they fail and are counted past this.
+inline constexpr int kSendHighWaterMark = 100000;
+
+// Message type names (the "type" field). Worker <-> coordinator:
+namespace msg {
+inline constexpr const char* kReady = "ready";              // worker -> coordinator
+inline constexpr const char* kWelcome = "welcome";          // coordinator -> worker
+inline constexpr const char* kRefused = "refused";          // coordinator -> worker
+inline constexpr const char* kHeartbeat = "heartbeat";      // both ways
+inline constexpr const char* kReregister = "reregister";    // coordinator -> worker
+inline constexpr const char* kDisconnect = "disconnect";    // worker -> coordinator
+inline constexpr const char* kAssign = "assign";            // coordinator -> worker
+inline constexpr const char* kCancel = "cancel";            // both: coordinator -> worker (kill
+                                                            // attempts), client -> coordinator
+inline constexpr const char* kCleanup = "cleanup";          // coordinator -> worker
+inline constexpr const char* kTaskProgress = "task_progress";  // worker -> coordinator
+inline constexpr const char* kTaskDone = "task_done";          // worker -> coordinator
+inline constexpr const char* kTaskFailed = "task_failed";      // worker -> coordinator
+// Client <-> coordinator requests, and their replies.
+inline constexpr const char* kHello = "hello";
+inline constexpr const char* kSubmit = "submit";
+inline constexpr const char* kSubmitted = "submitted";
+inline constexpr const char* kStatus = "status";
+inline constexpr const char* kJob = "job";
+inline constexpr const char* kJobs = "jobs";
+inline constexpr const char* kWorkers = "workers";
+inline constexpr const char* kCancelled = "cancelled";
+inline constexpr const char* kError = "error";
+}  // namespace msg
+
+// Error codes carried by an "error" reply.
+namespace errc {
+inline constexpr const char* kInvalid = "invalid";          // the request is well formed but refused
+inline constexpr const char* kNotFound = "not_found";       // unknown job
+inline constexpr const char* kVersion = "version";          // protocol version mismatch
+inline constexpr const char* kBadRequest = "bad_request";   // undecodable or malformed request
+}  // namespace errc
+
+// Job states, as strings on the wire.
+enum class JobState { kSubmitted, kMapping, kReducing, kCompleted, kFailed, kCancelled };
+const char* JobStateName(JobState state);
+std::optional<JobState> ParseJobState(const std::string& name);
+bool IsTerminal(JobState state);
+
+enum class TaskKind { kMap, kReduce };
+const char* TaskKindName(TaskKind kind);
+
+using Params = std::map<std::string, std::string>;
+using Counters = std::map<std::string, int64_t>;
+
+// Decodes a message body into a map with a string "type" field. Returns nullopt and an error for
+// anything else (garbage, truncated bytes, a non-map, a missing or non-string type).
+std::optional<Value> DecodeMessage(std::string_view bytes, std::string* type, std::string* error);
+
+struct ReadyMsg {
+  int64_t proto = kProtocolVersion;
+  std::string name;      // unique per live worker; the coordinator replaces an older registration
+  std::string host;
+  int64_t pid = 0;
+  int64_t slots = 1;
+  std::string work_dir;  // where its intermediate files live
+
+  Value ToValue() const;
+  static std::optional<ReadyMsg> FromValue(const Value& v, std::string* error);
+  bool operator==(const ReadyMsg&) const = default;
+};
+
+struct WelcomeMsg {
+  int64_t proto = kProtocolVersion;
+  std::string worker;    // the name the coordinator registered
+  int64_t heartbeat_ms = kDefaultHeartbeatMs;
+  int64_t liveness = kDefaultLiveness;
+
+  Value ToValue() const;
+  static std::optional<WelcomeMsg> FromValue(const Value& v, std::string* error);
+  bool operator==(const WelcomeMsg&) const = default;
+};
+
+struct HeartbeatMsg {
+  int64_t running = 0;   // attempts running on the sender (0 from the coordinator)
+
+  Value ToValue() const;
+  static std::optional<HeartbeatMsg> FromValue(const Value& v, std::string* error);
+  bool operator==(const HeartbeatMsg&) const = default;
+};
+
+// Where one partition of a map attempt's output is, and how big.
+struct MapOutput {
+  int64_t partition = 0;
+  std::string location;  // opaque to the coordinator; a file path for the local store
+  int64_t bytes = 0;
+  int64_t records = 0;
+
+  Value ToValue() const;
+  static std::optional<MapOutput> FromValue(const Value& v, std::string* error);
+  bool operator==(const MapOutput&) const = default;
+};
+
+struct AssignMsg {
+  std::string job_id;
+  std::string task_id;
+  int64_t attempt = 1;
+  TaskKind kind = TaskKind::kMap;
+  std::string app;
+  Params params;
+  int64_t num_reduces = 1;
+  std::string output_dir;
+  // Map tasks: the byte ranges of the split (see common/splits.h for line ownership).
+  Split split;
+  // Reduce tasks: the partition and its location in every map output (one per map task).
+  int64_t partition = 0;
+  std::vector<std::string> inputs;
+
+  Value ToValue() const;
+  static std::optional<AssignMsg> FromValue(const Value& v, std::string* error);
+  bool operator==(const AssignMsg&) const = default;
+};
+
+// Identifies one attempt: used by cancel, task_progress and as a key everywhere.
+struct AttemptRef {
+  std::string job_id;
+  std::string task_id;
+  int64_t attempt = 0;
+  bool operator==(const AttemptRef&) const = default;
+  auto operator<=>(const AttemptRef&) const = default;
+};
+
+struct TaskProgressMsg {
+  AttemptRef ref;
+  double progress = 0;   // 0..1 of the task's input consumed
+
+  Value ToValue() const;
+  static std::optional<TaskProgressMsg> FromValue(const Value& v, std::string* error);
+  bool operator==(const TaskProgressMsg&) const = default;
+};
+
+struct TaskDoneMsg {
+  AttemptRef ref;
+  std::vector<MapOutput> outputs;  // map tasks: one per partition; reduce tasks: empty
+  Counters counters;
+
+  Value ToValue() const;
+  static std::optional<TaskDoneMsg> FromValue(const Value& v, std::string* error);
+  bool operator==(const TaskDoneMsg&) const = default;
+};
+
+struct TaskFailedMsg {
+  AttemptRef ref;
+  std::string error;
+
+  Value ToValue() const;
+  static std::optional<TaskFailedMsg> FromValue(const Value& v, std::string* error);
+  bool operator==(const TaskFailedMsg&) const = default;
+};
+
+// coordinator -> worker "cancel": stop one attempt (sent for cancelled jobs).
+struct CancelAttemptMsg {
+  AttemptRef ref;
+
+  Value ToValue() const;
+  static std::optional<CancelAttemptMsg> FromValue(const Value& v, std::string* error);
+  bool operator==(const CancelAttemptMsg&) const = default;
+};
+
+// coordinator -> worker "cleanup": delete the job's intermediate data.
+struct CleanupMsg {
+  std::string job_id;
+
+  Value ToValue() const;
+  static std::optional<CleanupMsg> FromValue(const Value& v, std::string* error);
+  bool operator==(const CleanupMsg&) const = default;
+};
+
+// client -> coordinator "submit". Inputs are absolute paths of regular files (the client expands
+// directories and globs); the coordinator checks them again before creating anything.
+struct SubmitMsg {
+  std::string name;
+  std::string app;
+  std::vector<std::string> inputs;
+  std::string output;
+  Params params;
+  int64_t maps = 0;       // 0: one per 64 MiB of input, at least 1
+  int64_t reduces = 1;
+
+  Value ToValue() const;
+  static std::optional<SubmitMsg> FromValue(const Value& v, std::string* error);
+  bool operator==(const SubmitMsg&) const = default;
+};
+
+// Builds an "error" reply.
+Value ErrorReply(const char* code, const std::string& message);
+
+}  // namespace zmr

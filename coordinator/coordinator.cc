@@ -1,0 +1,499 @@
+#include "coordinator/coordinator.h"
+
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <vector>
+#include <zmq.hpp>
+#include <zmq_addon.hpp>
+
+#include "common/apps.h"
+#include "common/clock.h"
+#include "common/inputs.h"
+#include "common/protocol.h"
+#include "common/splits.h"
+#include "coordinator/scheduler.h"
+
+namespace zmr {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// Most messages read from one socket per loop turn, so one busy socket cannot starve the other.
+constexpr int kMaxBatch = 1000;
+// Upper bound on the map count of one job.
+constexpr int64_t kMaxMaps = 1000000;
+constexpr int64_t kMaxReduces = 100000;
+
+std::string ClusterIdNow() {
+  std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof(buf), "%Y%m%d%H%M%S", &tm);
+  return buf;
+}
+
+}  // namespace
+
+struct Coordinator::Impl {
+  CoordinatorOptions options;
+  zmq::context_t context{1};
+  zmq::socket_t workers{context, zmq::socket_type::router};
+  zmq::socket_t clients{context, zmq::socket_type::router};
+  zmq::socket_t events{context, zmq::socket_type::pub};
+  std::string workers_endpoint, clients_endpoint, events_endpoint;  // as bound
+  std::unique_ptr<Scheduler> scheduler;
+  std::set<std::string> outputs_in_use;   // output dirs of active jobs
+  int64_t bad_messages = 0;               // undecodable or invalid, from anyone
+  int64_t dropped_sends = 0;              // unroutable or over the high-water mark
+
+  // --- sending ---
+
+  void SendToWorker(const std::string& key, const Value& body) {
+    std::string bytes = Pack(body);
+    try {
+      if (!workers.send(zmq::buffer(key), zmq::send_flags::sndmore | zmq::send_flags::dontwait)) {
+        ++dropped_sends;
+        return;
+      }
+      workers.send(zmq::buffer(bytes), zmq::send_flags::dontwait);
+    } catch (const zmq::error_t& e) {
+      ++dropped_sends;
+      spdlog::debug("send to worker failed: {}", e.what());
+    }
+  }
+
+  void Reply(const std::vector<zmq::message_t>& envelope, const Value& body) {
+    std::string bytes = Pack(body);
+    try {
+      for (const zmq::message_t& frame : envelope) {
+        if (!clients.send(zmq::buffer(frame.data(), frame.size()),
+                          zmq::send_flags::sndmore | zmq::send_flags::dontwait)) {
+          ++dropped_sends;
+          return;
+        }
+      }
+      clients.send(zmq::buffer(bytes), zmq::send_flags::dontwait);
+    } catch (const zmq::error_t& e) {
+      ++dropped_sends;
+      spdlog::debug("reply to client failed: {}", e.what());
+    }
+  }
+
+  void Publish(const std::string& topic, const Value& body) {
+    std::string bytes = Pack(body);
+    try {
+      if (events.send(zmq::buffer(topic), zmq::send_flags::sndmore | zmq::send_flags::dontwait)) {
+        events.send(zmq::buffer(bytes), zmq::send_flags::dontwait);
+      }
+    } catch (const zmq::error_t& e) {
+      spdlog::debug("publish failed: {}", e.what());
+    }
+  }
+
+  void BadMessage(const char* from, const std::string& error) {
+    ++bad_messages;
+    spdlog::warn("dropped bad message from {}: {} ({} so far)", from, error, bad_messages);
+  }
+
+  // --- workers ---
+
+  void HandleWorker(std::vector<zmq::message_t>& frames, int64_t now) {
+    if (frames.size() != 2) {
+      BadMessage("worker", "expected 2 frames, got " + std::to_string(frames.size()));
+      return;
+    }
+    std::string key = frames[0].to_string();
+    std::string type, error;
+    std::optional<Value> v = DecodeMessage(frames[1].to_string_view(), &type, &error);
+    if (!v) {
+      BadMessage("worker", error);
+      return;
+    }
+    if (type == msg::kReady) {
+      std::optional<ReadyMsg> ready = ReadyMsg::FromValue(*v, &error);
+      if (!ready) {
+        BadMessage("worker", "ready: " + error);
+        return;
+      }
+      spdlog::info("worker {} joined from {} pid {} with {} slots", ready->name, ready->host,
+                   ready->pid, ready->slots);
+      scheduler->WorkerReady(key, *ready, now);
+      return;
+    }
+    if (!scheduler->IsRegistered(key)) {
+      // Only READY registers: tell an unknown sender to register again.
+      Value r;
+      r.Set("type", msg::kReregister);
+      SendToWorker(key, r);
+      return;
+    }
+    scheduler->WorkerSeen(key, now);
+    if (type == msg::kHeartbeat) {
+      std::optional<HeartbeatMsg> hb = HeartbeatMsg::FromValue(*v, &error);
+      if (hb) scheduler->WorkerHeartbeat(key, *hb, now);
+      else BadMessage("worker", "heartbeat: " + error);
+    } else if (type == msg::kTaskProgress) {
+      std::optional<TaskProgressMsg> m = TaskProgressMsg::FromValue(*v, &error);
+      if (m) scheduler->TaskProgress(key, *m, now);
+      else BadMessage("worker", "task_progress: " + error);
+    } else if (type == msg::kTaskDone) {
+      std::optional<TaskDoneMsg> m = TaskDoneMsg::FromValue(*v, &error);
+      if (m) {
+        spdlog::info("job {} task {} attempt {} done", m->ref.job_id, m->ref.task_id,
+                     m->ref.attempt);
+        scheduler->TaskDone(key, *m, now);
+      } else {
+        BadMessage("worker", "task_done: " + error);
+      }
+    } else if (type == msg::kTaskFailed) {
+      std::optional<TaskFailedMsg> m = TaskFailedMsg::FromValue(*v, &error);
+      if (m) {
+        spdlog::warn("job {} task {} attempt {} failed: {}", m->ref.job_id, m->ref.task_id,
+                     m->ref.attempt, m->error);
+        scheduler->TaskFailed(key, *m, now);
+      } else {
+        BadMessage("worker", "task_failed: " + error);
+      }
+    } else if (type == msg::kDisconnect) {
+      scheduler->WorkerDisconnected(key, now);
+    } else {
+      BadMessage("worker", "unknown message type '" + type + "'");
+    }
+  }
+
+  // --- clients ---
+
+  Value HandleSubmit(const Value& request, int64_t now) {
+    std::string error;
+    std::optional<SubmitMsg> submit = SubmitMsg::FromValue(request, &error);
+    if (!submit) return ErrorReply(errc::kBadRequest, "submit: " + error);
+    if (!ValidateApp(submit->app, submit->params, &error)) {
+      return ErrorReply(errc::kInvalid, error);
+    }
+    if (submit->maps < 0 || submit->maps > kMaxMaps) {
+      return ErrorReply(errc::kInvalid, "maps must be between 1 and " + std::to_string(kMaxMaps));
+    }
+    if (submit->reduces < 1 || submit->reduces > kMaxReduces) {
+      return ErrorReply(errc::kInvalid,
+                        "reduces must be between 1 and " + std::to_string(kMaxReduces));
+    }
+    if (submit->inputs.empty()) return ErrorReply(errc::kInvalid, "no input files");
+    for (const std::string& path : submit->inputs) {
+      if (path.empty() || path[0] != '/') {
+        return ErrorReply(errc::kInvalid, "input path is not absolute: " + path);
+      }
+    }
+    if (submit->output.empty() || submit->output[0] != '/') {
+      return ErrorReply(errc::kInvalid, "output path is not absolute: " + submit->output);
+    }
+    std::string output = AbsolutePath(submit->output);
+    if (outputs_in_use.count(output) != 0) {
+      return ErrorReply(errc::kInvalid, "output is in use by a running job: " + output);
+    }
+    std::vector<InputFile> files;
+    if (!StatInputs(submit->inputs, &files, &error)) return ErrorReply(errc::kInvalid, error);
+    if (!CheckOutputDir(output, &error)) return ErrorReply(errc::kInvalid, error);
+
+    JobSpec spec;
+    spec.name = submit->name;
+    spec.app = submit->app;
+    spec.params = submit->params;
+    spec.output_dir = output;
+    spec.num_reduces = submit->reduces;
+    spec.input_files = static_cast<int64_t>(files.size());
+    for (const InputFile& f : files) spec.input_bytes += f.size;
+    int maps = submit->maps > 0 ? static_cast<int>(submit->maps)
+                                : DefaultMapCount(spec.input_bytes);
+    spec.splits = PlanSplits(files, maps);
+
+    std::error_code ec;
+    fs::create_directories(output, ec);
+    if (ec) return ErrorReply(errc::kInvalid, "cannot create output " + output + ": " + ec.message());
+
+    int64_t reduces = spec.num_reduces;
+    std::string job_id = scheduler->AddJob(std::move(spec), now);
+    outputs_in_use.insert(output);
+    spdlog::info("job {} submitted: app {} {} input files, {} maps, {} reduces, output {}", job_id,
+                 submit->app, files.size(), maps, reduces, output);
+    Value reply;
+    reply.Set("type", msg::kSubmitted);
+    reply.Set("job_id", job_id);
+    reply.Set("maps", maps);
+    reply.Set("reduces", reduces);
+    return reply;
+  }
+
+  Value HandleClientRequest(const Value& request, const std::string& type, int64_t now) {
+    int64_t proto = kProtocolVersion;
+    std::string error;
+    if (!ReadOptInt(request, "proto", &proto, &error)) {
+      return ErrorReply(errc::kBadRequest, error);
+    }
+    if (proto != kProtocolVersion) {
+      return ErrorReply(errc::kVersion, "protocol version " + std::to_string(proto) +
+                                            " not supported (coordinator speaks " +
+                                            std::to_string(kProtocolVersion) + ")");
+    }
+    if (type == msg::kHello) {
+      if (request.Find("proto") == nullptr) {
+        return ErrorReply(errc::kBadRequest, "hello: missing field 'proto'");
+      }
+      Value reply;
+      reply.Set("type", msg::kHello);
+      reply.Set("proto", kProtocolVersion);
+      reply.Set("version", ZMR_VERSION);
+      reply.Set("events", events_endpoint);
+      return reply;
+    }
+    if (type == msg::kSubmit) return HandleSubmit(request, now);
+    if (type == msg::kStatus || type == msg::kCancel) {
+      std::string job_id;
+      if (!ReadString(request, "job_id", &job_id, &error)) {
+        return ErrorReply(errc::kBadRequest, type + ": " + error);
+      }
+      if (type == msg::kStatus) {
+        std::optional<Value> info = scheduler->JobInfo(job_id, WallMs());
+        if (!info) return ErrorReply(errc::kNotFound, "no such job: " + job_id);
+        Value reply;
+        reply.Set("type", msg::kJob);
+        reply.Set("job", std::move(*info));
+        return reply;
+      }
+      std::optional<Scheduler::CancelResult> result = scheduler->CancelJob(job_id, now);
+      if (!result) return ErrorReply(errc::kNotFound, "no such job: " + job_id);
+      if (result->changed) spdlog::info("job {} cancelled", job_id);
+      Value reply;
+      reply.Set("type", msg::kCancelled);
+      reply.Set("job_id", job_id);
+      reply.Set("state", JobStateName(result->state));
+      reply.Set("changed", result->changed);
+      return reply;
+    }
+    if (type == msg::kJobs) {
+      Value reply;
+      reply.Set("type", msg::kJobs);
+      reply.Set("jobs", scheduler->JobList(now));
+      return reply;
+    }
+    if (type == msg::kWorkers) {
+      Value reply;
+      reply.Set("type", msg::kWorkers);
+      reply.Set("workers", scheduler->WorkerList(now));
+      return reply;
+    }
+    return ErrorReply(errc::kBadRequest, "unknown request type '" + type + "'");
+  }
+
+  void HandleClient(std::vector<zmq::message_t>& frames, int64_t now) {
+    // [routing id, body] from a DEALER, [routing id, "", body] from a REQ.
+    if (frames.size() < 2 || frames.size() > 3 || (frames.size() == 3 && frames[1].size() != 0)) {
+      BadMessage("client", "unexpected envelope of " + std::to_string(frames.size()) + " frames");
+      return;
+    }
+    std::vector<zmq::message_t> envelope;
+    for (std::size_t i = 0; i + 1 < frames.size(); ++i) envelope.push_back(std::move(frames[i]));
+    std::string type, error;
+    std::optional<Value> v = DecodeMessage(frames.back().to_string_view(), &type, &error);
+    if (!v) {
+      BadMessage("client", error);
+      Reply(envelope, ErrorReply(errc::kBadRequest, error));
+      return;
+    }
+    Value reply = HandleClientRequest(*v, type, now);
+    const Value* reply_type = reply.Find("type");
+    if (reply_type != nullptr && reply_type->as_string() == msg::kError) {
+      const Value* code = reply.Find("code");
+      if (code != nullptr && code->as_string() == errc::kBadRequest) {
+        BadMessage("client", reply.Find("error")->as_string());
+      }
+    }
+    Reply(envelope, reply);
+  }
+
+  // --- job output ---
+
+  bool CommitOutput(const std::string& job_id, std::string* error) {
+    std::optional<Value> info = scheduler->JobInfo(job_id, WallMs());
+    std::string output = scheduler->OutputDir(job_id);
+    int64_t reduces = info ? info->Find("reduces")->Find("total")->as_int() : 0;
+    for (int64_t r = 0; r < reduces; ++r) {
+      char name[32];
+      std::snprintf(name, sizeof(name), "part-%05lld", static_cast<long long>(r));
+      if (!fs::is_regular_file(fs::path(output) / name)) {
+        *error = "missing " + (fs::path(output) / name).string();
+        return false;
+      }
+    }
+    std::error_code ec;
+    fs::remove_all(fs::path(output) / "_temporary", ec);
+    std::ofstream success(fs::path(output) / "_SUCCESS", std::ios::trunc);
+    if (!success) {
+      *error = "cannot write " + (fs::path(output) / "_SUCCESS").string();
+      return false;
+    }
+    return true;
+  }
+
+  void Execute(int64_t now) {
+    // Actions may queue more actions (a commit completes the job), so loop until empty.
+    for (;;) {
+      std::vector<Outgoing> actions = scheduler->TakeOutgoing();
+      if (actions.empty()) return;
+      for (Outgoing& a : actions) {
+        switch (a.kind) {
+          case Outgoing::Kind::kToWorker:
+            SendToWorker(a.target, a.body);
+            break;
+          case Outgoing::Kind::kPublish:
+            Publish(a.target, a.body);
+            if (const Value* state = a.body.Find("state");
+                state != nullptr && a.body.Find("type")->as_string() == "job_state") {
+              spdlog::info("job {} {}", a.body.Find("job_id")->as_string(), state->as_string());
+              std::optional<JobState> s = ParseJobState(state->as_string());
+              if (s && IsTerminal(*s)) {
+                outputs_in_use.erase(scheduler->OutputDir(a.body.Find("job_id")->as_string()));
+              }
+            }
+            break;
+          case Outgoing::Kind::kCommitJob: {
+            std::string error;
+            bool ok = CommitOutput(a.target, &error);
+            scheduler->JobCommitted(a.target, ok, error, now);
+            break;
+          }
+          case Outgoing::Kind::kAbortJob: {
+            std::error_code ec;
+            fs::remove_all(fs::path(scheduler->OutputDir(a.target)) / "_temporary", ec);
+            break;
+          }
+        }
+      }
+    }
+  }
+
+  void SendHeartbeats(int64_t now) {
+    Value hb = HeartbeatMsg{}.ToValue();
+    for (const std::string& key : scheduler->WorkerKeys()) SendToWorker(key, hb);
+    Value tick;
+    tick.Set("type", "heartbeat");
+    tick.Set("ts_ms", now);
+    tick.Set("workers", static_cast<int64_t>(scheduler->worker_count()));
+    tick.Set("jobs", static_cast<int64_t>(scheduler->active_job_count()));
+    Publish("cluster/heartbeat", tick);
+  }
+
+  void Drain(zmq::socket_t& socket, bool from_workers) {
+    for (int i = 0; i < kMaxBatch; ++i) {
+      std::vector<zmq::message_t> frames;
+      std::optional<size_t> n;
+      try {
+        n = zmq::recv_multipart(socket, std::back_inserter(frames), zmq::recv_flags::dontwait);
+      } catch (const zmq::error_t& e) {
+        if (e.num() == EINTR) return;
+        throw;
+      }
+      if (!n) return;
+      int64_t now = WallMs();
+      if (from_workers) {
+        HandleWorker(frames, now);
+      } else {
+        HandleClient(frames, now);
+      }
+      Execute(now);
+    }
+  }
+};
+
+Coordinator::Coordinator() : impl_(std::make_unique<Impl>()) {}
+Coordinator::~Coordinator() = default;
+
+std::unique_ptr<Coordinator> Coordinator::Create(const CoordinatorOptions& options,
+                                                 std::string* error) {
+  std::unique_ptr<Coordinator> c(new Coordinator());
+  Impl& s = *c->impl_;
+  s.options = options;
+  SchedulerOptions so;
+  so.heartbeat_ms = options.heartbeat_ms;
+  so.liveness = options.liveness;
+  so.max_attempts = options.max_attempts;
+  so.cluster_id = ClusterIdNow();
+  s.scheduler = std::make_unique<Scheduler>(so);
+  struct Binding {
+    zmq::socket_t* socket;
+    const std::string* endpoint;
+    std::string* bound;
+    const char* what;
+  };
+  for (Binding b : {Binding{&s.workers, &options.workers_endpoint, &s.workers_endpoint, "workers"},
+                    Binding{&s.clients, &options.clients_endpoint, &s.clients_endpoint, "clients"},
+                    Binding{&s.events, &options.events_endpoint, &s.events_endpoint, "events"}}) {
+    try {
+      b.socket->set(zmq::sockopt::linger, 0);
+      b.socket->set(zmq::sockopt::sndhwm, kSendHighWaterMark);
+      if (b.socket != &s.events) b.socket->set(zmq::sockopt::router_mandatory, 1);
+      b.socket->bind(*b.endpoint);
+      *b.bound = b.socket->get(zmq::sockopt::last_endpoint);
+    } catch (const zmq::error_t& e) {
+      *error = std::string("cannot bind ") + b.what + " socket to " + *b.endpoint + ": " + e.what();
+      return nullptr;
+    }
+  }
+  spdlog::info("coordinator listening: workers {} clients {} events {}", s.workers_endpoint,
+               s.clients_endpoint, s.events_endpoint);
+  if (!options.ready_file.empty()) {
+    std::string tmp = options.ready_file + ".tmp";
+    {
+      std::ofstream f(tmp, std::ios::trunc);
+      f << "workers=" << s.workers_endpoint << "\nclients=" << s.clients_endpoint
+        << "\nevents=" << s.events_endpoint << "\n";
+      if (!f) {
+        *error = "cannot write " + options.ready_file;
+        return nullptr;
+      }
+    }
+    std::error_code ec;
+    fs::rename(tmp, options.ready_file, ec);
+    if (ec) {
+      *error = "cannot write " + options.ready_file + ": " + ec.message();
+      return nullptr;
+    }
+  }
+  return c;
+}
+
+int Coordinator::Run(const std::atomic<bool>& stop) {
+  Impl& s = *impl_;
+  int64_t next_heartbeat = SteadyMs() + s.options.heartbeat_ms;
+  while (!stop.load()) {
+    int64_t wait_ms = std::clamp<int64_t>(next_heartbeat - SteadyMs(), 0, 100);
+    zmq::pollitem_t items[] = {{s.workers.handle(), 0, ZMQ_POLLIN, 0},
+                               {s.clients.handle(), 0, ZMQ_POLLIN, 0}};
+    try {
+      zmq::poll(items, 2, std::chrono::milliseconds(wait_ms));
+    } catch (const zmq::error_t& e) {
+      if (e.num() != EINTR) throw;
+      continue;
+    }
+    if (items[0].revents & ZMQ_POLLIN) s.Drain(s.workers, /*from_workers=*/true);
+    if (items[1].revents & ZMQ_POLLIN) s.Drain(s.clients, /*from_workers=*/false);
+    int64_t now = WallMs();
+    if (SteadyMs() >= next_heartbeat) {
+      s.SendHeartbeats(now);
+      next_heartbeat = SteadyMs() + s.options.heartbeat_ms;
+    }
+    s.scheduler->Tick(now);
+    s.Execute(now);
+  }
+  spdlog::info("coordinator stopping");
+  return 0;
+}
+
+}  // namespace zmr

@@ -1,0 +1,124 @@
+// The coordinator's decision core: workers, jobs, tasks and attempts, and what to do when something
+// happens. A plain class with no sockets, threads or clock of its own: the coordinator loop feeds it
+// events with the current time and executes the Outgoing actions it queues. Single-threaded.
+//
+// Invariants kept here:
+// - a task has at most one running attempt, on exactly one registered worker;
+// - a worker never runs more attempts than its slots;
+// - only a message from the registration that runs an attempt, naming that attempt, changes the
+//   task (results of lost, replaced or superseded attempts are ignored);
+// - every job event carries the job's next seq (1, 2, 3, ... with no gaps).
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "common/protocol.h"
+#include "common/splits.h"
+#include "common/value.h"
+
+namespace zmr {
+
+struct SchedulerOptions {
+  int64_t heartbeat_ms = kDefaultHeartbeatMs;
+  int64_t liveness = kDefaultLiveness;
+  int64_t max_attempts = 4;          // failed attempts per task before the job fails
+  std::size_t max_finished_jobs = 1000;  // finished jobs kept for status/jobs, oldest dropped
+  std::string cluster_id = "0";      // embedded in job ids: job_<cluster_id>_<NNNN>
+};
+
+// A validated job, ready to plan: the coordinator checked the inputs and output and cut the splits.
+struct JobSpec {
+  std::string name;
+  std::string app;
+  Params params;
+  std::string output_dir;            // absolute; exists and is empty
+  std::vector<Split> splits;         // one per map task
+  int64_t num_reduces = 1;
+  int64_t input_files = 0;
+  int64_t input_bytes = 0;
+};
+
+// Something the loop must do. Executed in queue order.
+struct Outgoing {
+  enum class Kind {
+    kToWorker,   // send `body` to the worker whose routing id is `target`
+    kPublish,    // publish `body` on topic `target`
+    kCommitJob,  // all reduces done: finalise output of job `target`, then call JobCommitted
+    kAbortJob,   // job `target` failed or was cancelled: remove its temporary output
+  };
+  Kind kind;
+  std::string target;
+  Value body;
+};
+
+class Scheduler {
+ public:
+  explicit Scheduler(SchedulerOptions options);
+  ~Scheduler();
+  Scheduler(const Scheduler&) = delete;
+  Scheduler& operator=(const Scheduler&) = delete;
+
+  // --- workers (worker_key is the ROUTER routing id of one registration) ---
+
+  // Registers a worker (a fresh registration even if the key or name was known: the older
+  // registration's attempts are re-queued). Queues `welcome`, or `refused` on a protocol mismatch.
+  void WorkerReady(const std::string& worker_key, const ReadyMsg& ready, int64_t now_ms);
+  // Whether worker_key is a current registration.
+  bool IsRegistered(const std::string& worker_key) const;
+  // Any message from a registered worker: refreshes its liveness.
+  void WorkerSeen(const std::string& worker_key, int64_t now_ms);
+  void WorkerHeartbeat(const std::string& worker_key, const HeartbeatMsg& heartbeat,
+                       int64_t now_ms);
+  // The worker said goodbye: lost at once, attempts re-queued.
+  void WorkerDisconnected(const std::string& worker_key, int64_t now_ms);
+
+  // --- attempts (ignored unless from the registration running that very attempt) ---
+  void TaskProgress(const std::string& worker_key, const TaskProgressMsg& msg, int64_t now_ms);
+  void TaskDone(const std::string& worker_key, const TaskDoneMsg& msg, int64_t now_ms);
+  void TaskFailed(const std::string& worker_key, const TaskFailedMsg& msg, int64_t now_ms);
+
+  // --- jobs ---
+  // Creates the job (state SUBMITTED, then MAPPING) and returns its id. Requires a valid spec
+  // (at least one split, num_reduces >= 1).
+  std::string AddJob(JobSpec spec, int64_t now_ms);
+  // Cancels a job. Returns nullopt for an unknown job, else the state after the call and whether
+  // it changed (false when already finished).
+  struct CancelResult {
+    JobState state;
+    bool changed;
+  };
+  std::optional<CancelResult> CancelJob(const std::string& job_id, int64_t now_ms);
+  // The loop finished a kCommitJob: the job COMPLETES, or FAILS with `error`.
+  void JobCommitted(const std::string& job_id, bool ok, const std::string& error,
+                    int64_t now_ms);
+
+  // Expires silent workers and assigns pending tasks to free slots. Call after every batch of
+  // messages and at least every heartbeat interval.
+  void Tick(int64_t now_ms);
+
+  // Moves out the queued actions.
+  std::vector<Outgoing> TakeOutgoing();
+
+  // --- views (PROTOCOL.md JobInfo / WorkerInfo) ---
+  std::optional<Value> JobInfo(const std::string& job_id, int64_t now_ms) const;
+  Value JobList(int64_t now_ms) const;      // array, oldest first
+  Value WorkerList(int64_t now_ms) const;   // array, by name
+  std::vector<std::string> WorkerKeys() const;
+  std::size_t worker_count() const;
+  std::size_t active_job_count() const;
+  // The output dir of a job (for kCommitJob/kAbortJob); empty if unknown.
+  std::string OutputDir(const std::string& job_id) const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace zmr

@@ -1,0 +1,457 @@
+#include "worker/worker.h"
+
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+#include <map>
+#include <set>
+#include <thread>
+#include <zmq.hpp>
+#include <zmq_addon.hpp>
+
+#include "common/clock.h"
+#include "common/intermediate.h"
+#include "common/protocol.h"
+#include "worker/task_runner.h"
+
+namespace zmr {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr const char* kResultsEndpoint = "inproc://zmr-worker-results";
+
+// One attempt running on its own thread.
+struct Attempt {
+  AssignMsg task;
+  std::atomic<bool> cancelled{false};
+  std::atomic<bool> finished{false};
+  bool abandoned = false;   // results are dropped (cancelled, or from before a re-registration)
+  std::thread thread;
+};
+
+std::string Hostname() {
+  char buf[256] = {0};
+  if (gethostname(buf, sizeof(buf) - 1) != 0) return "localhost";
+  return buf;
+}
+
+void SendBody(zmq::socket_t& socket, const Value& body, bool may_drop) {
+  std::string bytes = Pack(body);
+  try {
+    socket.send(zmq::buffer(bytes), may_drop ? zmq::send_flags::dontwait : zmq::send_flags::none);
+  } catch (const zmq::error_t& e) {
+    spdlog::warn("internal send failed: {}", e.what());
+  }
+}
+
+// Body of an attempt's thread: runs the task and reports progress and the outcome to the loop.
+void RunAttempt(zmq::context_t* context, ShuffleStore* store, Attempt* attempt) {
+  zmq::socket_t push(*context, zmq::socket_type::push);
+  push.connect(kResultsEndpoint);
+  const AssignMsg& task = attempt->task;
+  AttemptRef ref{task.job_id, task.task_id, task.attempt};
+  TaskContext ctx;
+  ctx.store = store;
+  ctx.cancelled = &attempt->cancelled;
+  ctx.progress = [&](double fraction) {
+    TaskProgressMsg p;
+    p.ref = ref;
+    p.progress = std::clamp(fraction, 0.0, 1.0);
+    SendBody(push, p.ToValue(), /*may_drop=*/true);
+  };
+  TaskResult result;
+  std::string error;
+  bool ok = false;
+  try {
+    ok = task.kind == TaskKind::kMap ? RunMapTask(task, ctx, &result, &error)
+                                     : RunReduceTask(task, ctx, &result, &error);
+  } catch (const std::exception& e) {
+    error = std::string("task threw: ") + e.what();
+  }
+  if (ok) {
+    TaskDoneMsg done;
+    done.ref = ref;
+    done.outputs = std::move(result.outputs);
+    done.counters = std::move(result.counters);
+    SendBody(push, done.ToValue(), /*may_drop=*/false);
+  } else {
+    TaskFailedMsg failed;
+    failed.ref = ref;
+    failed.error = error.empty() ? "unknown error" : error;
+    SendBody(push, failed.ToValue(), /*may_drop=*/false);
+  }
+  attempt->finished.store(true);
+}
+
+}  // namespace
+
+struct Worker::Impl {
+  WorkerOptions options;
+  std::string host;
+  zmq::context_t context{1};
+  std::unique_ptr<zmq::socket_t> dealer;        // recreated on every reconnect
+  zmq::socket_t results{context, zmq::socket_type::pull};
+  std::unique_ptr<LocalFileStore> store;
+  std::map<AttemptRef, std::unique_ptr<Attempt>> attempts;
+  std::set<std::string> cleanup_pending;         // jobs to remove once their attempts are gone
+  bool registered = false;                        // got welcome for the current connection
+  int64_t coordinator_heartbeat_ms = 0;
+  int64_t last_heard_ms = 0;
+  int64_t next_heartbeat_ms = 0;
+  int64_t reconnect_delay_ms = kReconnectInitialMs;
+  int64_t reconnect_at_ms = 0;                    // non-zero while waiting to reconnect
+  int64_t bad_messages = 0;
+  int exit_code = 0;
+  bool refused = false;
+
+  int64_t SilenceLimitMs() const {
+    int64_t hb = std::max<int64_t>(options.heartbeat_ms, coordinator_heartbeat_ms);
+    return hb * options.liveness;
+  }
+
+  void Send(const Value& body) {
+    if (!dealer) return;
+    std::string bytes = Pack(body);
+    try {
+      if (!dealer->send(zmq::buffer(bytes), zmq::send_flags::dontwait)) {
+        spdlog::debug("send to coordinator dropped (queue full)");
+      }
+    } catch (const zmq::error_t& e) {
+      spdlog::warn("send to coordinator failed: {}", e.what());
+    }
+  }
+
+  void SendReady() {
+    ReadyMsg ready;
+    ready.name = options.name;
+    ready.host = host;
+    ready.pid = getpid();
+    ready.slots = options.slots;
+    ready.work_dir = options.work_dir;
+    Send(ready.ToValue());
+  }
+
+  void Connect(int64_t now) {
+    dealer = std::make_unique<zmq::socket_t>(context, zmq::socket_type::dealer);
+    dealer->set(zmq::sockopt::linger, 0);
+    dealer->set(zmq::sockopt::sndhwm, kSendHighWaterMark);
+    dealer->connect(options.coordinator);
+    registered = false;
+    last_heard_ms = now;
+    next_heartbeat_ms = now + options.heartbeat_ms;
+    SendReady();
+    spdlog::info("worker {} connecting to {}", options.name, options.coordinator);
+  }
+
+  // Stops every attempt and drops their results: they belong to a registration that is gone.
+  void AbandonAttempts() {
+    for (auto& [ref, a] : attempts) {
+      a->cancelled.store(true);
+      a->abandoned = true;
+    }
+  }
+
+  int64_t RunningCount() const {
+    int64_t n = 0;
+    for (const auto& [ref, a] : attempts) n += a->abandoned ? 0 : 1;
+    return n;
+  }
+
+  void StartAttempt(AssignMsg task) {
+    AttemptRef ref{task.job_id, task.task_id, task.attempt};
+    if (attempts.count(ref) != 0) {
+      spdlog::warn("job {} task {} attempt {} already running; ignoring duplicate assign",
+                   ref.job_id, ref.task_id, ref.attempt);
+      return;
+    }
+    cleanup_pending.erase(task.job_id);
+    auto attempt = std::make_unique<Attempt>();
+    attempt->task = std::move(task);
+    Attempt* raw = attempt.get();
+    spdlog::info("job {} task {} attempt {} starting ({})", ref.job_id, ref.task_id, ref.attempt,
+                 TaskKindName(raw->task.kind));
+    attempts.emplace(ref, std::move(attempt));
+    raw->thread = std::thread(RunAttempt, &context, store.get(), raw);
+  }
+
+  void HandleCoordinator(const zmq::message_t& frame, int64_t now) {
+    std::string type, error;
+    std::optional<Value> v = DecodeMessage(frame.to_string_view(), &type, &error);
+    if (!v) {
+      ++bad_messages;
+      spdlog::warn("dropped bad message from coordinator: {} ({} so far)", error, bad_messages);
+      return;
+    }
+    last_heard_ms = now;
+    if (type == msg::kHeartbeat) return;
+    if (type == msg::kWelcome) {
+      std::optional<WelcomeMsg> w = WelcomeMsg::FromValue(*v, &error);
+      if (!w) {
+        ++bad_messages;
+        spdlog::warn("dropped bad welcome: {}", error);
+        return;
+      }
+      registered = true;
+      reconnect_delay_ms = kReconnectInitialMs;
+      coordinator_heartbeat_ms = w->heartbeat_ms;
+      spdlog::info("worker {} registered with {} ({} slots)", w->worker, options.coordinator,
+                   options.slots);
+      return;
+    }
+    if (type == msg::kRefused) {
+      std::string reason = "refused";
+      ReadString(*v, "error", &reason, &error);
+      spdlog::error("coordinator refused this worker: {}", reason);
+      refused = true;
+      exit_code = 1;
+      return;
+    }
+    if (type == msg::kReregister) {
+      spdlog::warn("coordinator does not know this worker; registering again");
+      AbandonAttempts();
+      SendReady();
+      return;
+    }
+    if (type == msg::kAssign) {
+      std::optional<AssignMsg> task = AssignMsg::FromValue(*v, &error);
+      if (!task) {
+        ++bad_messages;
+        spdlog::warn("dropped bad assign: {}", error);
+        TaskFailedMsg failed;
+        if (ReadString(*v, "job_id", &failed.ref.job_id, &error) &&
+            ReadString(*v, "task_id", &failed.ref.task_id, &error) &&
+            ReadInt(*v, "attempt", &failed.ref.attempt, &error)) {
+          failed.error = "invalid assignment: " + error;
+          Send(failed.ToValue());
+        }
+        return;
+      }
+      StartAttempt(std::move(*task));
+      return;
+    }
+    if (type == msg::kCancel) {
+      std::optional<CancelAttemptMsg> c = CancelAttemptMsg::FromValue(*v, &error);
+      if (!c) {
+        ++bad_messages;
+        spdlog::warn("dropped bad cancel: {}", error);
+        return;
+      }
+      auto it = attempts.find(c->ref);
+      if (it != attempts.end()) {
+        it->second->cancelled.store(true);
+        it->second->abandoned = true;
+        spdlog::info("job {} task {} attempt {} cancelled", c->ref.job_id, c->ref.task_id,
+                     c->ref.attempt);
+      }
+      return;
+    }
+    if (type == msg::kCleanup) {
+      std::optional<CleanupMsg> c = CleanupMsg::FromValue(*v, &error);
+      if (!c) {
+        ++bad_messages;
+        spdlog::warn("dropped bad cleanup: {}", error);
+        return;
+      }
+      for (auto& [ref, a] : attempts) {
+        if (ref.job_id == c->job_id) {
+          a->cancelled.store(true);
+          a->abandoned = true;
+        }
+      }
+      cleanup_pending.insert(c->job_id);
+      return;
+    }
+    ++bad_messages;
+    spdlog::warn("dropped message of unknown type '{}' from coordinator", type);
+  }
+
+  // Forwards attempt reports to the coordinator (unless abandoned) and reaps finished threads.
+  void DrainResults() {
+    for (;;) {
+      zmq::message_t frame;
+      std::optional<size_t> n;
+      try {
+        n = results.recv(frame, zmq::recv_flags::dontwait);
+      } catch (const zmq::error_t& e) {
+        if (e.num() == EINTR) continue;
+        throw;
+      }
+      if (!n) break;
+      std::string type, error;
+      std::optional<Value> v = DecodeMessage(frame.to_string_view(), &type, &error);
+      if (!v) continue;
+      AttemptRef ref;
+      ReadString(*v, "job_id", &ref.job_id, &error);
+      ReadString(*v, "task_id", &ref.task_id, &error);
+      ReadInt(*v, "attempt", &ref.attempt, &error);
+      auto it = attempts.find(ref);
+      bool abandoned = it == attempts.end() || it->second->abandoned;
+      if (!abandoned) {
+        if (type == msg::kTaskFailed) {
+          std::string reason;
+          ReadString(*v, "error", &reason, &error);
+          spdlog::warn("job {} task {} attempt {} failed: {}", ref.job_id, ref.task_id,
+                       ref.attempt, reason);
+        } else if (type == msg::kTaskDone) {
+          spdlog::info("job {} task {} attempt {} done", ref.job_id, ref.task_id, ref.attempt);
+        }
+        Send(*v);
+      }
+    }
+    for (auto it = attempts.begin(); it != attempts.end();) {
+      if (it->second->finished.load()) {
+        it->second->thread.join();
+        it = attempts.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    for (auto it = cleanup_pending.begin(); it != cleanup_pending.end();) {
+      bool busy = false;
+      for (const auto& [ref, a] : attempts) busy = busy || ref.job_id == *it;
+      if (busy) {
+        ++it;
+        continue;
+      }
+      store->RemoveJob(*it);
+      spdlog::info("job {} intermediate data removed", *it);
+      it = cleanup_pending.erase(it);
+    }
+  }
+
+  void Shutdown() {
+    if (dealer && registered) {
+      Value bye;
+      bye.Set("type", msg::kDisconnect);
+      Send(bye);
+    }
+    AbandonAttempts();
+    while (!attempts.empty()) {
+      DrainResults();
+      if (!attempts.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    dealer.reset();
+  }
+};
+
+Worker::Worker() : impl_(std::make_unique<Impl>()) {}
+
+Worker::~Worker() {
+  if (impl_) {
+    impl_->AbandonAttempts();
+    for (auto& [ref, a] : impl_->attempts) {
+      if (a->thread.joinable()) a->thread.join();
+    }
+  }
+}
+
+std::unique_ptr<Worker> Worker::Create(const WorkerOptions& options, std::string* error) {
+  std::unique_ptr<Worker> w(new Worker());
+  Impl& s = *w->impl_;
+  s.options = options;
+  s.host = Hostname();
+  if (s.options.name.empty()) s.options.name = s.host + "-" + std::to_string(getpid());
+  if (s.options.work_dir.empty()) {
+    s.options.work_dir = (fs::temp_directory_path() / ("zmr-" + s.options.name)).string();
+  }
+  std::error_code ec;
+  fs::create_directories(s.options.work_dir, ec);
+  if (ec || !fs::is_directory(s.options.work_dir)) {
+    *error = "cannot create work dir " + s.options.work_dir + ": " + ec.message();
+    return nullptr;
+  }
+  s.options.work_dir = fs::absolute(s.options.work_dir).lexically_normal().string();
+  try {
+    zmq::socket_t probe(s.context, zmq::socket_type::dealer);
+    probe.set(zmq::sockopt::linger, 0);
+    probe.connect(s.options.coordinator);
+  } catch (const zmq::error_t& e) {
+    *error = "invalid --coordinator endpoint '" + s.options.coordinator + "': " + e.what();
+    return nullptr;
+  }
+  s.store = std::make_unique<LocalFileStore>(s.options.work_dir);
+  s.results.set(zmq::sockopt::linger, 0);
+  s.results.bind(kResultsEndpoint);
+  return w;
+}
+
+int Worker::Run(const std::atomic<bool>& stop) {
+  Impl& s = *impl_;
+  s.Connect(SteadyMs());
+  while (!stop.load() && !s.refused) {
+    int64_t now = SteadyMs();
+    int64_t wake = s.reconnect_at_ms != 0 ? s.reconnect_at_ms : s.next_heartbeat_ms;
+    int64_t wait_ms = std::clamp<int64_t>(wake - now, 0, 100);
+    zmq::pollitem_t items[2] = {{s.results.handle(), 0, ZMQ_POLLIN, 0},
+                                {nullptr, 0, ZMQ_POLLIN, 0}};
+    int count = 1;
+    if (s.dealer) {
+      items[1].socket = s.dealer->handle();
+      count = 2;
+    }
+    try {
+      zmq::poll(items, count, std::chrono::milliseconds(wait_ms));
+    } catch (const zmq::error_t& e) {
+      if (e.num() != EINTR) throw;
+      continue;
+    }
+    now = SteadyMs();
+    if (count == 2 && (items[1].revents & ZMQ_POLLIN)) {
+      for (int i = 0; i < 1000 && s.dealer; ++i) {
+        zmq::message_t frame;
+        std::optional<size_t> n;
+        try {
+          n = s.dealer->recv(frame, zmq::recv_flags::dontwait);
+        } catch (const zmq::error_t& e) {
+          if (e.num() == EINTR) break;
+          throw;
+        }
+        if (!n) break;
+        if (frame.more()) {
+          // Drain and drop a multi-frame message: the protocol has single frames only.
+          while (frame.more() && s.dealer->recv(frame, zmq::recv_flags::dontwait)) {
+          }
+          ++s.bad_messages;
+          spdlog::warn("dropped multi-frame message from coordinator");
+          continue;
+        }
+        s.HandleCoordinator(frame, now);
+      }
+    }
+    s.DrainResults();
+
+    if (s.reconnect_at_ms != 0) {
+      if (now >= s.reconnect_at_ms) {
+        s.reconnect_at_ms = 0;
+        s.Connect(now);
+      }
+      continue;
+    }
+    if (now - s.last_heard_ms > s.SilenceLimitMs()) {
+      spdlog::warn("coordinator silent for {} ms; reconnecting in {} ms", now - s.last_heard_ms,
+                   s.reconnect_delay_ms);
+      s.dealer.reset();  // LINGER 0: queued messages are dropped
+      s.AbandonAttempts();
+      s.registered = false;
+      s.reconnect_at_ms = now + s.reconnect_delay_ms;
+      s.reconnect_delay_ms = std::min<int64_t>(s.reconnect_delay_ms * 2, kReconnectMaxMs);
+      continue;
+    }
+    if (now >= s.next_heartbeat_ms) {
+      HeartbeatMsg hb;
+      hb.running = s.RunningCount();
+      s.Send(hb.ToValue());
+      s.next_heartbeat_ms = now + s.options.heartbeat_ms;
+    }
+  }
+  s.Shutdown();
+  spdlog::info("worker {} stopped", s.options.name);
+  return s.exit_code;
+}
+
+}  // namespace zmr
