@@ -1,0 +1,1158 @@
+#include "client/client.h"
+
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <ctime>
+#include <iostream>
+#include <limits>
+#include <sstream>
+#include <thread>
+#include <zmq.hpp>
+
+#include "common/apps.h"
+#include "common/inputs.h"
+#include "common/logging.h"
+
+namespace zmr::client {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+
+// ---------------------------------------------------------------------------------------------
+// Signals: the handler only records; the loops below poll in short slices and look.
+
+volatile std::sig_atomic_t g_signal = 0;
+
+extern "C" void RecordSignal(int signal_number) { g_signal = signal_number; }
+
+// Longest time any loop blocks without looking at g_signal.
+constexpr milliseconds kSignalCheckSlice{50};
+
+// ---------------------------------------------------------------------------------------------
+// Reading coordinator data for display: lenient, a missing or mistyped field shows as empty/0.
+
+std::string GetString(const Value& map, std::string_view key) {
+  const Value* v = map.Find(key);
+  return v && v->is_string() ? v->as_string() : std::string();
+}
+
+int64_t GetInt(const Value& map, std::string_view key) {
+  const Value* v = map.Find(key);
+  if (!v) return 0;
+  if (v->is_int()) return v->as_int();
+  if (v->is_double()) return static_cast<int64_t>(v->as_double());
+  return 0;
+}
+
+double GetDouble(const Value& map, std::string_view key) {
+  const Value* v = map.Find(key);
+  return v && v->is_number() ? v->as_double() : 0.0;
+}
+
+const Value& GetField(const Value& map, std::string_view key) {
+  static const Value kNil;
+  const Value* v = map.Find(key);
+  return v ? *v : kNil;
+}
+
+// Replaces line breaks so a peer-provided message stays one line.
+std::string OneLine(std::string s) {
+  for (char& c : s) {
+    if (c == '\n' || c == '\r') c = ' ';
+  }
+  return s;
+}
+
+int Percent(double fraction) {
+  if (!(fraction > 0)) return 0;
+  if (fraction >= 1) return 100;
+  return static_cast<int>(fraction * 100);
+}
+
+std::string FormatAge(int64_t ms) {
+  if (ms < 0) ms = 0;
+  char buf[32];
+  if (ms < 10000) {
+    std::snprintf(buf, sizeof buf, "%.1fs ago", static_cast<double>(ms) / 1000.0);
+  } else if (ms < 60000) {
+    std::snprintf(buf, sizeof buf, "%llds ago", static_cast<long long>(ms / 1000));
+  } else {
+    return FormatDuration(ms) + " ago";
+  }
+  return buf;
+}
+
+bool IsTerminalState(std::string_view state) { return ExitCodeForState(state).has_value(); }
+
+// ---------------------------------------------------------------------------------------------
+// Argument parsing.
+
+constexpr unsigned Bit(Command c) { return 1u << static_cast<unsigned>(c); }
+constexpr unsigned kGlobal = ~0u;
+
+struct FlagSpec {
+  std::string_view name;
+  bool takes_value;
+  bool multi;         // takes every following non-flag token (--input a b c)
+  unsigned commands;  // where it is allowed
+};
+
+constexpr FlagSpec kFlags[] = {
+    {"--coordinator", true, false, kGlobal},
+    {"--timeout-ms", true, false, kGlobal},
+    {"--log-level", true, false, kGlobal},
+    {"--help", false, false, kGlobal},
+    {"--version", false, false, kGlobal},
+    {"--input", true, true, Bit(Command::kSubmit)},
+    {"--output", true, false, Bit(Command::kSubmit)},
+    {"--app", true, false, Bit(Command::kSubmit)},
+    {"--param", true, false, Bit(Command::kSubmit)},
+    {"--maps", true, false, Bit(Command::kSubmit)},
+    {"--reduces", true, false, Bit(Command::kSubmit)},
+    {"--name", true, false, Bit(Command::kSubmit)},
+    {"--wait", false, false, Bit(Command::kSubmit)},
+    {"--json", false, false,
+     Bit(Command::kSubmit) | Bit(Command::kStatus) | Bit(Command::kJobs) | Bit(Command::kWorkers) |
+         Bit(Command::kWatch) | Bit(Command::kCancel)},
+    {"--no-progress", false, false, Bit(Command::kSubmit) | Bit(Command::kWait)},
+};
+
+struct CommandSpec {
+  std::string_view name;
+  Command command;
+  int min_args;
+  int max_args;
+};
+
+constexpr CommandSpec kCommands[] = {
+    {"submit", Command::kSubmit, 0, 0}, {"status", Command::kStatus, 1, 1},
+    {"jobs", Command::kJobs, 0, 0},     {"workers", Command::kWorkers, 0, 0},
+    {"watch", Command::kWatch, 0, 1},   {"wait", Command::kWait, 1, 1},
+    {"cancel", Command::kCancel, 1, 1},
+};
+
+bool IsFlagToken(std::string_view arg) {
+  return (arg.size() > 2 && arg.substr(0, 2) == "--") || arg == "-h";
+}
+
+ParseResult Fail(std::string message) {
+  ParseResult r;
+  r.error = "zmr: " + std::move(message);
+  return r;
+}
+
+// Parses a decimal integer in [min, max]; false for anything else (including "", "1x", "abc").
+bool ParseInt(std::string_view text, int64_t min, int64_t max, int64_t* out) {
+  int64_t value = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc() || end != text.data() + text.size()) return false;
+  if (value < min || value > max) return false;
+  *out = value;
+  return true;
+}
+
+bool IsEndpoint(std::string_view s) {
+  auto scheme = s.find("://");
+  return scheme != std::string_view::npos && scheme > 0 && scheme + 3 < s.size();
+}
+
+struct FlagUse {
+  const FlagSpec* spec;
+  std::string name;
+  std::vector<std::string> values;
+};
+
+}  // namespace
+
+ParseResult ParseArgs(const std::vector<std::string>& args, std::string_view env_coordinator) {
+  // --help and --version win over everything else on the line.
+  for (const std::string& arg : args) {
+    if (arg == "--help" || arg == "-h") {
+      ParseResult r;
+      r.ok = true;
+      r.options.command = Command::kHelp;
+      return r;
+    }
+  }
+  for (const std::string& arg : args) {
+    if (arg == "--version") {
+      ParseResult r;
+      r.ok = true;
+      r.options.command = Command::kVersion;
+      return r;
+    }
+  }
+
+  std::vector<std::string> positional;
+  std::vector<FlagUse> flags;
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& arg = args[i];
+    if (!IsFlagToken(arg)) {
+      positional.push_back(arg);
+      continue;
+    }
+    std::string name = arg;
+    std::optional<std::string> inline_value;
+    if (auto eq = arg.find('='); eq != std::string::npos) {
+      name = arg.substr(0, eq);
+      inline_value = arg.substr(eq + 1);
+    }
+    const FlagSpec* spec = nullptr;
+    for (const FlagSpec& f : kFlags) {
+      if (f.name == name) spec = &f;
+    }
+    if (!spec) return Fail("unknown flag " + name + " (see zmr --help)");
+    FlagUse use{spec, name, {}};
+    if (!spec->takes_value) {
+      if (inline_value) return Fail(name + " takes no value");
+    } else {
+      if (inline_value) {
+        use.values.push_back(*inline_value);
+      } else if (i + 1 < args.size() && !IsFlagToken(args[i + 1])) {
+        use.values.push_back(args[++i]);
+      } else {
+        return Fail(name + " needs a value");
+      }
+      while (spec->multi && i + 1 < args.size() && !IsFlagToken(args[i + 1])) {
+        use.values.push_back(args[++i]);
+      }
+    }
+    flags.push_back(std::move(use));
+  }
+
+  if (positional.empty()) return Fail("missing subcommand (see zmr --help)");
+  const CommandSpec* command = nullptr;
+  for (const CommandSpec& c : kCommands) {
+    if (c.name == positional[0]) command = &c;
+  }
+  if (!command) return Fail("unknown subcommand '" + positional[0] + "' (see zmr --help)");
+  const std::string cmd_name(command->name);
+  const int num_args = static_cast<int>(positional.size()) - 1;
+  if (num_args < command->min_args) return Fail(cmd_name + " needs a JOB argument");
+  if (num_args > command->max_args)
+    return Fail("unexpected argument '" + positional[1 + command->max_args] + "' for " + cmd_name);
+
+  ParseResult r;
+  Options& o = r.options;
+  o.command = command->command;
+  if (num_args == 1) {
+    o.job_id = positional[1];
+    if (o.job_id.empty()) return Fail(cmd_name + " needs a JOB argument");
+  }
+  if (!env_coordinator.empty()) o.coordinator = std::string(env_coordinator);
+  bool coordinator_from_flag = false;
+
+  bool have_output = false;
+  bool have_app = false;
+  for (const FlagUse& use : flags) {
+    if ((use.spec->commands & Bit(o.command)) == 0) {
+      return Fail(use.name + " is not an option of " + cmd_name + " (see zmr --help)");
+    }
+    const std::string value = use.values.empty() ? std::string() : use.values.front();
+    if (use.name == "--coordinator") {
+      o.coordinator = value;
+      coordinator_from_flag = true;
+    } else if (use.name == "--timeout-ms") {
+      int64_t ms = 0;
+      if (!ParseInt(value, 1, std::numeric_limits<int>::max(), &ms)) {
+        return Fail("--timeout-ms must be a positive integer (milliseconds), got '" + value + "'");
+      }
+      o.timeout_ms = static_cast<int>(ms);
+    } else if (use.name == "--log-level") {
+      if (!IsLogLevel(value)) {
+        return Fail(
+            "--log-level must be one of trace, debug, info, warn, error, critical, off; "
+            "got '" +
+            value + "'");
+      }
+      o.log_level = value;
+    } else if (use.name == "--input") {
+      for (const std::string& path : use.values) {
+        if (path.empty()) return Fail("--input needs a non-empty path");
+        o.inputs.push_back(path);
+      }
+    } else if (use.name == "--output") {
+      if (value.empty()) return Fail("--output needs a non-empty path");
+      o.output = value;
+      have_output = true;
+    } else if (use.name == "--app") {
+      if (value.empty()) return Fail("--app needs a non-empty name");
+      o.app = value;
+      have_app = true;
+    } else if (use.name == "--param") {
+      auto eq = value.find('=');
+      if (eq == std::string::npos || eq == 0) {
+        return Fail("--param must be KEY=VALUE, got '" + value + "'");
+      }
+      o.params[value.substr(0, eq)] = value.substr(eq + 1);
+    } else if (use.name == "--maps" || use.name == "--reduces") {
+      int64_t n = 0;
+      if (!ParseInt(value, 1, std::numeric_limits<int32_t>::max(), &n)) {
+        return Fail(use.name + " must be a positive integer, got '" + value + "'");
+      }
+      (use.name == "--maps" ? o.maps : o.reduces) = n;
+    } else if (use.name == "--name") {
+      o.name = value;
+    } else if (use.name == "--wait") {
+      o.wait = true;
+    } else if (use.name == "--json") {
+      o.json = true;
+    } else if (use.name == "--no-progress") {
+      o.progress = false;
+    }
+  }
+  if (!IsEndpoint(o.coordinator)) {
+    return Fail(std::string(coordinator_from_flag ? "--coordinator" : kCoordinatorEnv) +
+                " must be an endpoint like tcp://HOST:PORT, got '" + o.coordinator + "'");
+  }
+  if (o.command == Command::kSubmit) {
+    if (o.inputs.empty()) return Fail("submit needs --input PATH");
+    if (!have_output) return Fail("submit needs --output DIR");
+    if (!have_app) return Fail("submit needs --app NAME");
+  }
+  r.ok = true;
+  return r;
+}
+
+std::string UsageText() {
+  return "usage: zmr [--coordinator tcp://HOST:PORT] [--timeout-ms N] [--log-level LEVEL] "
+         "<subcommand> ...\n"
+         "\n"
+         "subcommands:\n"
+         "  submit --input PATH... --output DIR --app NAME [--param K=V]... [--maps M]\n"
+         "         [--reduces R] [--name NAME] [--wait] [--json] [--no-progress]\n"
+         "                       submit a job; prints its id (with --wait: waits like `wait`)\n"
+         "  status JOB [--json]  show one job\n"
+         "  jobs [--json]        list all jobs, oldest first\n"
+         "  workers [--json]     list the live workers\n"
+         "  watch [JOB] [--json] follow events (of one job until it ends, or all until Ctrl-C)\n"
+         "  wait JOB [--no-progress]\n"
+         "                       wait until the job ends; exit code tells how it ended\n"
+         "  cancel JOB [--json]  cancel a job\n"
+         "\n"
+         "global flags (before or after the subcommand):\n"
+         "  --coordinator ADDR   coordinator client endpoint (default: $ZMR_COORDINATOR, else " +
+         std::string(kDefaultCoordinator) +
+         ")\n"
+         "  --timeout-ms N       how long to wait for each reply (default " +
+         std::to_string(kDefaultTimeoutMs) +
+         ")\n"
+         "  --log-level LEVEL    trace, debug, info, warn, error, critical, off (default warn)\n"
+         "  --help, --version\n"
+         "\n"
+         "exit codes: 0 success/COMPLETED, 1 job FAILED, 2 usage error, invalid job or "
+         "submission,\n"
+         "            3 coordinator unreachable or timed out, 4 job CANCELLED, 130 interrupted\n";
+}
+
+std::optional<int> ExitCodeForState(std::string_view state) {
+  if (state == "COMPLETED") return kExitOk;
+  if (state == "FAILED") return kExitJobFailed;
+  if (state == "CANCELLED") return kExitCancelled;
+  return std::nullopt;
+}
+
+std::string EndpointHost(std::string_view endpoint) {
+  auto scheme = endpoint.find("://");
+  std::string_view rest = scheme == std::string_view::npos ? endpoint : endpoint.substr(scheme + 3);
+  if (!rest.empty() && rest.front() == '[') {
+    auto close = rest.find(']');
+    return std::string(close == std::string_view::npos ? rest : rest.substr(0, close + 1));
+  }
+  auto colon = rest.rfind(':');
+  return std::string(colon == std::string_view::npos ? rest : rest.substr(0, colon));
+}
+
+std::string ResolveEventsEndpoint(std::string_view events, std::string_view coordinator) {
+  const std::string host = EndpointHost(events);
+  if (host != "*" && host != "0.0.0.0" && host != "[::]" && host != "::") {
+    return std::string(events);
+  }
+  auto scheme = events.find("://");
+  const size_t host_start = scheme == std::string_view::npos ? 0 : scheme + 3;
+  std::string resolved(events.substr(0, host_start));
+  resolved += EndpointHost(coordinator);
+  resolved += events.substr(host_start + host.size());
+  return resolved;
+}
+
+std::string FormatDuration(int64_t ms) {
+  if (ms < 0) ms = 0;
+  const int64_t total_s = ms / 1000;
+  const long long h = total_s / 3600;
+  const long long m = (total_s / 60) % 60;
+  const long long s = total_s % 60;
+  char buf[48];
+  if (h > 0) {
+    std::snprintf(buf, sizeof buf, "%lld:%02lld:%02lld", h, m, s);
+  } else {
+    std::snprintf(buf, sizeof buf, "%02lld:%02lld", m, s);
+  }
+  return buf;
+}
+
+std::string FormatClock(int64_t ts_ms) {
+  if (ts_ms < 0) ts_ms = 0;
+  const std::time_t secs = static_cast<std::time_t>(ts_ms / 1000);
+  std::tm tm{};
+  localtime_r(&secs, &tm);
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%02d:%02d:%02d.%03d", tm.tm_hour, tm.tm_min, tm.tm_sec,
+                static_cast<int>(ts_ms % 1000));
+  return buf;
+}
+
+std::string FormatTable(const std::vector<std::string>& header,
+                        const std::vector<std::vector<std::string>>& rows) {
+  std::vector<size_t> widths(header.size(), 0);
+  for (size_t c = 0; c < header.size(); ++c) widths[c] = header[c].size();
+  for (const auto& row : rows) {
+    for (size_t c = 0; c < row.size() && c < widths.size(); ++c) {
+      widths[c] = std::max(widths[c], row[c].size());
+    }
+  }
+  std::string text;
+  auto append_row = [&](const std::vector<std::string>& row) {
+    std::string line;
+    for (size_t c = 0; c < widths.size(); ++c) {
+      const std::string cell = c < row.size() ? row[c] : std::string();
+      line += cell;
+      if (c + 1 < widths.size()) line += std::string(widths[c] - cell.size() + 2, ' ');
+    }
+    while (!line.empty() && line.back() == ' ') line.pop_back();
+    text += line;
+    text += '\n';
+  };
+  append_row(header);
+  for (const auto& row : rows) append_row(row);
+  return text;
+}
+
+std::string FormatJobsTable(const Value& jobs) {
+  std::vector<std::vector<std::string>> rows;
+  if (jobs.is_array()) {
+    for (const Value& job : jobs.as_array()) {
+      const Value& maps = GetField(job, "maps");
+      const Value& reduces = GetField(job, "reduces");
+      rows.push_back(
+          {GetString(job, "job_id"), GetString(job, "name"), GetString(job, "app"),
+           GetString(job, "state"),
+           std::to_string(GetInt(maps, "done")) + "/" + std::to_string(GetInt(maps, "total")),
+           std::to_string(GetInt(reduces, "done")) + "/" + std::to_string(GetInt(reduces, "total")),
+           FormatDuration(GetInt(job, "elapsed_ms"))});
+    }
+  }
+  return FormatTable({"JOB ID", "NAME", "APP", "STATE", "MAPS", "REDUCES", "ELAPSED"}, rows);
+}
+
+std::string FormatWorkersTable(const Value& workers) {
+  std::vector<std::vector<std::string>> rows;
+  if (workers.is_array()) {
+    for (const Value& w : workers.as_array()) {
+      rows.push_back(
+          {GetString(w, "name"), GetString(w, "host"), std::to_string(GetInt(w, "pid")),
+           std::to_string(GetInt(w, "running")) + "/" + std::to_string(GetInt(w, "slots")),
+           std::to_string(GetInt(w, "tasks_done")), std::to_string(GetInt(w, "tasks_failed")),
+           FormatAge(GetInt(w, "heartbeat_age_ms"))});
+    }
+  }
+  return FormatTable({"NAME", "HOST", "PID", "SLOTS", "TASKS DONE", "FAILED", "LAST HEARTBEAT"},
+                     rows);
+}
+
+namespace {
+
+std::string TaskCountsLine(const Value& counts, double progress) {
+  std::ostringstream s;
+  s << GetInt(counts, "total") << " total, " << GetInt(counts, "pending") << " pending, "
+    << GetInt(counts, "running") << " running, " << GetInt(counts, "done") << " done, "
+    << GetInt(counts, "failed") << " failed (" << Percent(progress) << "%)";
+  return s.str();
+}
+
+// Non-zero integer counters sorted by name.
+std::vector<std::pair<std::string, int64_t>> NonZeroCounters(const Value& job) {
+  std::vector<std::pair<std::string, int64_t>> counters;
+  const Value& map = GetField(job, "counters");
+  if (map.is_map()) {
+    for (const auto& [name, value] : map.as_map()) {
+      if (value.is_int() && value.as_int() != 0) counters.emplace_back(name, value.as_int());
+    }
+  }
+  std::sort(counters.begin(), counters.end());
+  return counters;
+}
+
+}  // namespace
+
+std::string FormatStatus(const Value& job) {
+  std::vector<std::vector<std::string>> rows;
+  rows.push_back({"job", GetString(job, "job_id")});
+  rows.push_back({"name", GetString(job, "name")});
+  rows.push_back({"app", GetString(job, "app")});
+  rows.push_back({"state", GetString(job, "state")});
+  rows.push_back({"inputs", std::to_string(GetInt(job, "input_files")) + " files, " +
+                                std::to_string(GetInt(job, "input_bytes")) + " bytes"});
+  rows.push_back({"maps", TaskCountsLine(GetField(job, "maps"), GetDouble(job, "map_progress"))});
+  rows.push_back(
+      {"reduces", TaskCountsLine(GetField(job, "reduces"), GetDouble(job, "reduce_progress"))});
+  rows.push_back({"elapsed", FormatDuration(GetInt(job, "elapsed_ms"))});
+  rows.push_back({"output", GetString(job, "output")});
+  const std::string error = GetString(job, "error");
+  if (!error.empty()) rows.push_back({"error", OneLine(error)});
+  std::string text;
+  // Reuse the table layout for aligned "key  value" lines, without a header line.
+  std::string table = FormatTable({"", ""}, rows);
+  text = table.substr(table.find('\n') + 1);
+  const auto counters = NonZeroCounters(job);
+  if (!counters.empty()) {
+    text += "counters\n";
+    std::vector<std::vector<std::string>> counter_rows;
+    for (const auto& [name, value] : counters)
+      counter_rows.push_back({"", name, std::to_string(value)});
+    std::string ctable = FormatTable({"", "", ""}, counter_rows);
+    text += ctable.substr(ctable.find('\n') + 1);
+  }
+  return text;
+}
+
+std::string FormatProgressLine(const Value& job) {
+  const Value& maps = GetField(job, "maps");
+  const Value& reduces = GetField(job, "reduces");
+  std::ostringstream s;
+  s << GetString(job, "job_id") << ' ' << GetString(job, "state") << "  map "
+    << GetInt(maps, "done") << '/' << GetInt(maps, "total") << " ("
+    << Percent(GetDouble(job, "map_progress")) << "%)  reduce " << GetInt(reduces, "done") << '/'
+    << GetInt(reduces, "total") << " (" << Percent(GetDouble(job, "reduce_progress")) << "%)  "
+    << FormatDuration(GetInt(job, "elapsed_ms"));
+  return s.str();
+}
+
+std::string FormatSummary(const Value& job) {
+  const std::string state = GetString(job, "state");
+  std::string text = GetString(job, "job_id") + " " + state +
+                     (state == "COMPLETED" ? " in " : " after ") +
+                     FormatDuration(GetInt(job, "elapsed_ms")) + "\n";
+  std::vector<std::vector<std::string>> rows;
+  rows.push_back({"", "output", GetString(job, "output")});
+  if (state == "COMPLETED") {
+    static constexpr std::string_view kKeyCounters[] = {
+        "map_input_records", "map_output_records", "reduce_input_groups", "reduce_output_records",
+        "reduce_output_bytes"};
+    const Value& counters = GetField(job, "counters");
+    for (std::string_view name : kKeyCounters) {
+      const Value* v = counters.Find(name);
+      if (v && v->is_int()) rows.push_back({"", std::string(name), std::to_string(v->as_int())});
+    }
+  }
+  std::string table = FormatTable({"", "", ""}, rows);
+  text += table.substr(table.find('\n') + 1);
+  return text;
+}
+
+std::string FormatEvent(const Value& event) {
+  const std::string type = GetString(event, "type");
+  if (type == "heartbeat") return "";
+  std::string line = FormatClock(GetInt(event, "ts_ms"));
+  const std::string job_id = GetString(event, "job_id");
+  const std::string worker = GetString(event, "worker");
+  if (!job_id.empty()) {
+    line += " " + job_id + " " + type;
+    if (type == "job_state") {
+      line += " " + GetString(event, "state");
+      const std::string prev = GetString(event, "prev_state");
+      if (!prev.empty()) line += " (was " + prev + ")";
+      const std::string error = GetString(event, "error");
+      if (!error.empty()) line += ": " + OneLine(error);
+      return line;
+    }
+    const std::string task_id = GetString(event, "task_id");
+    if (!task_id.empty()) {
+      line += " " + task_id + " attempt " + std::to_string(GetInt(event, "attempt"));
+      if (!worker.empty()) line += " on " + worker;
+    }
+    if (type == "task_progress") {
+      line += " " + std::to_string(Percent(GetDouble(event, "progress"))) + "%";
+    } else if (type == "task_failed") {
+      line += ": " + OneLine(GetString(event, "error"));
+    }
+    return line;
+  }
+  if (!worker.empty()) {
+    line += " " + worker + " " + type;
+    if (type == "worker_joined") {
+      line += " host " + GetString(event, "host") + ", " + std::to_string(GetInt(event, "slots")) +
+              " slots";
+    } else if (type == "worker_lost") {
+      line += " (" + GetString(event, "reason") + ")";
+    }
+    return line;
+  }
+  return line + " " + type;
+}
+
+Value FinalStateEvent(const Value& job) {
+  const std::string state = GetString(job, "state");
+  int64_t ts_ms = GetInt(job, "finished_ms");
+  if (ts_ms <= 0) {
+    ts_ms = std::chrono::duration_cast<milliseconds>(
+                std::chrono::system_clock::now().time_since_epoch())
+                .count();
+  }
+  Value event;
+  event.Set("type", "job_state");
+  event.Set("ts_ms", ts_ms);
+  event.Set("job_id", GetString(job, "job_id"));
+  event.Set("seq", GetInt(job, "last_seq"));
+  event.Set("state", state);
+  if (state == "FAILED") event.Set("error", GetString(job, "error"));
+  event.Set("from_status", true);
+  return event;
+}
+
+void InstallSignalHandlers() {
+  struct sigaction action {};
+  action.sa_handler = RecordSignal;
+  sigemptyset(&action.sa_mask);
+  action.sa_flags = 0;  // no SA_RESTART: blocking calls return EINTR and the loops look at once
+  sigaction(SIGINT, &action, nullptr);
+  sigaction(SIGTERM, &action, nullptr);
+}
+
+int PendingSignal() { return g_signal; }
+void ClearPendingSignal() { g_signal = 0; }
+
+namespace {
+
+// ---------------------------------------------------------------------------------------------
+// Transport: one DEALER to the coordinator, one request at a time.
+
+class Connection {
+ public:
+  enum class Status { kOk, kTimeout, kBadReply, kInterrupted };
+
+  Connection(zmq::context_t& context, std::string endpoint, int timeout_ms)
+      : context_(context), endpoint_(std::move(endpoint)), timeout_ms_(timeout_ms) {
+    Reset();
+  }
+
+  // Sends `request` and waits at most timeout_ms for its reply. kOk: *reply is a map with a
+  // string type (*type). kBadReply: *error says why. kTimeout/kInterrupted: the socket is replaced
+  // so a late reply can never be taken for the answer to a later request.
+  Status Call(const Value& request, Value* reply, std::string* type, std::string* error) {
+    const std::string bytes = Pack(request);
+    const auto deadline = Clock::now() + milliseconds(timeout_ms_);
+    spdlog::debug("request {} to {}", GetString(request, "type"), endpoint_);
+    if (Status s = WaitFor(ZMQ_POLLOUT, deadline); s != Status::kOk) return Fail(s);
+    if (!socket_.send(zmq::buffer(bytes), zmq::send_flags::dontwait)) return Fail(Status::kTimeout);
+    if (Status s = WaitFor(ZMQ_POLLIN, deadline); s != Status::kOk) return Fail(s);
+    // A DEALER reply is [body]; tolerate extra envelope frames and take the last one.
+    zmq::message_t frame;
+    do {
+      if (!socket_.recv(frame, zmq::recv_flags::dontwait)) return Fail(Status::kTimeout);
+    } while (frame.more());
+    std::optional<Value> decoded = DecodeMessage(frame.to_string_view(), type, error);
+    if (!decoded) return Status::kBadReply;
+    *reply = std::move(*decoded);
+    spdlog::debug("reply {} from {}", *type, endpoint_);
+    return Status::kOk;
+  }
+
+ private:
+  void Reset() {
+    socket_ = zmq::socket_t(context_, zmq::socket_type::dealer);
+    socket_.set(zmq::sockopt::linger, 0);
+    socket_.connect(endpoint_);  // throws zmq::error_t for a malformed endpoint
+  }
+
+  Status Fail(Status s) {
+    Reset();
+    return s;
+  }
+
+  // Waits until the socket is ready for `events`, the deadline passes or a signal arrives.
+  Status WaitFor(short events, Clock::time_point deadline) {
+    for (;;) {
+      if (PendingSignal() != 0) return Status::kInterrupted;
+      const auto now = Clock::now();
+      if (now >= deadline) return Status::kTimeout;
+      const auto slice = std::min<milliseconds>(
+          kSignalCheckSlice,
+          std::chrono::duration_cast<milliseconds>(deadline - now) + milliseconds(1));
+      zmq::pollitem_t item{socket_.handle(), 0, events, 0};
+      try {
+        zmq::poll(&item, 1, slice);
+      } catch (const zmq::error_t& e) {
+        if (e.num() != EINTR) throw;
+        continue;
+      }
+      if (item.revents & events) return Status::kOk;
+    }
+  }
+
+  zmq::context_t& context_;
+  std::string endpoint_;
+  int timeout_ms_;
+  zmq::socket_t socket_;
+};
+
+// ---------------------------------------------------------------------------------------------
+// One invocation of a subcommand.
+
+class Session {
+ public:
+  Session(const Options& options, std::ostream& out, std::ostream& err)
+      : options_(options), out_(out), err_(err) {}
+
+  int Run() {
+    switch (options_.command) {
+      case Command::kHelp:
+        out_ << UsageText();
+        return kExitOk;
+      case Command::kVersion:
+        out_ << "zmr " << ZMR_VERSION << "\n";
+        return kExitOk;
+      case Command::kSubmit:
+        return Submit();
+      default:
+        break;
+    }
+    if (int rc = Connect(); rc != kExitOk) return rc;
+    switch (options_.command) {
+      case Command::kStatus:
+        return Status();
+      case Command::kJobs:
+        return Jobs();
+      case Command::kWorkers:
+        return Workers();
+      case Command::kWatch:
+        return Watch();
+      case Command::kWait:
+        return WaitFor(options_.job_id);
+      case Command::kCancel:
+        return Cancel();
+      default:
+        return kExitUsage;
+    }
+  }
+
+ private:
+  // Opens the DEALER and says hello. Returns kExitOk, or the exit code after printing why not.
+  int Connect() {
+    try {
+      connection_.emplace(context_, options_.coordinator, options_.timeout_ms);
+    } catch (const zmq::error_t& e) {
+      err_ << "zmr: cannot connect to " << options_.coordinator << ": " << e.what() << "\n";
+      return kExitUsage;
+    }
+    Value hello;
+    hello.Set("type", msg::kHello);
+    hello.Set("proto", kProtocolVersion);
+    Value reply;
+    if (int rc = Request(hello, msg::kHello, &reply); rc != kExitOk) return rc;
+    int64_t proto = 0;
+    std::string error;
+    if (ReadOptInt(reply, "proto", &proto, &error) && proto != 0 && proto != kProtocolVersion) {
+      err_ << "zmr: coordinator at " << options_.coordinator << " speaks protocol " << proto
+           << ", this zmr speaks " << kProtocolVersion << "\n";
+      return kExitUsage;
+    }
+    const std::string events = GetString(reply, "events");
+    if (!events.empty()) events_endpoint_ = ResolveEventsEndpoint(events, options_.coordinator);
+    spdlog::debug("coordinator {} version {} events {}", options_.coordinator,
+                  GetString(reply, "version"), events_endpoint_);
+    return kExitOk;
+  }
+
+  // Sends a request (adding `proto`) and expects a reply of type `expect`. Returns kExitOk with
+  // *reply, or prints a one-line diagnostic and returns the exit code: error replies are usage
+  // errors (2), silence or nonsense is 3, a signal is 130.
+  int Request(Value request, const char* expect, Value* reply) {
+    if (!request.Find("proto")) request.Set("proto", kProtocolVersion);
+    std::string type;
+    std::string error;
+    switch (connection_->Call(request, reply, &type, &error)) {
+      case Connection::Status::kOk:
+        break;
+      case Connection::Status::kTimeout:
+        err_ << "zmr: coordinator at " << options_.coordinator << " did not answer within "
+             << options_.timeout_ms << " ms\n";
+        return kExitUnreachable;
+      case Connection::Status::kInterrupted:
+        return Interrupted();
+      case Connection::Status::kBadReply:
+        err_ << "zmr: undecodable reply from coordinator at " << options_.coordinator << ": "
+             << OneLine(error) << "\n";
+        return kExitUnreachable;
+    }
+    if (type == msg::kError) {
+      const std::string code = GetString(*reply, "code");
+      const std::string message = OneLine(GetString(*reply, "error"));
+      if (code == errc::kNotFound) {
+        const std::string job = GetString(request, "job_id");
+        err_ << "zmr: no such job: " << (job.empty() ? message : job) << "\n";
+      } else if (code == errc::kVersion) {
+        err_ << "zmr: coordinator at " << options_.coordinator << " refused protocol "
+             << kProtocolVersion << (message.empty() ? "" : ": " + message) << "\n";
+      } else if (code == errc::kInvalid) {
+        err_ << "zmr: " << message << "\n";
+      } else {
+        err_ << "zmr: coordinator refused the request (" << code << "): " << message << "\n";
+      }
+      return kExitUsage;
+    }
+    if (type != expect) {
+      err_ << "zmr: unexpected reply '" << OneLine(type) << "' from coordinator at "
+           << options_.coordinator << " (expected '" << expect << "')\n";
+      return kExitUnreachable;
+    }
+    return kExitOk;
+  }
+
+  // Asks for one job's JobInfo. kExitOk with *job (a map), or an exit code after printing.
+  int QueryStatus(const std::string& job_id, Value* job) {
+    Value request;
+    request.Set("type", msg::kStatus);
+    request.Set("job_id", job_id);
+    Value reply;
+    if (int rc = Request(request, msg::kJob, &reply); rc != kExitOk) return rc;
+    const Value* info = reply.Find("job");
+    if (!info || !info->is_map()) {
+      err_ << "zmr: coordinator at " << options_.coordinator << " sent a status without a job\n";
+      return kExitUnreachable;
+    }
+    *job = *info;
+    return kExitOk;
+  }
+
+  int Interrupted() {
+    ClearLiveLine();
+    if (options_.command == Command::kWatch && options_.job_id.empty()) return kExitOk;
+    const std::string& job = current_job_.empty() ? options_.job_id : current_job_;
+    if (options_.command == Command::kWait || options_.command == Command::kWatch ||
+        (options_.command == Command::kSubmit && !job.empty())) {
+      err_ << "stopped watching; the job keeps running (zmr cancel " << job << " to stop it)\n";
+    } else {
+      err_ << "zmr: interrupted\n";
+    }
+    return 128 + (PendingSignal() != 0 ? PendingSignal() : SIGINT);
+  }
+
+  int Submit() {
+    std::vector<InputFile> files;
+    std::string error;
+    if (!ExpandInputs(options_.inputs, &files, &error)) {
+      err_ << "zmr: " << OneLine(error) << "\n";
+      return kExitUsage;
+    }
+    const std::string output = AbsolutePath(options_.output);
+    if (!CheckOutputDir(output, &error)) {
+      err_ << "zmr: " << OneLine(error) << "\n";
+      return kExitUsage;
+    }
+    if (!ValidateApp(options_.app, options_.params, &error)) {
+      err_ << "zmr: " << OneLine(error) << "\n";
+      return kExitUsage;
+    }
+    if (int rc = Connect(); rc != kExitOk) return rc;
+
+    SubmitMsg submit;
+    submit.name = options_.name;
+    submit.app = options_.app;
+    for (const InputFile& f : files) submit.inputs.push_back(f.path);
+    submit.output = output;
+    submit.params = options_.params;
+    submit.maps = options_.maps;
+    submit.reduces = options_.reduces;
+    Value reply;
+    if (int rc = Request(submit.ToValue(), msg::kSubmitted, &reply); rc != kExitOk) return rc;
+    const std::string job_id = GetString(reply, "job_id");
+    if (job_id.empty()) {
+      err_ << "zmr: coordinator at " << options_.coordinator << " accepted the job without an id\n";
+      return kExitUnreachable;
+    }
+    if (options_.json) {
+      Value doc;
+      doc.Set("job_id", job_id);
+      doc.Set("maps", GetInt(reply, "maps"));
+      doc.Set("reduces", GetInt(reply, "reduces"));
+      out_ << ToJson(doc) << "\n";
+    } else {
+      out_ << job_id << "\n";
+    }
+    out_.flush();
+    if (!options_.wait) return kExitOk;
+    return WaitFor(job_id);
+  }
+
+  int Status() {
+    Value job;
+    if (int rc = QueryStatus(options_.job_id, &job); rc != kExitOk) return rc;
+    out_ << (options_.json ? ToJson(job) + "\n" : FormatStatus(job));
+    return kExitOk;
+  }
+
+  int Jobs() {
+    Value request;
+    request.Set("type", msg::kJobs);
+    Value reply;
+    if (int rc = Request(request, msg::kJobs, &reply); rc != kExitOk) return rc;
+    const Value* jobs = reply.Find("jobs");
+    const Value list = jobs && jobs->is_array() ? *jobs : Value(Array{});
+    out_ << (options_.json ? ToJson(list) + "\n" : FormatJobsTable(list));
+    return kExitOk;
+  }
+
+  int Workers() {
+    Value request;
+    request.Set("type", msg::kWorkers);
+    Value reply;
+    if (int rc = Request(request, msg::kWorkers, &reply); rc != kExitOk) return rc;
+    const Value* workers = reply.Find("workers");
+    const Value list = workers && workers->is_array() ? *workers : Value(Array{});
+    out_ << (options_.json ? ToJson(list) + "\n" : FormatWorkersTable(list));
+    return kExitOk;
+  }
+
+  int Cancel() {
+    Value request;
+    request.Set("type", msg::kCancel);
+    request.Set("job_id", options_.job_id);
+    Value reply;
+    if (int rc = Request(request, msg::kCancelled, &reply); rc != kExitOk) return rc;
+    if (options_.json) {
+      out_ << ToJson(reply) << "\n";
+      return kExitOk;
+    }
+    const std::string job_id =
+        GetString(reply, "job_id").empty() ? options_.job_id : GetString(reply, "job_id");
+    const Value* changed = reply.Find("changed");
+    if (changed && changed->is_bool() && !changed->as_bool()) {
+      out_ << "job " << job_id << " already finished (" << GetString(reply, "state") << ")\n";
+    } else {
+      out_ << "job " << job_id << " cancelled\n";
+    }
+    return kExitOk;
+  }
+
+  // Polls status until the job ends, showing progress. Used by `wait` and `submit --wait`.
+  int WaitFor(const std::string& job_id) {
+    current_job_ = job_id;
+    // With --json (submit --wait --json) stdout holds the one JSON document; the rest goes to
+    // stderr.
+    std::ostream& result = options_.json ? err_ : out_;
+    live_ = options_.stdout_is_tty && options_.progress && !options_.json;
+    std::string last_state;
+    auto last_plain = Clock::now();
+    for (;;) {
+      Value job;
+      if (int rc = QueryStatus(job_id, &job); rc != kExitOk) {
+        ClearLiveLine();
+        return rc;
+      }
+      const std::string state = GetString(job, "state");
+      if (std::optional<int> code = ExitCodeForState(state)) {
+        ClearLiveLine();
+        result << FormatSummary(job);
+        result.flush();
+        if (state == "FAILED") {
+          err_ << "zmr: job " << job_id << " failed: " << OneLine(GetString(job, "error")) << "\n";
+        }
+        return *code;
+      }
+      const auto now = Clock::now();
+      if (live_) {
+        out_ << "\r\033[K" << FormatProgressLine(job) << std::flush;
+        live_line_shown_ = true;
+      } else if (state != last_state ||
+                 now - last_plain >= milliseconds(kPlainProgressIntervalMs)) {
+        err_ << FormatProgressLine(job) << "\n" << std::flush;
+        last_plain = now;
+      }
+      last_state = state;
+      if (!SleepInterruptibly(milliseconds(kWaitPollMs))) return Interrupted();
+    }
+  }
+
+  // Sleeps; false when a signal arrived meanwhile.
+  static bool SleepInterruptibly(milliseconds duration) {
+    const auto until = Clock::now() + duration;
+    while (Clock::now() < until) {
+      if (PendingSignal() != 0) return false;
+      std::this_thread::sleep_for(std::min<milliseconds>(
+          kSignalCheckSlice,
+          std::chrono::duration_cast<milliseconds>(until - Clock::now()) + milliseconds(1)));
+    }
+    return PendingSignal() == 0;
+  }
+
+  void ClearLiveLine() {
+    if (live_line_shown_) {
+      out_ << "\r\033[K" << std::flush;
+      live_line_shown_ = false;
+    }
+  }
+
+  // Prints one event as a line (human or JSON). Returns the exit code if it is the terminal
+  // job_state of the watched job.
+  std::optional<int> PrintEvent(const Value& event) {
+    if (options_.json) {
+      out_ << ToJson(event) << "\n" << std::flush;
+    } else if (std::string line = FormatEvent(event); !line.empty()) {
+      out_ << line << "\n" << std::flush;
+    }
+    if (options_.job_id.empty() || GetString(event, "type") != "job_state" ||
+        GetString(event, "job_id") != options_.job_id) {
+      return std::nullopt;
+    }
+    std::optional<int> code = ExitCodeForState(GetString(event, "state"));
+    if (code && *code == kExitJobFailed) {
+      err_ << "zmr: job " << options_.job_id << " failed: " << OneLine(GetString(event, "error"))
+           << "\n";
+    }
+    return code;
+  }
+
+  // Receives one [topic, body] event if one is ready within `wait`. nullopt on nothing or garbage.
+  std::optional<Value> ReceiveEvent(zmq::socket_t& sub, milliseconds wait) {
+    zmq::pollitem_t item{sub.handle(), 0, ZMQ_POLLIN, 0};
+    try {
+      zmq::poll(&item, 1, wait);
+    } catch (const zmq::error_t& e) {
+      if (e.num() != EINTR) throw;
+      return std::nullopt;
+    }
+    if (!(item.revents & ZMQ_POLLIN)) return std::nullopt;
+    zmq::message_t frame;
+    std::string topic;
+    int frames = 0;
+    do {
+      if (!sub.recv(frame, zmq::recv_flags::dontwait)) return std::nullopt;
+      if (frames++ == 0) topic = frame.to_string();
+    } while (frame.more());
+    std::string type;
+    std::string error;
+    std::optional<Value> event = DecodeMessage(frame.to_string_view(), &type, &error);
+    if (frames != 2 || !event) {
+      spdlog::warn("dropped a malformed event on topic '{}': {}", topic,
+                   frames != 2 ? "expected 2 frames" : error);
+      return std::nullopt;
+    }
+    return event;
+  }
+
+  int Watch() {
+    if (events_endpoint_.empty()) {
+      err_ << "zmr: coordinator at " << options_.coordinator
+           << " did not say where its events are published\n";
+      return kExitUnreachable;
+    }
+    zmq::socket_t sub(context_, zmq::socket_type::sub);
+    sub.set(zmq::sockopt::linger, 0);
+    try {
+      sub.connect(events_endpoint_);
+    } catch (const zmq::error_t& e) {
+      err_ << "zmr: cannot connect to events at " << events_endpoint_ << ": " << e.what() << "\n";
+      return kExitUnreachable;
+    }
+    const std::string& job_id = options_.job_id;
+    if (!job_id.empty()) {
+      sub.set(zmq::sockopt::subscribe, "job/" + job_id + "/");
+    } else {
+      sub.set(zmq::sockopt::subscribe, "job/");
+      sub.set(zmq::sockopt::subscribe, "worker/");
+    }
+    spdlog::debug("watching {} on {}", job_id.empty() ? "everything" : job_id, events_endpoint_);
+
+    if (!job_id.empty()) {
+      // Subscribed first, then asked: an end after this status is either seen as an event or
+      // found by the periodic status poll below.
+      Value job;
+      if (int rc = QueryStatus(job_id, &job); rc != kExitOk) return rc;
+      if (IsTerminalState(GetString(job, "state"))) return *PrintFinalFromStatus(job);
+    }
+    auto next_status = Clock::now() + milliseconds(kWatchStatusPollMs);
+    for (;;) {
+      if (PendingSignal() != 0) return Interrupted();
+      const auto now = Clock::now();
+      milliseconds wait = kSignalCheckSlice * 2;
+      if (!job_id.empty()) {
+        wait = std::clamp(std::chrono::duration_cast<milliseconds>(next_status - now),
+                          milliseconds(0), wait);
+      }
+      if (std::optional<Value> event = ReceiveEvent(sub, wait)) {
+        if (std::optional<int> code = PrintEvent(*event)) return *code;
+      }
+      if (job_id.empty() || Clock::now() < next_status) continue;
+      Value job;
+      if (int rc = QueryStatus(job_id, &job); rc != kExitOk) return rc;
+      next_status = Clock::now() + milliseconds(kWatchStatusPollMs);
+      if (!IsTerminalState(GetString(job, "state"))) continue;
+      // The job ended but its job_state event has not arrived (yet): give it a moment, then
+      // report the end from the status.
+      const auto grace_end = Clock::now() + milliseconds(kWatchEndGraceMs);
+      while (Clock::now() < grace_end) {
+        if (PendingSignal() != 0) return Interrupted();
+        if (std::optional<Value> event = ReceiveEvent(sub, kSignalCheckSlice)) {
+          if (std::optional<int> code = PrintEvent(*event)) return *code;
+        }
+      }
+      return *PrintFinalFromStatus(job);
+    }
+  }
+
+  // Prints a terminal JobInfo as a job_state event line; returns its exit code.
+  std::optional<int> PrintFinalFromStatus(const Value& job) {
+    return PrintEvent(FinalStateEvent(job));
+  }
+
+  const Options& options_;
+  std::ostream& out_;
+  std::ostream& err_;
+  zmq::context_t context_{1};
+  std::optional<Connection> connection_;  // the DEALER, after Connect()
+  std::string events_endpoint_;           // from hello, wildcard host resolved
+  std::string current_job_;               // the job being waited for
+  bool live_ = false;                     // progress redrawn in place on a terminal
+  bool live_line_shown_ = false;          // a live line is on screen and must be cleared
+};
+
+}  // namespace
+
+int Run(const Options& options, std::ostream& out, std::ostream& err) {
+  try {
+    Session session(options, out, err);
+    return session.Run();
+  } catch (const zmq::error_t& e) {
+    err << "zmr: " << e.what() << "\n";
+    return kExitUnreachable;
+  }
+}
+
+int Main(int argc, char** argv) {
+  std::vector<std::string> args;
+  for (int i = 1; i < argc; ++i) args.emplace_back(argv[i]);
+  const char* env = std::getenv(kCoordinatorEnv);
+  ParseResult parsed = ParseArgs(args, env ? env : "");
+  if (!parsed.ok) {
+    std::cerr << parsed.error << "\n";
+    return kExitUsage;
+  }
+  Options& options = parsed.options;
+  SetupLogging("zmr", options.log_level);  // the level was validated by ParseArgs
+  options.stdout_is_tty = isatty(STDOUT_FILENO) == 1;
+  InstallSignalHandlers();
+  return Run(options, std::cout, std::cerr);
+}
+
+}  // namespace zmr::client

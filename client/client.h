@@ -1,0 +1,135 @@
+// The `zmr` command-line client: argument parsing, the request/reply session with the coordinator,
+// the subcommands (submit, status, jobs, workers, watch, wait, cancel) and the pure formatting and
+// decision helpers they use. main.cc only calls Main(). Everything here runs on the one thread of
+// the `zmr` process; the pure helpers (ParseArgs, Format*, ExitCodeForState, ...) touch no sockets,
+// no clock except where stated, and no global state, so tests call them directly.
+#pragma once
+
+#include <cstdint>
+#include <iosfwd>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/protocol.h"
+#include "common/value.h"
+
+namespace zmr::client {
+
+// Where the coordinator's client socket is when neither --coordinator nor the environment says.
+inline constexpr const char* kDefaultCoordinator = "tcp://127.0.0.1:5556";
+// Environment variable naming the coordinator when --coordinator is not given.
+inline constexpr const char* kCoordinatorEnv = "ZMR_COORDINATOR";
+// `wait` asks for status this often: a finished job returns promptly, the coordinator barely
+// notices.
+inline constexpr int kWaitPollMs = 250;
+// `watch JOB` also asks for status this often, so a dropped (or not yet subscribed) job_state
+// event cannot make it hang.
+inline constexpr int kWatchStatusPollMs = 1000;
+// After status reports the end, `watch JOB` waits this long for the real job_state event.
+inline constexpr int kWatchEndGraceMs = 300;
+// Without a terminal, `wait` prints a progress line at most this often (and on state changes).
+inline constexpr int kPlainProgressIntervalMs = 5000;
+
+// Process exit codes; the integration tests and scripts depend on them.
+enum ExitCode : int {
+  kExitOk = 0,             // success; `wait`/`watch JOB`: the job COMPLETED
+  kExitJobFailed = 1,      // the job FAILED
+  kExitUsage = 2,          // bad arguments, refused submission, unknown job, protocol version
+  kExitUnreachable = 3,    // the coordinator did not answer in time (or answered nonsense)
+  kExitCancelled = 4,      // the job was CANCELLED
+  kExitInterrupted = 130,  // SIGINT while waiting (128 + SIGINT)
+};
+
+enum class Command { kHelp, kVersion, kSubmit, kStatus, kJobs, kWorkers, kWatch, kWait, kCancel };
+
+// Everything one invocation needs, after parsing. Defaults are the documented ones.
+struct Options {
+  Command command = Command::kHelp;
+  std::string coordinator = kDefaultCoordinator;  // client endpoint, e.g. tcp://host:5556
+  int timeout_ms = kDefaultTimeoutMs;             // per request
+  std::string log_level = "warn";                 // spdlog level name
+  bool json = false;                              // --json
+  bool progress = true;                           // false with --no-progress
+  bool stdout_is_tty = false;                     // set by Main (not a flag): live progress line
+  std::string job_id;                             // status/cancel/wait/watch argument ("" = none)
+  // submit
+  std::vector<std::string> inputs;  // as given: files, directories, globs
+  std::string output;
+  std::string app;
+  Params params;
+  int64_t maps = 0;  // 0: let the coordinator choose
+  int64_t reduces = 1;
+  std::string name;
+  bool wait = false;  // submit --wait
+};
+
+// Either options or a one-line error starting with "zmr: " (exit code kExitUsage).
+struct ParseResult {
+  bool ok = false;
+  Options options;
+  std::string error;
+};
+
+// Parses the arguments after argv[0]. Global flags (--coordinator, --timeout-ms, --log-level,
+// --help, --version) may come before or after the subcommand; flags accept `--flag value` and
+// `--flag=value`; --input takes one or more paths up to the next `--flag`. `env_coordinator` is
+// the value of ZMR_COORDINATOR ("" when unset); --coordinator wins over it.
+ParseResult ParseArgs(const std::vector<std::string>& args, std::string_view env_coordinator);
+
+// The --help text (ends with a newline).
+std::string UsageText();
+
+// 0 COMPLETED, 1 FAILED, 4 CANCELLED; nullopt for a non-terminal or unknown state.
+std::optional<int> ExitCodeForState(std::string_view state);
+
+// The host part of a tcp endpoint ("tcp://h:1" -> "h", "tcp://[::1]:1" -> "[::1]").
+std::string EndpointHost(std::string_view endpoint);
+
+// The events endpoint to connect to: `events` as the coordinator announced it, with a wildcard
+// host ("*", "0.0.0.0", "[::]", "::") replaced by the host of `coordinator` (the address we used).
+std::string ResolveEventsEndpoint(std::string_view events, std::string_view coordinator);
+
+// "MM:SS" below an hour, "H:MM:SS" above; negative counts as 0.
+std::string FormatDuration(int64_t ms);
+// Local wall-clock time of an epoch-ms timestamp as "HH:MM:SS.mmm".
+std::string FormatClock(int64_t ts_ms);
+// Columns left-aligned, two spaces apart, no trailing spaces; one line per row plus the header.
+std::string FormatTable(const std::vector<std::string>& header,
+                        const std::vector<std::vector<std::string>>& rows);
+
+// Human renderings of coordinator data. They accept any Value and show what they find (missing or
+// mistyped fields print as empty/0): the client only displays, it never trusts these for control.
+std::string FormatJobsTable(const Value& jobs);        // `jobs`: array of JobInfo
+std::string FormatWorkersTable(const Value& workers);  // `workers`: array of WorkerInfo
+std::string FormatStatus(const Value& job);            // `status`: one JobInfo, several lines
+// One line, e.g. "job_x MAPPING  map 12/32 (41%)  reduce 0/2 (0%)  00:07" (no newline).
+std::string FormatProgressLine(const Value& job);
+// The end-of-wait summary (state, duration, output, key counters when COMPLETED), with newline.
+std::string FormatSummary(const Value& job);
+// One event as a readable line without newline, e.g.
+// "12:00:01.234 job_x task_assigned m-00003 attempt 1 on worker-a". Returns "" for events the
+// human view skips (cluster heartbeats).
+std::string FormatEvent(const Value& event);
+// A job_state event standing for a JobInfo that is already terminal (used by `watch JOB` when the
+// end is learnt from `status` rather than from the event stream): type, ts_ms (finished_ms),
+// job_id, seq (last_seq), state, error when FAILED, and "from_status": true.
+Value FinalStateEvent(const Value& job);
+
+// Runs one parsed invocation, writing results to `out` and diagnostics to `err`, and returns the
+// process exit code. Help and version are handled too. Blocks until done; SIGINT/SIGTERM caught
+// by InstallSignalHandlers() end waiting and watching.
+int Run(const Options& options, std::ostream& out, std::ostream& err);
+
+// Installs SIGINT/SIGTERM handlers that only record the signal (no SA_RESTART), for Run to notice.
+void InstallSignalHandlers();
+// The last signal recorded by those handlers, 0 if none; ClearPendingSignal() resets it.
+int PendingSignal();
+void ClearPendingSignal();
+
+// The whole program: parses argv and the environment, sets up logging on stderr, installs the
+// signal handlers and calls Run with std::cout/std::cerr.
+int Main(int argc, char** argv);
+
+}  // namespace zmr::client

@@ -1,0 +1,767 @@
+// Tests for the zmr client: argument parsing, formatting and exit-code decisions as pure functions,
+// and whole invocations of Run() against a fake coordinator (a ROUTER and a PUB on loopback
+// ports chosen at run time, answering from its own thread).
+#include "client/client.h"
+
+#include <doctest/doctest.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <future>
+#include <mutex>
+#include <sstream>
+#include <thread>
+#include <zmq.hpp>
+
+namespace zmr::client {
+namespace {
+
+namespace fs = std::filesystem;
+
+ParseResult Parse(std::vector<std::string> args, std::string env = "") {
+  return ParseArgs(args, env);
+}
+
+void CheckUsageError(std::vector<std::string> args, const std::string& needle) {
+  CAPTURE(args);
+  ParseResult r = Parse(args);
+  CHECK_FALSE(r.ok);
+  CHECK(r.error.rfind("zmr: ", 0) == 0);
+  CHECK(r.error.find('\n') == std::string::npos);
+  CHECK(r.error.find(needle) != std::string::npos);
+}
+
+Value JobInfo(const std::string& job_id, const std::string& state) {
+  Value maps;
+  maps.Set("total", 32);
+  maps.Set("pending", 10);
+  maps.Set("running", 4);
+  maps.Set("done", 18);
+  maps.Set("failed", 0);
+  Value reduces;
+  reduces.Set("total", 2);
+  reduces.Set("pending", 2);
+  reduces.Set("running", 0);
+  reduces.Set("done", 0);
+  reduces.Set("failed", 0);
+  Value counters;
+  counters.Set("map_output_records", 500);
+  counters.Set("map_input_records", 100);
+  counters.Set("reduce_output_records", 0);
+  Value job;
+  job.Set("job_id", job_id);
+  job.Set("name", "counting");
+  job.Set("app", "wordcount");
+  job.Set("output", "/tmp/out");
+  job.Set("state", state);
+  job.Set("error", state == "FAILED" ? "map m-00001 failed 4 times" : "");
+  job.Set("input_files", 3);
+  job.Set("input_bytes", 12345);
+  job.Set("submitted_ms", 1700000000000LL);
+  job.Set("finished_ms", state == "COMPLETED" || state == "FAILED" || state == "CANCELLED"
+                             ? 1700000007000LL
+                             : 0LL);
+  job.Set("elapsed_ms", 7000);
+  job.Set("maps", maps);
+  job.Set("reduces", reduces);
+  job.Set("map_progress", 0.41);
+  job.Set("reduce_progress", 0.0);
+  job.Set("counters", counters);
+  job.Set("last_seq", 42);
+  return job;
+}
+
+Value Reply(const char* type) {
+  Value v;
+  v.Set("type", type);
+  return v;
+}
+
+// A stand-in coordinator: answers client requests with `handler` (nullopt: stay silent) and,
+// when `publish` is set, calls it every few milliseconds with the PUB socket. Everything runs on
+// its own thread; the destructor stops and joins it.
+class FakeCoordinator {
+ public:
+  using Handler = std::function<std::optional<Value>(const Value& request)>;
+  using Publisher = std::function<void(zmq::socket_t& pub)>;
+
+  explicit FakeCoordinator(Handler handler, Publisher publish = nullptr,
+                           std::string events_host = "0.0.0.0")
+      : handler_(std::move(handler)),
+        publish_(std::move(publish)),
+        events_host_(std::move(events_host)) {
+    std::promise<void> ready;
+    auto started = ready.get_future();
+    thread_ = std::thread([this, &ready] { Loop(ready); });
+    started.wait();
+  }
+  ~FakeCoordinator() {
+    stop_ = true;
+    thread_.join();
+  }
+
+  const std::string& endpoint() const { return endpoint_; }
+  int requests() const { return requests_; }
+  std::vector<Value> received() {
+    std::lock_guard lock(mu_);
+    return received_;
+  }
+
+ private:
+  void Loop(std::promise<void>& ready) {
+    zmq::context_t context;
+    zmq::socket_t router(context, zmq::socket_type::router);
+    router.set(zmq::sockopt::linger, 0);
+    router.bind("tcp://127.0.0.1:*");
+    endpoint_ = router.get(zmq::sockopt::last_endpoint);
+    zmq::socket_t pub(context, zmq::socket_type::pub);
+    pub.set(zmq::sockopt::linger, 0);
+    pub.bind("tcp://127.0.0.1:*");
+    const std::string pub_endpoint = pub.get(zmq::sockopt::last_endpoint);
+    const std::string port = pub_endpoint.substr(pub_endpoint.rfind(':'));
+    events_ = "tcp://" + events_host_ + port;
+    ready.set_value();
+    while (!stop_) {
+      zmq::pollitem_t item{router.handle(), 0, ZMQ_POLLIN, 0};
+      zmq::poll(&item, 1, std::chrono::milliseconds(10));
+      if (publish_) publish_(pub);
+      if (!(item.revents & ZMQ_POLLIN)) continue;
+      std::vector<zmq::message_t> frames;
+      zmq::message_t frame;
+      do {
+        (void)router.recv(frame);
+        frames.emplace_back(std::move(frame));
+      } while (frames.back().more());
+      std::string error;
+      std::optional<Value> request = Unpack(frames.back().to_string_view(), &error);
+      if (!request) continue;
+      ++requests_;
+      {
+        std::lock_guard lock(mu_);
+        received_.push_back(*request);
+      }
+      std::optional<Value> reply;
+      const Value* type = request->Find("type");
+      if (type && type->is_string() && type->as_string() == "hello") {
+        reply = Reply("hello");
+        reply->Set("proto", 1);
+        reply->Set("version", "test");
+        reply->Set("events", events_);
+        if (std::optional<Value> custom = handler_(*request)) reply = custom;
+      } else {
+        reply = handler_(*request);
+      }
+      if (!reply) continue;
+      router.send(zmq::buffer(frames.front().to_string_view()), zmq::send_flags::sndmore);
+      router.send(zmq::buffer(Pack(*reply)), zmq::send_flags::none);
+    }
+  }
+
+  Handler handler_;
+  Publisher publish_;
+  std::string events_host_;
+  std::string endpoint_;
+  std::string events_;
+  std::atomic<bool> stop_{false};
+  std::atomic<int> requests_{0};
+  std::mutex mu_;
+  std::vector<Value> received_;
+  std::thread thread_;
+};
+
+std::string TypeOf(const Value& request) {
+  const Value* t = request.Find("type");
+  return t && t->is_string() ? t->as_string() : "";
+}
+
+struct Invocation {
+  int code = -1;
+  std::string out;
+  std::string err;
+};
+
+Invocation Invoke(const std::string& coordinator, std::vector<std::string> args) {
+  args.insert(args.begin(), {"--coordinator", coordinator, "--timeout-ms", "2000"});
+  ParseResult parsed = ParseArgs(args, "");
+  REQUIRE_MESSAGE(parsed.ok, parsed.error);
+  std::ostringstream out;
+  std::ostringstream err;
+  Invocation result;
+  result.code = Run(parsed.options, out, err);
+  result.out = out.str();
+  result.err = err.str();
+  return result;
+}
+
+// A scratch directory removed at the end of the test.
+struct TempDir {
+  fs::path path;
+  TempDir() {
+    std::string pattern = (fs::temp_directory_path() / "zmr_client_test_XXXXXX").string();
+    path = mkdtemp(pattern.data());
+  }
+  ~TempDir() { fs::remove_all(path); }
+};
+
+// ----------------------------------------------------------------------------------------------
+// Parsing
+
+TEST_CASE("global flags may come before or after the subcommand") {
+  ParseResult before = Parse({"--coordinator", "tcp://h:1", "--timeout-ms", "300", "jobs"});
+  REQUIRE(before.ok);
+  CHECK(before.options.command == Command::kJobs);
+  CHECK(before.options.coordinator == "tcp://h:1");
+  CHECK(before.options.timeout_ms == 300);
+
+  ParseResult after = Parse({"jobs", "--coordinator=tcp://h:2", "--timeout-ms=400", "--json"});
+  REQUIRE(after.ok);
+  CHECK(after.options.coordinator == "tcp://h:2");
+  CHECK(after.options.timeout_ms == 400);
+  CHECK(after.options.json);
+  CHECK(after.options.log_level == "warn");
+}
+
+TEST_CASE("the coordinator comes from the flag, else ZMR_COORDINATOR, else the default") {
+  CHECK(Parse({"jobs"}).options.coordinator == "tcp://127.0.0.1:5556");
+  CHECK(Parse({"jobs"}, "tcp://env:7").options.coordinator == "tcp://env:7");
+  CHECK(Parse({"--coordinator", "tcp://flag:8", "jobs"}, "tcp://env:7").options.coordinator ==
+        "tcp://flag:8");
+  ParseResult bad_env = Parse({"jobs"}, "nonsense");
+  CHECK_FALSE(bad_env.ok);
+  CHECK(bad_env.error.find("ZMR_COORDINATOR") != std::string::npos);
+}
+
+TEST_CASE("submit takes several paths after one --input and repeated --input and --param") {
+  ParseResult r = Parse(
+      {"submit",    "--input", "a",      "b",       "c",      "--output",      "out",    "--app",
+       "wordcount", "--input", "d",      "--param", "k=v",    "--param=x=y=z", "--maps", "8",
+       "--reduces", "3",       "--name", "nightly", "--wait", "--no-progress"});
+  REQUIRE_MESSAGE(r.ok, r.error);
+  const Options& o = r.options;
+  CHECK(o.command == Command::kSubmit);
+  CHECK(o.inputs == std::vector<std::string>{"a", "b", "c", "d"});
+  CHECK(o.output == "out");
+  CHECK(o.app == "wordcount");
+  CHECK(o.params == Params{{"k", "v"}, {"x", "y=z"}});
+  CHECK(o.maps == 8);
+  CHECK(o.reduces == 3);
+  CHECK(o.name == "nightly");
+  CHECK(o.wait);
+  CHECK_FALSE(o.progress);
+}
+
+TEST_CASE("submit defaults leave maps to the coordinator and use one reduce") {
+  ParseResult r = Parse({"submit", "--input", "a", "--output", "o", "--app", "grep"});
+  REQUIRE(r.ok);
+  CHECK(r.options.maps == 0);
+  CHECK(r.options.reduces == 1);
+  CHECK_FALSE(r.options.wait);
+  CHECK(r.options.progress);
+}
+
+TEST_CASE("subcommands take their JOB argument with flags on either side") {
+  ParseResult status = Parse({"status", "--json", "job_1"});
+  REQUIRE(status.ok);
+  CHECK(status.options.command == Command::kStatus);
+  CHECK(status.options.job_id == "job_1");
+  CHECK(status.options.json);
+  CHECK(Parse({"watch"}).options.command == Command::kWatch);
+  CHECK(Parse({"watch"}).options.job_id.empty());
+  CHECK(Parse({"watch", "job_2", "--json"}).options.job_id == "job_2");
+  CHECK(Parse({"wait", "job_3", "--no-progress"}).options.job_id == "job_3");
+  CHECK(Parse({"cancel", "job_4"}).options.command == Command::kCancel);
+  CHECK(Parse({"workers", "--log-level", "debug"}).options.log_level == "debug");
+}
+
+TEST_CASE("help and version win over everything else") {
+  CHECK(Parse({"--help"}).options.command == Command::kHelp);
+  CHECK(Parse({"status", "--bogus", "-h"}).options.command == Command::kHelp);
+  CHECK(Parse({"--version"}).options.command == Command::kVersion);
+  std::ostringstream out, err;
+  Options o;
+  o.command = Command::kVersion;
+  CHECK(Run(o, out, err) == 0);
+  CHECK(out.str() == std::string("zmr ") + ZMR_VERSION + "\n");
+  std::ostringstream usage;
+  o.command = Command::kHelp;
+  CHECK(Run(o, usage, err) == 0);
+  for (const char* sub : {"submit", "status", "jobs", "workers", "watch", "wait", "cancel"}) {
+    CHECK(usage.str().find(sub) != std::string::npos);
+  }
+}
+
+TEST_CASE("bad arguments are one-line usage errors") {
+  const std::vector<std::string> submit = {"submit", "--input", "a", "--output", "o", "--app", "x"};
+  auto with = [&](std::vector<std::string> extra) {
+    std::vector<std::string> args = submit;
+    args.insert(args.end(), extra.begin(), extra.end());
+    return args;
+  };
+  CheckUsageError({}, "missing subcommand");
+  CheckUsageError({"frobnicate"}, "unknown subcommand");
+  CheckUsageError({"jobs", "--bogus"}, "unknown flag --bogus");
+  CheckUsageError(with({"--maps", "abc"}), "--maps");
+  CheckUsageError(with({"--maps", "0"}), "--maps");
+  CheckUsageError(with({"--maps", "-3"}), "--maps");
+  CheckUsageError(with({"--maps", "2x"}), "--maps");
+  CheckUsageError(with({"--reduces", "0"}), "--reduces");
+  CheckUsageError(with({"--reduces"}), "--reduces needs a value");
+  CheckUsageError(with({"--param", "novalue"}), "KEY=VALUE");
+  CheckUsageError(with({"--param", "=v"}), "KEY=VALUE");
+  CheckUsageError(with({"--wait=yes"}), "takes no value");
+  CheckUsageError({"submit", "--output", "o", "--app", "x"}, "--input");
+  CheckUsageError({"submit", "--input", "a", "--app", "x"}, "--output");
+  CheckUsageError({"submit", "--input", "a", "--output", "o"}, "--app");
+  CheckUsageError({"submit", "--input", "--output", "o", "--app", "x"}, "--input needs a value");
+  CheckUsageError({"status"}, "needs a JOB");
+  CheckUsageError({"wait"}, "needs a JOB");
+  CheckUsageError({"cancel"}, "needs a JOB");
+  CheckUsageError({"status", "a", "b"}, "unexpected argument 'b'");
+  CheckUsageError({"jobs", "extra"}, "unexpected argument");
+  CheckUsageError({"jobs", "--maps", "3"}, "--maps is not an option of jobs");
+  CheckUsageError({"wait", "j", "--json"}, "--json is not an option of wait");
+  CheckUsageError({"jobs", "--timeout-ms", "0"}, "--timeout-ms");
+  CheckUsageError({"jobs", "--timeout-ms", "soon"}, "--timeout-ms");
+  CheckUsageError({"jobs", "--log-level", "loud"}, "--log-level");
+  CheckUsageError({"jobs", "--coordinator", "localhost"}, "--coordinator");
+  CheckUsageError({"jobs", "--coordinator"}, "--coordinator needs a value");
+}
+
+// ----------------------------------------------------------------------------------------------
+// Pure helpers
+
+TEST_CASE("terminal states map to exit codes") {
+  CHECK(ExitCodeForState("COMPLETED") == 0);
+  CHECK(ExitCodeForState("FAILED") == 1);
+  CHECK(ExitCodeForState("CANCELLED") == 4);
+  CHECK_FALSE(ExitCodeForState("MAPPING").has_value());
+  CHECK_FALSE(ExitCodeForState("SUBMITTED").has_value());
+  CHECK_FALSE(ExitCodeForState("bogus").has_value());
+}
+
+TEST_CASE("a wildcard events host is replaced by the coordinator's host") {
+  CHECK(ResolveEventsEndpoint("tcp://*:5557", "tcp://10.0.0.5:5556") == "tcp://10.0.0.5:5557");
+  CHECK(ResolveEventsEndpoint("tcp://0.0.0.0:5557", "tcp://coord.example:5556") ==
+        "tcp://coord.example:5557");
+  CHECK(ResolveEventsEndpoint("tcp://[::]:5557", "tcp://[::1]:5556") == "tcp://[::1]:5557");
+  CHECK(ResolveEventsEndpoint("tcp://192.168.1.2:5557", "tcp://10.0.0.5:5556") ==
+        "tcp://192.168.1.2:5557");
+  CHECK(ResolveEventsEndpoint("tcp://127.0.0.1:5557", "tcp://h:1") == "tcp://127.0.0.1:5557");
+  CHECK(EndpointHost("tcp://h:1") == "h");
+  CHECK(EndpointHost("tcp://[::1]:1") == "[::1]");
+}
+
+TEST_CASE("durations read as minutes and seconds, with hours when needed") {
+  CHECK(FormatDuration(0) == "00:00");
+  CHECK(FormatDuration(7999) == "00:07");
+  CHECK(FormatDuration(61000) == "01:01");
+  CHECK(FormatDuration(3723000) == "1:02:03");
+  CHECK(FormatDuration(-5) == "00:00");
+  CHECK(FormatClock(1700000001234LL).size() == std::string("12:00:01.234").size());
+  CHECK(FormatClock(1700000001234LL).substr(8) == ".234");
+}
+
+TEST_CASE("tables align columns and carry no trailing spaces") {
+  std::string t = FormatTable({"A", "LONG HEADER", "C"}, {{"xxxx", "y", "z"}, {"1", "2", ""}});
+  CHECK(t == "A     LONG HEADER  C\nxxxx  y            z\n1     2\n");
+}
+
+TEST_CASE("the jobs table shows one row per job with done/total counts") {
+  Value jobs = Array{JobInfo("job_a", "MAPPING"), JobInfo("job_b", "COMPLETED")};
+  std::string t = FormatJobsTable(jobs);
+  for (const char* h : {"JOB ID", "NAME", "APP", "STATE", "MAPS", "REDUCES", "ELAPSED"}) {
+    CHECK(t.find(h) != std::string::npos);
+  }
+  CHECK(t.find("job_a") != std::string::npos);
+  CHECK(t.find("job_b") != std::string::npos);
+  CHECK(t.find("18/32") != std::string::npos);
+  CHECK(t.find("0/2") != std::string::npos);
+  CHECK(t.find("00:07") != std::string::npos);
+  CHECK(std::count(t.begin(), t.end(), '\n') == 3);
+  CHECK(FormatJobsTable(Array{}).find("JOB ID") == 0);
+}
+
+TEST_CASE("the workers table shows slots used/total and heartbeat age") {
+  Value w;
+  w.Set("name", "worker-a");
+  w.Set("host", "node1");
+  w.Set("pid", 4242);
+  w.Set("slots", 4);
+  w.Set("running", 3);
+  w.Set("heartbeat_age_ms", 400);
+  w.Set("tasks_done", 17);
+  w.Set("tasks_failed", 1);
+  w.Set("joined_ms", 1700000000000LL);
+  std::string t = FormatWorkersTable(Array{w});
+  for (const char* s : {"NAME", "HOST", "PID", "SLOTS", "TASKS DONE", "FAILED", "LAST HEARTBEAT",
+                        "worker-a", "node1", "4242", "3/4", "17", "0.4s ago"}) {
+    CHECK_MESSAGE(t.find(s) != std::string::npos, s);
+  }
+}
+
+TEST_CASE("status shows counts, progress, output, error and non-zero counters sorted") {
+  std::string s = FormatStatus(JobInfo("job_a", "FAILED"));
+  for (const char* part :
+       {"job_a", "counting", "wordcount", "FAILED", "32 total", "10 pending", "4 running",
+        "18 done", "0 failed", "(41%)", "00:07", "/tmp/out", "map m-00001 failed 4 times"}) {
+    CHECK_MESSAGE(s.find(part) != std::string::npos, part);
+  }
+  const auto input = s.find("map_input_records");
+  const auto output = s.find("map_output_records");
+  REQUIRE(input != std::string::npos);
+  REQUIRE(output != std::string::npos);
+  CHECK(input < output);
+  CHECK(s.find("reduce_output_records") == std::string::npos);  // zero: not shown
+}
+
+TEST_CASE("the progress line names state, map and reduce counts and elapsed time") {
+  CHECK(FormatProgressLine(JobInfo("job_x", "MAPPING")) ==
+        "job_x MAPPING  map 18/32 (41%)  reduce 0/2 (0%)  00:07");
+}
+
+TEST_CASE("the summary names the end state, output and key counters") {
+  std::string s = FormatSummary(JobInfo("job_x", "COMPLETED"));
+  CHECK(s.find("job_x COMPLETED in 00:07") == 0);
+  CHECK(s.find("/tmp/out") != std::string::npos);
+  CHECK(s.find("map_input_records") != std::string::npos);
+  std::string failed = FormatSummary(JobInfo("job_x", "FAILED"));
+  CHECK(failed.find("job_x FAILED after 00:07") == 0);
+  CHECK(failed.find("map_input_records") == std::string::npos);
+}
+
+TEST_CASE("events read as one line and cluster heartbeats are skipped") {
+  Value assigned;
+  assigned.Set("type", "task_assigned");
+  assigned.Set("ts_ms", 1700000001234LL);
+  assigned.Set("job_id", "job_x");
+  assigned.Set("seq", 3);
+  assigned.Set("task_id", "m-00003");
+  assigned.Set("kind", "map");
+  assigned.Set("attempt", 1);
+  assigned.Set("worker", "worker-a");
+  std::string line = FormatEvent(assigned);
+  CHECK(line.substr(12) == " job_x task_assigned m-00003 attempt 1 on worker-a");
+
+  Value state;
+  state.Set("type", "job_state");
+  state.Set("ts_ms", 1700000001234LL);
+  state.Set("job_id", "job_x");
+  state.Set("state", "MAPPING");
+  state.Set("prev_state", "SUBMITTED");
+  CHECK(FormatEvent(state).substr(12) == " job_x job_state MAPPING (was SUBMITTED)");
+
+  Value lost;
+  lost.Set("type", "worker_lost");
+  lost.Set("ts_ms", 1700000001234LL);
+  lost.Set("worker", "worker-b");
+  lost.Set("reason", "heartbeat expired");
+  CHECK(FormatEvent(lost).substr(12) == " worker-b worker_lost (heartbeat expired)");
+
+  Value beat;
+  beat.Set("type", "heartbeat");
+  beat.Set("ts_ms", 1700000001234LL);
+  beat.Set("workers", 2);
+  beat.Set("jobs", 0);
+  CHECK(FormatEvent(beat).empty());
+}
+
+TEST_CASE("a terminal status stands in for the job_state event it implies") {
+  Value e = FinalStateEvent(JobInfo("job_x", "FAILED"));
+  CHECK(e.Find("type")->as_string() == "job_state");
+  CHECK(e.Find("job_id")->as_string() == "job_x");
+  CHECK(e.Find("state")->as_string() == "FAILED");
+  CHECK(e.Find("seq")->as_int() == 42);
+  CHECK(e.Find("ts_ms")->as_int() == 1700000007000LL);
+  CHECK(e.Find("error")->as_string() == "map m-00001 failed 4 times");
+}
+
+// ----------------------------------------------------------------------------------------------
+// Whole invocations against a fake coordinator
+
+TEST_CASE("a coordinator that never answers is reported as unreachable with exit code 3") {
+  FakeCoordinator silent([](const Value&) { return std::nullopt; });
+  ParseResult parsed =
+      ParseArgs({"--coordinator", silent.endpoint(), "--timeout-ms", "200", "jobs"}, "");
+  REQUIRE(parsed.ok);
+  std::ostringstream out, err;
+  CHECK(Run(parsed.options, out, err) == 3);
+  CHECK(out.str().empty());
+  CHECK(err.str() ==
+        "zmr: coordinator at " + silent.endpoint() + " did not answer within 200 ms\n");
+}
+
+TEST_CASE("every invocation says hello first with the protocol version") {
+  FakeCoordinator fake([](const Value& req) -> std::optional<Value> {
+    if (TypeOf(req) != "jobs") return std::nullopt;
+    Value reply = Reply("jobs");
+    reply.Set("jobs", Array{JobInfo("job_a", "MAPPING")});
+    return reply;
+  });
+  Invocation r = Invoke(fake.endpoint(), {"jobs", "--json"});
+  CHECK(r.code == 0);
+  std::vector<Value> received = fake.received();
+  REQUIRE(received.size() == 2);
+  CHECK(TypeOf(received[0]) == "hello");
+  CHECK(received[0].Find("proto")->as_int() == 1);
+  CHECK(TypeOf(received[1]) == "jobs");
+  CHECK(r.out.rfind("[{", 0) == 0);
+  CHECK(r.out.find("\"job_id\":\"job_a\"") != std::string::npos);
+  CHECK(std::count(r.out.begin(), r.out.end(), '\n') == 1);
+
+  Invocation table = Invoke(fake.endpoint(), {"jobs"});
+  CHECK(table.code == 0);
+  CHECK(table.out.find("JOB ID") == 0);
+  CHECK(table.out.find("job_a") != std::string::npos);
+}
+
+TEST_CASE("a protocol version refusal is a usage error") {
+  FakeCoordinator fake([](const Value& req) -> std::optional<Value> {
+    if (TypeOf(req) != "hello") return std::nullopt;
+    return ErrorReply("version", "protocol 1 not supported");
+  });
+  Invocation r = Invoke(fake.endpoint(), {"jobs"});
+  CHECK(r.code == 2);
+  CHECK(r.out.empty());
+  CHECK(r.err.rfind("zmr: ", 0) == 0);
+  CHECK(std::count(r.err.begin(), r.err.end(), '\n') == 1);
+}
+
+TEST_CASE("status of an unknown job exits 2 naming the job") {
+  FakeCoordinator fake([](const Value& req) -> std::optional<Value> {
+    if (TypeOf(req) == "hello") return std::nullopt;
+    return ErrorReply("not_found", "unknown job");
+  });
+  for (const char* sub : {"status", "wait", "cancel", "watch"}) {
+    CAPTURE(sub);
+    Invocation r = Invoke(fake.endpoint(), {sub, "job_nope"});
+    CHECK(r.code == 2);
+    CHECK(r.err == "zmr: no such job: job_nope\n");
+    CHECK(r.out.empty());
+  }
+}
+
+TEST_CASE("status prints the job as text or as one JSON object") {
+  FakeCoordinator fake([](const Value& req) -> std::optional<Value> {
+    if (TypeOf(req) != "status") return std::nullopt;
+    Value reply = Reply("job");
+    reply.Set("job", JobInfo(req.Find("job_id")->as_string(), "MAPPING"));
+    return reply;
+  });
+  Invocation text = Invoke(fake.endpoint(), {"status", "job_a"});
+  CHECK(text.code == 0);
+  CHECK(text.out.find("MAPPING") != std::string::npos);
+  Invocation json = Invoke(fake.endpoint(), {"status", "job_a", "--json"});
+  CHECK(json.code == 0);
+  CHECK(json.out.rfind("{\"job_id\":\"job_a\"", 0) == 0);
+  CHECK(std::count(json.out.begin(), json.out.end(), '\n') == 1);
+}
+
+TEST_CASE("cancel reports whether it changed anything and exits 0 either way") {
+  std::atomic<bool> changed{true};
+  FakeCoordinator fake([&](const Value& req) -> std::optional<Value> {
+    if (TypeOf(req) != "cancel") return std::nullopt;
+    Value reply = Reply("cancelled");
+    reply.Set("job_id", req.Find("job_id")->as_string());
+    reply.Set("state", changed ? "CANCELLED" : "COMPLETED");
+    reply.Set("changed", changed.load());
+    return reply;
+  });
+  Invocation first = Invoke(fake.endpoint(), {"cancel", "job_a"});
+  CHECK(first.code == 0);
+  CHECK(first.out == "job job_a cancelled\n");
+  changed = false;
+  Invocation again = Invoke(fake.endpoint(), {"cancel", "job_a"});
+  CHECK(again.code == 0);
+  CHECK(again.out == "job job_a already finished (COMPLETED)\n");
+  Invocation json = Invoke(fake.endpoint(), {"cancel", "job_a", "--json"});
+  CHECK(json.out.find("\"changed\":false") != std::string::npos);
+}
+
+TEST_CASE("submit checks inputs and output locally before contacting the coordinator") {
+  TempDir dir;
+  FakeCoordinator fake([](const Value&) { return std::nullopt; });
+  Invocation missing =
+      Invoke(fake.endpoint(), {"submit", "--input", (dir.path / "nope").string(), "--output",
+                               (dir.path / "out").string(), "--app", "wordcount"});
+  CHECK(missing.code == 2);
+  CHECK(missing.err.rfind("zmr: ", 0) == 0);
+  CHECK(std::count(missing.err.begin(), missing.err.end(), '\n') == 1);
+
+  std::ofstream(dir.path / "in.txt") << "hello world\n";
+  fs::create_directory(dir.path / "full");
+  std::ofstream(dir.path / "full" / "x") << "x\n";
+  Invocation taken =
+      Invoke(fake.endpoint(), {"submit", "--input", (dir.path / "in.txt").string(), "--output",
+                               (dir.path / "full").string(), "--app", "wordcount"});
+  CHECK(taken.code == 2);
+  CHECK(fake.requests() == 0);
+  CHECK_FALSE(fs::exists(dir.path / "out"));
+}
+
+TEST_CASE("submit sends absolute paths and prints the job id alone") {
+  TempDir dir;
+  std::ofstream(dir.path / "a.txt") << "a\n";
+  std::ofstream(dir.path / "b.txt") << "b\n";
+  FakeCoordinator fake([](const Value& req) -> std::optional<Value> {
+    if (TypeOf(req) != "submit") return std::nullopt;
+    Value reply = Reply("submitted");
+    reply.Set("job_id", "job_20261128023200_0001");
+    reply.Set("maps", 2);
+    reply.Set("reduces", 3);
+    return reply;
+  });
+  Invocation r = Invoke(fake.endpoint(), {"submit", "--input", dir.path.string(), "--output",
+                                          (dir.path / "out").string(), "--app", "wordcount",
+                                          "--reduces", "3", "--param", "k=v", "--name", "n"});
+  CHECK(r.code == 0);
+  CHECK(r.out == "job_20261128023200_0001\n");
+  std::vector<Value> received = fake.received();
+  REQUIRE(received.size() == 2);
+  const Value& submit = received[1];
+  CHECK(TypeOf(submit) == "submit");
+  const Array& inputs = submit.Find("inputs")->as_array();
+  REQUIRE(inputs.size() == 2);
+  CHECK(inputs[0].as_string() == (dir.path / "a.txt").string());
+  CHECK(inputs[1].as_string() == (dir.path / "b.txt").string());
+  CHECK(submit.Find("output")->as_string() == (dir.path / "out").string());
+  CHECK(submit.Find("reduces")->as_int() == 3);
+  CHECK(submit.Find("app")->as_string() == "wordcount");
+  CHECK(submit.Find("name")->as_string() == "n");
+  CHECK(submit.Find("params")->Find("k")->as_string() == "v");
+
+  Invocation json =
+      Invoke(fake.endpoint(), {"submit", "--input", dir.path.string(), "--output",
+                               (dir.path / "out").string(), "--app", "wordcount", "--json"});
+  CHECK(json.code == 0);
+  CHECK(json.out == "{\"job_id\":\"job_20261128023200_0001\",\"maps\":2,\"reduces\":3}\n");
+}
+
+TEST_CASE("a refused submission prints the coordinator's reason and exits 2") {
+  TempDir dir;
+  std::ofstream(dir.path / "a.txt") << "a\n";
+  FakeCoordinator fake([](const Value& req) -> std::optional<Value> {
+    if (TypeOf(req) != "submit") return std::nullopt;
+    return ErrorReply("invalid", "output /x exists and is not empty");
+  });
+  Invocation r =
+      Invoke(fake.endpoint(), {"submit", "--input", (dir.path / "a.txt").string(), "--output",
+                               (dir.path / "out").string(), "--app", "wordcount"});
+  CHECK(r.code == 2);
+  CHECK(r.out.empty());
+  CHECK(r.err == "zmr: output /x exists and is not empty\n");
+}
+
+// A status handler that reports `states` one after the other (the last one repeatedly).
+FakeCoordinator::Handler StatusSequence(std::vector<std::string> states) {
+  auto calls = std::make_shared<std::atomic<size_t>>(0);
+  return [states, calls](const Value& req) -> std::optional<Value> {
+    if (TypeOf(req) != "status") return std::nullopt;
+    size_t i = std::min(calls->fetch_add(1), states.size() - 1);
+    Value reply = Reply("job");
+    reply.Set("job", JobInfo(req.Find("job_id")->as_string(), states[i]));
+    return reply;
+  };
+}
+
+TEST_CASE("wait exits with the code of the job's end state and prints a summary") {
+  struct Case {
+    std::string state;
+    int code;
+  };
+  for (const Case& c : {Case{"COMPLETED", 0}, Case{"FAILED", 1}, Case{"CANCELLED", 4}}) {
+    CAPTURE(c.state);
+    FakeCoordinator fake(StatusSequence({"SUBMITTED", "MAPPING", c.state}));
+    Invocation r = Invoke(fake.endpoint(), {"wait", "job_w"});
+    CHECK(r.code == c.code);
+    CHECK(r.out.rfind("job_w " + c.state, 0) == 0);
+    // Not a terminal: progress lines go to stderr, one per state change.
+    CHECK(r.err.find("job_w SUBMITTED  map") != std::string::npos);
+    CHECK(r.err.find("job_w MAPPING  map") != std::string::npos);
+    CHECK((r.err.find("failed: map m-00001 failed 4 times") != std::string::npos) ==
+          (c.state == "FAILED"));
+  }
+}
+
+TEST_CASE("submit --wait --json keeps stdout to the one JSON document") {
+  TempDir dir;
+  std::ofstream(dir.path / "a.txt") << "a\n";
+  auto status = StatusSequence({"MAPPING", "COMPLETED"});
+  FakeCoordinator fake([&](const Value& req) -> std::optional<Value> {
+    if (TypeOf(req) == "submit") {
+      Value reply = Reply("submitted");
+      reply.Set("job_id", "job_s");
+      reply.Set("maps", 1);
+      reply.Set("reduces", 1);
+      return reply;
+    }
+    return status(req);
+  });
+  Invocation r = Invoke(fake.endpoint(),
+                        {"submit", "--input", (dir.path / "a.txt").string(), "--output",
+                         (dir.path / "out").string(), "--app", "wordcount", "--wait", "--json"});
+  CHECK(r.code == 0);
+  CHECK(r.out == "{\"job_id\":\"job_s\",\"maps\":1,\"reduces\":1}\n");
+  CHECK(r.err.find("job_s COMPLETED") != std::string::npos);
+}
+
+TEST_CASE("watch of a finished job prints its final state and exits with its code") {
+  FakeCoordinator fake(StatusSequence({"CANCELLED"}));
+  Invocation r = Invoke(fake.endpoint(), {"watch", "job_f", "--json"});
+  CHECK(r.code == 4);
+  CHECK(r.out.rfind("{\"type\":\"job_state\"", 0) == 0);
+  CHECK(r.out.find("\"state\":\"CANCELLED\"") != std::string::npos);
+  CHECK(std::count(r.out.begin(), r.out.end(), '\n') == 1);
+}
+
+TEST_CASE("watch follows events from the announced endpoint until the job ends") {
+  // Status always says MAPPING: only the published job_state event can end the watch.
+  auto publish = [](zmq::socket_t& pub) {
+    Value progress;
+    progress.Set("type", "task_progress");
+    progress.Set("ts_ms", 1700000001234LL);
+    progress.Set("job_id", "job_e");
+    progress.Set("seq", 5);
+    progress.Set("task_id", "m-00000");
+    progress.Set("kind", "map");
+    progress.Set("attempt", 1);
+    progress.Set("worker", "worker-a");
+    progress.Set("progress", 0.5);
+    Value other = progress;
+    other.Set("job_id", "job_other");
+    Value done;
+    done.Set("type", "job_state");
+    done.Set("ts_ms", 1700000002000LL);
+    done.Set("job_id", "job_e");
+    done.Set("seq", 6);
+    done.Set("state", "FAILED");
+    done.Set("prev_state", "MAPPING");
+    done.Set("error", "boom");
+    for (const auto& [topic, event] :
+         {std::pair{"job/job_other/task_progress", other},
+          std::pair{"job/job_e/task_progress", progress}, std::pair{"job/job_e/job_state", done}}) {
+      pub.send(zmq::buffer(std::string(topic)), zmq::send_flags::sndmore);
+      pub.send(zmq::buffer(Pack(event)), zmq::send_flags::none);
+    }
+  };
+  FakeCoordinator fake(StatusSequence({"MAPPING"}), publish, "*");
+  Invocation r = Invoke(fake.endpoint(), {"watch", "job_e", "--json"});
+  CHECK(r.code == 1);
+  CHECK(r.out.find("job_other") == std::string::npos);
+  CHECK(r.out.find("\"state\":\"FAILED\"") != std::string::npos);
+  std::istringstream lines(r.out);
+  for (std::string line; std::getline(lines, line);) {
+    CHECK(line.front() == '{');
+    CHECK(line.back() == '}');
+  }
+  CHECK(r.err.find("boom") != std::string::npos);
+
+  Invocation text = Invoke(fake.endpoint(), {"watch", "job_e"});
+  CHECK(text.code == 1);
+  CHECK(text.out.find("job_e job_state FAILED (was MAPPING): boom") != std::string::npos);
+}
+
+}  // namespace
+}  // namespace zmr::client

@@ -1,0 +1,369 @@
+#include "worker/task_runner.h"
+
+#include <doctest/doctest.h>
+
+#include <atomic>
+#include <cctype>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <map>
+#include <random>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "common/splits.h"
+
+namespace zmr {
+namespace {
+
+namespace fs = std::filesystem;
+
+// A fresh directory under the system temp dir, removed with everything in it.
+class TempDir {
+ public:
+  TempDir() {
+    std::random_device rd;
+    path_ = fs::temp_directory_path() /
+            ("zmr-task-runner-test-" + std::to_string(rd()) + "-" + std::to_string(rd()));
+    fs::create_directories(path_);
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path_, ec);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const fs::path& path() const { return path_; }
+
+ private:
+  fs::path path_;
+};
+
+std::string ReadBytes(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+void WriteBytes(const fs::path& path, const std::string& bytes) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+}
+
+// Regular files anywhere under dir (empty if dir does not exist).
+std::vector<std::string> FilesUnder(const fs::path& dir) {
+  std::vector<std::string> files;
+  std::error_code ec;
+  if (!fs::exists(dir, ec)) return files;
+  for (const auto& entry : fs::recursive_directory_iterator(dir)) {
+    if (entry.is_regular_file()) files.push_back(entry.path().string());
+  }
+  return files;
+}
+
+// The reference word count: letters [A-Za-z] lower-cased, computed independently of the apps.
+std::map<std::string, int64_t> ReferenceWordCount(const std::vector<std::string>& texts) {
+  std::map<std::string, int64_t> counts;
+  for (const std::string& text : texts) {
+    std::string word;
+    for (char c : text + " ") {
+      if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) {
+        word += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      } else if (!word.empty()) {
+        ++counts[word];
+        word.clear();
+      }
+    }
+  }
+  return counts;
+}
+
+// Parses "key\tvalue\n" lines.
+std::vector<std::pair<std::string, std::string>> ParsePart(const std::string& bytes) {
+  std::vector<std::pair<std::string, std::string>> lines;
+  std::istringstream in(bytes);
+  std::string line;
+  while (std::getline(in, line)) {
+    auto tab = line.find('\t');
+    REQUIRE(tab != std::string::npos);
+    lines.emplace_back(line.substr(0, tab), line.substr(tab + 1));
+  }
+  return lines;
+}
+
+// A small multi-file corpus, its map tasks and a store: runs maps and reduces like a worker would.
+struct Pipeline {
+  TempDir dir;
+  fs::path input_dir = dir.path() / "in";
+  fs::path output_dir = dir.path() / "out";
+  LocalFileStore store{(dir.path() / "work").string()};
+  std::atomic<bool> cancelled{false};
+  std::vector<double> progress;
+  TaskContext ctx;
+  std::vector<std::string> texts;
+  std::vector<InputFile> files;
+
+  Pipeline() {
+    fs::create_directories(input_dir);
+    fs::create_directories(output_dir);
+    ctx.store = &store;
+    ctx.cancelled = &cancelled;
+    ctx.progress = [this](double f) { progress.push_back(f); };
+  }
+
+  void AddFile(const std::string& name, const std::string& text) {
+    fs::path path = input_dir / name;
+    WriteBytes(path, text);
+    texts.push_back(text);
+    files.push_back(InputFile{path.string(), static_cast<int64_t>(text.size())});
+  }
+
+  AssignMsg Task(const std::string& app, int64_t reduces) const {
+    AssignMsg task;
+    task.job_id = "job_test_0001";
+    task.app = app;
+    task.num_reduces = reduces;
+    task.output_dir = output_dir.string();
+    return task;
+  }
+
+  // Runs one map per split; returns each map's outputs (or fails the test).
+  std::vector<std::vector<MapOutput>> RunMaps(const std::string& app, int64_t reduces,
+                                              int num_maps, Counters* totals,
+                                              const Params& params = {}) {
+    std::vector<std::vector<MapOutput>> all;
+    auto splits = PlanSplits(files, num_maps);
+    for (std::size_t m = 0; m < splits.size(); ++m) {
+      AssignMsg task = Task(app, reduces);
+      task.params = params;
+      task.kind = TaskKind::kMap;
+      task.task_id = "m-0000" + std::to_string(m);
+      task.split = splits[m];
+      TaskResult result;
+      std::string error;
+      progress.clear();
+      REQUIRE_MESSAGE(RunMapTask(task, ctx, &result, &error), error);
+      REQUIRE(result.outputs.size() == static_cast<std::size_t>(reduces));
+      for (int64_t p = 0; p < reduces; ++p) {
+        CHECK(result.outputs[p].partition == p);
+        CHECK(fs::exists(result.outputs[p].location));
+        CHECK(result.outputs[p].bytes == static_cast<int64_t>(fs::file_size(result.outputs[p].location)));
+      }
+      REQUIRE_FALSE(progress.empty());
+      CHECK(progress.back() == 1.0);
+      for (const auto& [name, value] : result.counters) (*totals)[name] += value;
+      all.push_back(result.outputs);
+    }
+    return all;
+  }
+
+  AssignMsg ReduceTask(const std::string& app, int64_t reduces, int64_t partition,
+                       const std::vector<std::vector<MapOutput>>& maps) const {
+    AssignMsg task = Task(app, reduces);
+    task.kind = TaskKind::kReduce;
+    task.task_id = "r-0000" + std::to_string(partition);
+    task.partition = partition;
+    for (const auto& outputs : maps) task.inputs.push_back(outputs[partition].location);
+    return task;
+  }
+};
+
+const char* kAlice =
+    "Alice was beginning to get very tired of sitting by her sister on the bank,\n"
+    "and of having nothing to do: once or twice she had peeped into the book her sister\n"
+    "was reading, but it had no pictures or conversations in it, 'and what is the use\n"
+    "of a book,' thought Alice 'without pictures or conversations?'\n";
+const char* kCrlf = "The quick brown fox\r\njumps over the lazy dog\r\nTHE END\r\n";
+const char* kNoNewline = "last line without newline THE the The";
+
+TEST_CASE("map and reduce tasks over a small corpus produce an exact word count") {
+  Pipeline p;
+  p.AddFile("alice.txt", kAlice);
+  p.AddFile("crlf.txt", kCrlf);
+  p.AddFile("empty.txt", "");
+  p.AddFile("tail.txt", kNoNewline);
+  std::string repeated;
+  for (int i = 0; i < 3000; ++i) repeated += "ab Ab aB cd" + std::to_string(i % 7) + "ef\n";
+  p.AddFile("repeated.txt", repeated);
+
+  const int64_t reduces = 3;
+  Counters map_counters;
+  auto maps = p.RunMaps("wordcount", reduces, 4, &map_counters);
+
+  std::map<std::string, int64_t> counted;
+  Counters reduce_counters;
+  for (int64_t r = 0; r < reduces; ++r) {
+    AssignMsg task = p.ReduceTask("wordcount", reduces, r, maps);
+    TaskResult result;
+    std::string error;
+    p.progress.clear();
+    REQUIRE_MESSAGE(RunReduceTask(task, p.ctx, &result, &error), error);
+    CHECK(result.outputs.empty());
+    REQUIRE_FALSE(p.progress.empty());
+    CHECK(p.progress.back() == 1.0);
+    for (const auto& [name, value] : result.counters) reduce_counters[name] += value;
+
+    char name[16];
+    std::snprintf(name, sizeof(name), "part-%05lld", static_cast<long long>(r));
+    const fs::path part = p.output_dir / name;
+    REQUIRE(fs::exists(part));
+    const std::string bytes = ReadBytes(part);
+    std::string previous;
+    for (const auto& [key, value] : ParsePart(bytes)) {
+      CHECK(counted.count(key) == 0);  // each key in exactly one partition, once
+      CHECK((previous.empty() || previous < key));
+      previous = key;
+      counted[key] = std::stoll(value);
+    }
+    CHECK(result.counters["reduce_output_bytes"] == static_cast<int64_t>(bytes.size()));
+  }
+  const auto expected = ReferenceWordCount(p.texts);
+  CHECK(counted == expected);
+  CHECK(FilesUnder(p.output_dir / "_temporary").empty());
+
+  int64_t words = 0;
+  for (const auto& [word, n] : expected) words += n;
+  int64_t lines = 4 + 3 + 1 + 3000;
+  CHECK(map_counters["map_input_records"] == lines);
+  CHECK(map_counters["map_input_bytes"] == static_cast<int64_t>(
+                                               std::string(kAlice).size() + std::string(kCrlf).size() +
+                                               std::string(kNoNewline).size() + repeated.size()));
+  CHECK(map_counters["map_output_records"] == words);
+  CHECK(map_counters["combine_input_records"] == words);  // every map output went through it
+  CHECK(map_counters["combine_output_records"] < words);
+  CHECK(reduce_counters["reduce_input_groups"] == static_cast<int64_t>(expected.size()));
+  CHECK(reduce_counters["reduce_output_records"] == static_cast<int64_t>(expected.size()));
+  CHECK(reduce_counters["reduce_input_records"] == map_counters["combine_output_records"]);
+}
+
+TEST_CASE("invertedindex and grep tasks produce the expected part files") {
+  Pipeline p;
+  p.AddFile("a.txt", "Apple banana\napple\n");
+  p.AddFile("b.txt", "banana cherry, APPLE\n");
+  p.AddFile("c.txt", "cherry\n");
+
+  Counters counters;
+  auto maps = p.RunMaps("invertedindex", 1, 2, &counters);
+  TaskResult result;
+  std::string error;
+  REQUIRE_MESSAGE(RunReduceTask(p.ReduceTask("invertedindex", 1, 0, maps), p.ctx, &result, &error),
+                  error);
+  CHECK(ReadBytes(p.output_dir / "part-00000") ==
+        "apple\ta.txt,b.txt\nbanana\ta.txt,b.txt\ncherry\tb.txt,c.txt\n");
+
+  Pipeline g;
+  g.AddFile("x.log", "error: disk\nok\nerror: net error: disk\n");
+  g.AddFile("y.log", "warning\nerror: disk\n");
+  Counters grep_counters;
+  auto grep_maps = g.RunMaps("grep", 1, 3, &grep_counters, {{"pattern", "error: [a-z]+"}});
+  AssignMsg task = g.ReduceTask("grep", 1, 0, grep_maps);
+  task.params = {{"pattern", "error: [a-z]+"}};
+  REQUIRE_MESSAGE(RunReduceTask(task, g.ctx, &result, &error), error);
+  CHECK(ReadBytes(g.output_dir / "part-00000") == "error: disk\t3\nerror: net\t1\n");
+}
+
+TEST_CASE("a map task writes a run for every partition even when most are empty") {
+  Pipeline p;
+  p.AddFile("one.txt", "word\n");
+  Counters counters;
+  auto maps = p.RunMaps("wordcount", 5, 1, &counters);
+  REQUIRE(maps.size() == 1);
+  int64_t records = 0;
+  for (const MapOutput& out : maps[0]) records += out.records;
+  CHECK(records == 1);
+  for (int64_t r = 0; r < 5; ++r) {
+    TaskResult result;
+    std::string error;
+    REQUIRE_MESSAGE(RunReduceTask(p.ReduceTask("wordcount", 5, r, maps), p.ctx, &result, &error),
+                    error);
+  }
+  std::string all;
+  for (int r = 0; r < 5; ++r) all += ReadBytes(p.output_dir / ("part-0000" + std::to_string(r)));
+  CHECK(all == "word\t1\n");
+}
+
+TEST_CASE("a map task with an invalid app or an unreadable input fails with one line") {
+  Pipeline p;
+  p.AddFile("one.txt", "word\n");
+  AssignMsg task = p.Task("grep", 2);
+  task.task_id = "m-00000";
+  task.params = {{"pattern", "("}};
+  task.split = PlanSplits(p.files, 1)[0];
+  TaskResult result;
+  std::string error;
+  CHECK_FALSE(RunMapTask(task, p.ctx, &result, &error));
+  CHECK(error.find("pattern") != std::string::npos);
+
+  task = p.Task("wordcount", 2);
+  task.task_id = "m-00000";
+  task.split = {FileRange{(p.input_dir / "missing.txt").string(), 0, 10}};
+  error.clear();
+  CHECK_FALSE(RunMapTask(task, p.ctx, &result, &error));
+  CHECK(error.find("missing.txt") != std::string::npos);
+  CHECK(error.find('\n') == std::string::npos);
+  CHECK(FilesUnder(p.dir.path() / "work").empty());
+}
+
+TEST_CASE("a cancelled map task fails with cancelled and leaves no run files") {
+  Pipeline p;
+  std::string text;
+  for (int i = 0; i < 20000; ++i) text += "some words on line " + std::to_string(i) + "\n";
+  p.AddFile("big.txt", text);
+  AssignMsg task = p.Task("wordcount", 3);
+  task.task_id = "m-00000";
+  task.split = PlanSplits(p.files, 1)[0];
+  p.cancelled = true;
+  TaskResult result;
+  std::string error;
+  CHECK_FALSE(RunMapTask(task, p.ctx, &result, &error));
+  CHECK(error == "cancelled");
+  CHECK(FilesUnder(p.dir.path() / "work").empty());
+}
+
+TEST_CASE("a cancelled reduce task leaves no part file") {
+  Pipeline p;
+  p.AddFile("a.txt", kAlice);
+  Counters counters;
+  auto maps = p.RunMaps("wordcount", 1, 2, &counters);
+  p.cancelled = true;
+  TaskResult result;
+  std::string error;
+  CHECK_FALSE(RunReduceTask(p.ReduceTask("wordcount", 1, 0, maps), p.ctx, &result, &error));
+  CHECK(error == "cancelled");
+  CHECK(FilesUnder(p.output_dir).empty());
+}
+
+TEST_CASE("a reduce over a corrupt map output fails naming it and leaves no part file") {
+  Pipeline p;
+  p.AddFile("a.txt", kAlice);
+  p.AddFile("b.txt", kCrlf);
+  Counters counters;
+  auto maps = p.RunMaps("wordcount", 1, 2, &counters);
+  const std::string corrupt = maps[1][0].location;
+
+  SUBCASE("a changed byte inside the records") {
+    std::string bytes = ReadBytes(corrupt);
+    REQUIRE(bytes.size() > 30);
+    bytes[bytes.size() / 2] ^= 0x20;
+    WriteBytes(corrupt, bytes);
+  }
+  SUBCASE("a truncated file") {
+    std::string bytes = ReadBytes(corrupt);
+    WriteBytes(corrupt, bytes.substr(0, bytes.size() - 5));
+  }
+  SUBCASE("a missing file") {
+    fs::remove(corrupt);
+  }
+
+  TaskResult result;
+  std::string error;
+  CHECK_FALSE(RunReduceTask(p.ReduceTask("wordcount", 1, 0, maps), p.ctx, &result, &error));
+  CHECK(error.find(corrupt) != std::string::npos);
+  CHECK(error.find('\n') == std::string::npos);
+  CHECK_FALSE(fs::exists(p.output_dir / "part-00000"));
+  CHECK(FilesUnder(p.output_dir).empty());
+}
+
+}  // namespace
+}  // namespace zmr
