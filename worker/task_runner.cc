@@ -286,7 +286,7 @@ bool MapTaskImpl(const AssignMsg& task, const TaskContext& ctx, TaskResult* resu
     return false;
   }
 
-  FinishedRuns finished{ctx.store};
+  FinishedRuns finished{ctx.store, {}};
   if (!collector.WriteRuns(task, ctx, &finished.outputs, error)) return false;
 
   result->outputs = std::move(finished.outputs);

@@ -230,11 +230,20 @@ TEST_CASE("map and reduce tasks over a small corpus produce an exact word count"
                                                std::string(kAlice).size() + std::string(kCrlf).size() +
                                                std::string(kNoNewline).size() + repeated.size()));
   CHECK(map_counters["map_output_records"] == words);
-  CHECK(map_counters["combine_input_records"] == words);  // every map output went through it
-  CHECK(map_counters["combine_output_records"] < words);
+  int64_t run_records = 0;
+  for (const auto& outputs : maps) {
+    for (const MapOutput& out : outputs) run_records += out.records;
+  }
+  // Every map output went through the combiner (some values more than once, as eager combines
+  // feed their output back), and each combine replaced its input by its output.
+  CHECK(map_counters["combine_input_records"] >= words);
+  CHECK(map_counters["map_output_records"] - map_counters["combine_input_records"] +
+            map_counters["combine_output_records"] ==
+        run_records);
+  CHECK(run_records < words);
   CHECK(reduce_counters["reduce_input_groups"] == static_cast<int64_t>(expected.size()));
   CHECK(reduce_counters["reduce_output_records"] == static_cast<int64_t>(expected.size()));
-  CHECK(reduce_counters["reduce_input_records"] == map_counters["combine_output_records"]);
+  CHECK(reduce_counters["reduce_input_records"] == run_records);
 }
 
 TEST_CASE("invertedindex and grep tasks produce the expected part files") {

@@ -1,0 +1,819 @@
+#include "common/protocol.h"
+
+#include <doctest/doctest.h>
+#include <msgpack.hpp>
+
+#include <cmath>
+#include <cstdint>
+#include <functional>
+#include <limits>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace zmr {
+namespace {
+
+using namespace std::string_literals;
+
+// The result of taking a Value through the path every received message takes: Pack to bytes,
+// DecodeMessage, then the typed FromValue.
+template <typename Msg>
+struct Received {
+  std::optional<Msg> msg;
+  bool decoded = false;  // DecodeMessage accepted the bytes
+  std::string type;
+  std::string error;
+};
+
+template <typename Msg>
+Received<Msg> Receive(const Value& v) {
+  Received<Msg> r;
+  const std::string bytes = Pack(v);
+  std::optional<Value> body = DecodeMessage(bytes, &r.type, &r.error);
+  if (!body) return r;
+  r.decoded = true;
+  r.msg = Msg::FromValue(*body, &r.error);
+  return r;
+}
+
+// Sends `original` over the wire and back; checks the type string and that nothing changed.
+template <typename Msg>
+void CheckRoundTrip(const Msg& original, const char* want_type) {
+  const Value v = original.ToValue();
+  Received<Msg> r = Receive<Msg>(v);
+  CAPTURE(ToJson(v));
+  REQUIRE_MESSAGE(r.decoded, r.error);
+  CHECK(r.type == want_type);
+  REQUIRE_MESSAGE(r.msg.has_value(), r.error);
+  CHECK(*r.msg == original);
+}
+
+Value With(Value v, const std::string& key, Value field) {
+  v.Set(key, std::move(field));
+  return v;
+}
+
+Value Without(Value v, std::string_view key) {
+  Map& m = v.as_map();
+  std::erase_if(m, [&](const auto& kv) { return kv.first == key; });
+  return v;
+}
+
+// A field replaced by a value of the wrong type: the message must be refused, naming the field.
+struct WrongField {
+  std::string key;
+  Value value;
+  std::string named;  // what the error must mention (the key itself unless set)
+};
+
+template <typename Msg>
+void CheckWrongTypesRejected(const Value& good, const std::vector<WrongField>& cases) {
+  REQUIRE(Receive<Msg>(good).msg.has_value());
+  for (const WrongField& c : cases) {
+    const std::string named = c.named.empty() ? c.key : c.named;
+    CAPTURE(c.key);
+    CAPTURE(ToJson(c.value));
+    Received<Msg> r = Receive<Msg>(With(good, c.key, c.value));
+    CHECK_FALSE(r.msg.has_value());
+    CHECK_MESSAGE(r.error.find("'" + named) != std::string::npos, r.error);
+  }
+}
+
+template <typename Msg>
+void CheckRequiredFields(const Value& good, const std::vector<std::string>& keys) {
+  REQUIRE(Receive<Msg>(good).msg.has_value());
+  for (const std::string& key : keys) {
+    CAPTURE(key);
+    Received<Msg> absent = Receive<Msg>(Without(good, key));
+    CHECK(absent.decoded);
+    CHECK_FALSE(absent.msg.has_value());
+    CHECK_MESSAGE(absent.error.find("missing field '" + key + "'") != std::string::npos,
+                  absent.error);
+    // nil counts as missing.
+    Received<Msg> nil = Receive<Msg>(With(good, key, Value()));
+    CHECK_FALSE(nil.msg.has_value());
+    CHECK(nil.error.find("'" + key + "'") != std::string::npos);
+  }
+}
+
+template <typename Msg>
+void CheckOptionalFields(const Value& good, const std::vector<std::string>& keys) {
+  for (const std::string& key : keys) {
+    CAPTURE(key);
+    Received<Msg> r = Receive<Msg>(Without(good, key));
+    CHECK_MESSAGE(r.msg.has_value(), r.error);
+    Received<Msg> nil = Receive<Msg>(With(good, key, Value()));
+    CHECK_MESSAGE(nil.msg.has_value(), nil.error);
+  }
+}
+
+// Populated instances of every message.
+
+ReadyMsg SampleReady() {
+  ReadyMsg m;
+  m.proto = kProtocolVersion;
+  m.name = "worker-a";
+  m.host = "node7.example";
+  m.pid = 31337;
+  m.slots = 8;
+  m.work_dir = "/var/tmp/zmr/worker-a";
+  return m;
+}
+
+WelcomeMsg SampleWelcome() {
+  WelcomeMsg m;
+  m.proto = kProtocolVersion;
+  m.worker = "worker-a";
+  m.heartbeat_ms = 250;
+  m.liveness = 5;
+  return m;
+}
+
+HeartbeatMsg SampleHeartbeat() {
+  HeartbeatMsg m;
+  m.running = 3;
+  return m;
+}
+
+MapOutput SampleMapOutput(int64_t partition) {
+  MapOutput o;
+  o.partition = partition;
+  o.location = "/var/tmp/zmr/job_1/m-00002.a1/part-0000" + std::to_string(partition);
+  o.bytes = (int64_t{1} << 33) + partition;
+  o.records = 1000 + partition;
+  return o;
+}
+
+AssignMsg SampleMapAssign() {
+  AssignMsg m;
+  m.job_id = "job_20261128023200_0001";
+  m.task_id = "m-00002";
+  m.attempt = 2;
+  m.kind = TaskKind::kMap;
+  m.app = "wordcount";
+  m.params = {{"case", "fold"}, {"min", "2"}, {"empty", ""}};
+  m.num_reduces = 4;
+  m.output_dir = "/data/out";
+  m.split = {FileRange{"/data/in/a.txt", 1024, 4096}, FileRange{"/data/in/b.txt", 0, 0},
+             FileRange{"/data/in/c d.txt", 0, int64_t{1} << 40}};
+  return m;
+}
+
+AssignMsg SampleReduceAssign() {
+  AssignMsg m;
+  m.job_id = "job_20261128023200_0001";
+  m.task_id = "r-00003";
+  m.attempt = 1;
+  m.kind = TaskKind::kReduce;
+  m.app = "grep";
+  m.params = {{"pattern", "a.*b"}};
+  m.num_reduces = 4;
+  m.output_dir = "/data/out";
+  m.partition = 3;
+  m.inputs = {"/w1/m-00000/part-00003", "/w2/m-00001/part-00003", ""};
+  return m;
+}
+
+AttemptRef SampleRef() { return AttemptRef{"job_20261128023200_0001", "m-00007", 4}; }
+
+TaskProgressMsg SampleProgress() {
+  TaskProgressMsg m;
+  m.ref = SampleRef();
+  m.progress = 0.375;
+  return m;
+}
+
+TaskDoneMsg SampleDone() {
+  TaskDoneMsg m;
+  m.ref = SampleRef();
+  m.outputs = {SampleMapOutput(0), SampleMapOutput(1), SampleMapOutput(2)};
+  m.counters = {{"map_input_records", 12345},
+                {"map_input_bytes", int64_t{1} << 35},
+                {"map_output_records", 0},
+                {"custom", -7}};
+  return m;
+}
+
+TaskFailedMsg SampleFailed() {
+  TaskFailedMsg m;
+  m.ref = SampleRef();
+  m.error = "cannot open /data/in/a.txt: No such file or directory";
+  return m;
+}
+
+CancelAttemptMsg SampleCancel() {
+  CancelAttemptMsg m;
+  m.ref = SampleRef();
+  return m;
+}
+
+CleanupMsg SampleCleanup() {
+  CleanupMsg m;
+  m.job_id = "job_20261128023200_0001";
+  return m;
+}
+
+SubmitMsg SampleSubmit() {
+  SubmitMsg m;
+  m.name = "nightly count";
+  m.app = "wordcount";
+  m.inputs = {"/data/in/a.txt", "/data/in/b.txt"};
+  m.output = "/data/out";
+  m.params = {{"case", "fold"}};
+  m.maps = 16;
+  m.reduces = 3;
+  return m;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Round trips
+
+TEST_CASE("every worker and client message survives the wire unchanged") {
+  CheckRoundTrip(SampleReady(), "ready");
+  CheckRoundTrip(SampleWelcome(), "welcome");
+  CheckRoundTrip(SampleHeartbeat(), "heartbeat");
+  CheckRoundTrip(SampleMapAssign(), "assign");
+  CheckRoundTrip(SampleReduceAssign(), "assign");
+  CheckRoundTrip(SampleProgress(), "task_progress");
+  CheckRoundTrip(SampleDone(), "task_done");
+  CheckRoundTrip(SampleFailed(), "task_failed");
+  CheckRoundTrip(SampleCancel(), "cancel");
+  CheckRoundTrip(SampleCleanup(), "cleanup");
+  CheckRoundTrip(SampleSubmit(), "submit");
+}
+
+TEST_CASE("messages with default and edge values survive the wire unchanged") {
+  ReadyMsg ready = SampleReady();
+  ready.work_dir = "";
+  ready.slots = 4096;
+  ready.pid = std::numeric_limits<int64_t>::max();
+  CheckRoundTrip(ready, "ready");
+  ready.slots = 1;
+  CheckRoundTrip(ready, "ready");
+
+  CheckRoundTrip(HeartbeatMsg{}, "heartbeat");
+
+  AssignMsg map = SampleMapAssign();
+  map.params.clear();
+  map.split.clear();
+  map.num_reduces = 1;
+  CheckRoundTrip(map, "assign");
+
+  AssignMsg reduce = SampleReduceAssign();
+  reduce.inputs.clear();
+  reduce.partition = 0;
+  reduce.num_reduces = 1;
+  CheckRoundTrip(reduce, "assign");
+
+  TaskProgressMsg progress = SampleProgress();
+  for (double p : {0.0, 1.0, 1e-9, 0.999999999}) {
+    CAPTURE(p);
+    progress.progress = p;
+    CheckRoundTrip(progress, "task_progress");
+  }
+
+  TaskDoneMsg reduce_done = SampleDone();
+  reduce_done.ref.task_id = "r-00000";
+  reduce_done.outputs.clear();
+  reduce_done.counters.clear();
+  CheckRoundTrip(reduce_done, "task_done");
+
+  TaskFailedMsg failed = SampleFailed();
+  failed.error = "bad bytes: \xff\x00 \"quoted\""s;
+  CheckRoundTrip(failed, "task_failed");
+
+  SubmitMsg submit;
+  submit.app = "wordcount";
+  submit.output = "/out";
+  CheckRoundTrip(submit, "submit");
+}
+
+TEST_CASE("a map output survives the wire unchanged") {
+  // MapOutput travels inside task_done; it has no type of its own.
+  const MapOutput original = SampleMapOutput(5);
+  std::string error;
+  std::optional<Value> v = Unpack(Pack(original.ToValue()), &error);
+  REQUIRE_MESSAGE(v.has_value(), error);
+  std::optional<MapOutput> back = MapOutput::FromValue(*v, &error);
+  REQUIRE_MESSAGE(back.has_value(), error);
+  CHECK(*back == original);
+
+  // Alone it is not a message.
+  std::string type;
+  CHECK_FALSE(DecodeMessage(Pack(original.ToValue()), &type, &error).has_value());
+}
+
+TEST_CASE("a task_progress packed by another msgpack encoder with float32 and uint is accepted") {
+  // What a Python peer may send: unsigned ints, a float32 and extra unknown fields.
+  msgpack::sbuffer buf;
+  msgpack::packer<msgpack::sbuffer> pk(buf);
+  pk.pack_map(6);
+  pk.pack(std::string("type"));
+  pk.pack(std::string("task_progress"));
+  pk.pack(std::string("job_id"));
+  pk.pack(std::string("j"));
+  pk.pack(std::string("task_id"));
+  pk.pack(std::string("m-00000"));
+  pk.pack(std::string("attempt"));
+  pk.pack_uint64(2);
+  pk.pack(std::string("progress"));
+  pk.pack_float(0.5f);
+  pk.pack(std::string("future_field"));
+  pk.pack_array(1);
+  pk.pack_nil();
+  std::string type, error;
+  std::optional<Value> v = DecodeMessage(std::string(buf.data(), buf.size()), &type, &error);
+  REQUIRE_MESSAGE(v.has_value(), error);
+  CHECK(type == "task_progress");
+  std::optional<TaskProgressMsg> m = TaskProgressMsg::FromValue(*v, &error);
+  REQUIRE_MESSAGE(m.has_value(), error);
+  CHECK(m->ref == AttemptRef{"j", "m-00000", 2});
+  CHECK(m->progress == 0.5);
+}
+
+TEST_CASE("unknown extra fields are ignored by every message") {
+  const Value extra = Value(Map{{"x", Value(Array{Value(1), Value("y")})}});
+  CHECK(Receive<ReadyMsg>(With(SampleReady().ToValue(), "future", extra)).msg == SampleReady());
+  CHECK(Receive<WelcomeMsg>(With(SampleWelcome().ToValue(), "future", extra)).msg ==
+        SampleWelcome());
+  CHECK(Receive<HeartbeatMsg>(With(SampleHeartbeat().ToValue(), "future", extra)).msg ==
+        SampleHeartbeat());
+  CHECK(Receive<AssignMsg>(With(SampleMapAssign().ToValue(), "future", extra)).msg ==
+        SampleMapAssign());
+  CHECK(Receive<AssignMsg>(With(SampleReduceAssign().ToValue(), "future", extra)).msg ==
+        SampleReduceAssign());
+  CHECK(Receive<TaskProgressMsg>(With(SampleProgress().ToValue(), "future", extra)).msg ==
+        SampleProgress());
+  CHECK(Receive<TaskDoneMsg>(With(SampleDone().ToValue(), "future", extra)).msg == SampleDone());
+  CHECK(Receive<TaskFailedMsg>(With(SampleFailed().ToValue(), "future", extra)).msg ==
+        SampleFailed());
+  CHECK(Receive<CancelAttemptMsg>(With(SampleCancel().ToValue(), "future", extra)).msg ==
+        SampleCancel());
+  CHECK(Receive<CleanupMsg>(With(SampleCleanup().ToValue(), "future", extra)).msg ==
+        SampleCleanup());
+  CHECK(Receive<SubmitMsg>(With(SampleSubmit().ToValue(), "future", extra)).msg == SampleSubmit());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Wrong types and missing fields, message by message
+
+const Value kStr = Value("7");
+const Value kDouble = Value(1.0);
+const Value kHalf = Value(1.5);
+const Value kInt = Value(7);
+const Value kBool = Value(true);
+const Value kArr = Value(Array{Value(1)});
+const Value kMap = Value(Map{{"k", Value(1)}});
+
+TEST_CASE("ready refuses wrongly typed and missing fields") {
+  const Value good = SampleReady().ToValue();
+  CheckWrongTypesRejected<ReadyMsg>(good, {{"proto", kStr},   {"proto", kDouble},
+                                           {"name", kInt},    {"name", kArr},
+                                           {"host", kBool},   {"pid", kStr},
+                                           {"pid", kHalf},    {"slots", kStr},
+                                           {"slots", kDouble}, {"slots", kMap},
+                                           {"work_dir", kInt}, {"work_dir", kMap}});
+  CheckRequiredFields<ReadyMsg>(good, {"proto", "name", "host", "pid", "slots"});
+  CheckOptionalFields<ReadyMsg>(good, {"work_dir"});
+  CHECK(Receive<ReadyMsg>(Without(good, "work_dir")).msg->work_dir.empty());
+}
+
+TEST_CASE("welcome refuses wrongly typed and missing fields") {
+  const Value good = SampleWelcome().ToValue();
+  CheckWrongTypesRejected<WelcomeMsg>(good, {{"proto", kStr},
+                                             {"worker", kInt},
+                                             {"heartbeat_ms", kDouble},
+                                             {"heartbeat_ms", kStr},
+                                             {"liveness", kHalf},
+                                             {"liveness", kArr}});
+  CheckRequiredFields<WelcomeMsg>(good, {"proto", "worker", "heartbeat_ms", "liveness"});
+}
+
+TEST_CASE("heartbeat refuses a wrongly typed running count and defaults a missing one to 0") {
+  const Value good = SampleHeartbeat().ToValue();
+  CheckWrongTypesRejected<HeartbeatMsg>(good, {{"running", kStr},
+                                               {"running", kDouble},
+                                               {"running", kBool},
+                                               {"running", kMap}});
+  CheckOptionalFields<HeartbeatMsg>(good, {"running"});
+  Received<HeartbeatMsg> bare = Receive<HeartbeatMsg>(Value(Map{{"type", Value("heartbeat")}}));
+  REQUIRE(bare.msg.has_value());
+  CHECK(bare.msg->running == 0);
+}
+
+TEST_CASE("map output refuses wrongly typed and missing fields") {
+  const Value good = SampleMapOutput(1).ToValue();
+  std::string error;
+  REQUIRE(MapOutput::FromValue(good, &error).has_value());
+  const std::vector<WrongField> wrong = {{"partition", kStr},  {"partition", kDouble},
+                                         {"location", kInt},   {"location", kArr},
+                                         {"bytes", kHalf},     {"bytes", kStr},
+                                         {"records", kDouble}, {"records", kMap}};
+  for (const WrongField& c : wrong) {
+    CAPTURE(c.key);
+    error.clear();
+    CHECK_FALSE(MapOutput::FromValue(With(good, c.key, c.value), &error).has_value());
+    CHECK(error.find("'" + c.key + "'") != std::string::npos);
+  }
+  for (const std::string key : {"partition", "location", "bytes", "records"}) {
+    CAPTURE(key);
+    error.clear();
+    CHECK_FALSE(MapOutput::FromValue(Without(good, key), &error).has_value());
+    CHECK(error.find("missing field '" + key + "'") != std::string::npos);
+  }
+  CHECK_FALSE(MapOutput::FromValue(Value(Array{}), &error).has_value());
+  CHECK_FALSE(MapOutput::FromValue(Value("x"), &error).has_value());
+}
+
+TEST_CASE("map assign refuses wrongly typed and missing fields") {
+  const Value good = SampleMapAssign().ToValue();
+  const Value range = Value(Map{{"path", Value("/a")}, {"start", Value(0)}, {"end", Value(10)}});
+  CheckWrongTypesRejected<AssignMsg>(
+      good, {{"job_id", kInt},
+             {"task_id", kArr},
+             {"attempt", kDouble},
+             {"attempt", kStr},
+             {"kind", kInt},
+             {"app", kMap},
+             {"params", kStr},
+             {"params", kArr},
+             {"params", Value(Map{{"k", Value(1)}}), "params.k"},
+             {"num_reduces", kHalf},
+             {"num_reduces", kStr},
+             {"output_dir", kBool},
+             {"split", kMap},
+             {"split", kStr},
+             {"split", Value(Array{With(range, "path", kInt)}), "path"},
+             {"split", Value(Array{With(range, "start", kStr)}), "start"},
+             {"split", Value(Array{With(range, "end", kDouble)}), "end"},
+             {"split", Value(Array{range, Without(range, "end")}), "end"}});
+  CheckRequiredFields<AssignMsg>(
+      good, {"job_id", "task_id", "attempt", "kind", "app", "num_reduces", "output_dir"});
+  CheckOptionalFields<AssignMsg>(good, {"params"});
+
+  // A map task cannot go without its split.
+  Received<AssignMsg> no_split = Receive<AssignMsg>(Without(good, "split"));
+  CHECK_FALSE(no_split.msg.has_value());
+  CHECK(no_split.error.find("'split'") != std::string::npos);
+
+  // A split item that is not a map is refused.
+  Received<AssignMsg> bad_item = Receive<AssignMsg>(With(good, "split", Array{Value(5)}));
+  CHECK_FALSE(bad_item.msg.has_value());
+  // The error does not say which field held the bad item (see the test report).
+  WARN_MESSAGE(bad_item.error.find("split") != std::string::npos, bad_item.error);
+}
+
+TEST_CASE("reduce assign refuses wrongly typed and missing fields") {
+  const Value good = SampleReduceAssign().ToValue();
+  CheckWrongTypesRejected<AssignMsg>(good, {{"partition", kStr},
+                                            {"partition", kDouble},
+                                            {"partition", kMap},
+                                            {"inputs", kStr},
+                                            {"inputs", kMap},
+                                            {"inputs", Value(Array{Value("/a"), Value(1)}), "inputs"},
+                                            {"kind", kArr}});
+  CheckRequiredFields<AssignMsg>(good, {"partition", "kind", "num_reduces", "job_id"});
+}
+
+TEST_CASE("task progress refuses wrongly typed and missing fields") {
+  const Value good = SampleProgress().ToValue();
+  CheckWrongTypesRejected<TaskProgressMsg>(good, {{"job_id", kInt},
+                                                  {"task_id", kBool},
+                                                  {"attempt", kDouble},
+                                                  {"attempt", kStr},
+                                                  {"progress", kStr},
+                                                  {"progress", kBool},
+                                                  {"progress", kArr}});
+  CheckRequiredFields<TaskProgressMsg>(good, {"job_id", "task_id", "attempt", "progress"});
+  // An integer progress is a number (0 and 1 from peers that do not write floats).
+  Received<TaskProgressMsg> one = Receive<TaskProgressMsg>(With(good, "progress", Value(1)));
+  REQUIRE(one.msg.has_value());
+  CHECK(one.msg->progress == 1.0);
+}
+
+TEST_CASE("task done refuses wrongly typed and missing fields") {
+  const Value good = SampleDone().ToValue();
+  const Value output = SampleMapOutput(0).ToValue();
+  CheckWrongTypesRejected<TaskDoneMsg>(
+      good, {{"job_id", kInt},
+             {"task_id", kMap},
+             {"attempt", kHalf},
+             {"attempt", kStr},
+             {"outputs", kMap},
+             {"outputs", kStr},
+             {"outputs", Value(Array{With(output, "partition", kStr)}), "partition"},
+             {"outputs", Value(Array{output, With(output, "bytes", kDouble)}), "bytes"},
+             {"outputs", Value(Array{Without(output, "location")}), "location"},
+             {"counters", kArr},
+             {"counters", kInt},
+             {"counters", Value(Map{{"map_input_records", Value(1.5)}}), "counters.map_input_records"},
+             {"counters", Value(Map{{"c", Value("1")}}), "counters.c"}});
+  CheckRequiredFields<TaskDoneMsg>(good, {"job_id", "task_id", "attempt"});
+  CheckOptionalFields<TaskDoneMsg>(good, {"outputs", "counters"});
+
+  Received<TaskDoneMsg> bad_item = Receive<TaskDoneMsg>(With(good, "outputs", Array{Value("x")}));
+  CHECK_FALSE(bad_item.msg.has_value());
+  // The error does not say which field held the bad item (see the test report).
+  WARN_MESSAGE(bad_item.error.find("outputs") != std::string::npos, bad_item.error);
+}
+
+TEST_CASE("task failed refuses wrongly typed and missing fields") {
+  const Value good = SampleFailed().ToValue();
+  CheckWrongTypesRejected<TaskFailedMsg>(good, {{"job_id", kArr},
+                                                {"task_id", kInt},
+                                                {"attempt", kDouble},
+                                                {"error", kInt},
+                                                {"error", kMap}});
+  CheckRequiredFields<TaskFailedMsg>(good, {"job_id", "task_id", "attempt", "error"});
+}
+
+TEST_CASE("cancel refuses wrongly typed and missing fields") {
+  const Value good = SampleCancel().ToValue();
+  CheckWrongTypesRejected<CancelAttemptMsg>(good, {{"job_id", kInt},
+                                                   {"task_id", kDouble},
+                                                   {"attempt", kDouble},
+                                                   {"attempt", kStr},
+                                                   {"attempt", kBool}});
+  CheckRequiredFields<CancelAttemptMsg>(good, {"job_id", "task_id", "attempt"});
+}
+
+TEST_CASE("cleanup refuses a wrongly typed or missing job id") {
+  const Value good = SampleCleanup().ToValue();
+  CheckWrongTypesRejected<CleanupMsg>(good, {{"job_id", kInt}, {"job_id", kArr}, {"job_id", kMap}});
+  CheckRequiredFields<CleanupMsg>(good, {"job_id"});
+}
+
+TEST_CASE("submit refuses wrongly typed and missing fields") {
+  const Value good = SampleSubmit().ToValue();
+  CheckWrongTypesRejected<SubmitMsg>(
+      good, {{"name", kInt},
+             {"app", kArr},
+             {"inputs", kStr},
+             {"inputs", kMap},
+             {"inputs", Value(Array{Value("/a"), Value(Array{})}), "inputs"},
+             {"output", kInt},
+             {"params", kArr},
+             {"params", Value(Map{{"case", Value(true)}}), "params.case"},
+             {"maps", kStr},
+             {"maps", kHalf},
+             {"reduces", kDouble},
+             {"reduces", kStr}});
+  CheckRequiredFields<SubmitMsg>(good, {"app", "output"});
+  CheckOptionalFields<SubmitMsg>(good, {"name", "params", "maps", "reduces"});
+  Received<SubmitMsg> minimal = Receive<SubmitMsg>(Value(Map{{"type", Value("submit")},
+                                                             {"app", Value("wordcount")},
+                                                             {"inputs", Array{Value("/in")}},
+                                                             {"output", Value("/out")}}));
+  REQUIRE_MESSAGE(minimal.msg.has_value(), minimal.error);
+  CHECK(minimal.msg->maps == 0);
+  CHECK(minimal.msg->reduces == 1);
+  CHECK(minimal.msg->name.empty());
+  CHECK(minimal.msg->params.empty());
+}
+
+TEST_CASE("typed decoders refuse values that are not maps") {
+  std::string error;
+  for (const Value& v : {Value(), Value(1), Value("ready"), Value(Array{Value("type")})}) {
+    CAPTURE(ToJson(v));
+    CHECK_FALSE(ReadyMsg::FromValue(v, &error).has_value());
+    CHECK_FALSE(WelcomeMsg::FromValue(v, &error).has_value());
+    CHECK_FALSE(HeartbeatMsg::FromValue(v, &error).has_value());
+    CHECK_FALSE(MapOutput::FromValue(v, &error).has_value());
+    CHECK_FALSE(AssignMsg::FromValue(v, &error).has_value());
+    CHECK_FALSE(TaskProgressMsg::FromValue(v, &error).has_value());
+    CHECK_FALSE(TaskDoneMsg::FromValue(v, &error).has_value());
+    CHECK_FALSE(TaskFailedMsg::FromValue(v, &error).has_value());
+    CHECK_FALSE(CancelAttemptMsg::FromValue(v, &error).has_value());
+    CHECK_FALSE(CleanupMsg::FromValue(v, &error).has_value());
+    CHECK_FALSE(SubmitMsg::FromValue(v, &error).has_value());
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Range checks
+
+TEST_CASE("ready accepts 1 to 4096 slots and a non-empty name only") {
+  const Value good = SampleReady().ToValue();
+  for (int64_t slots : {int64_t{0}, int64_t{-1}, int64_t{4097}, std::numeric_limits<int64_t>::min(),
+                        std::numeric_limits<int64_t>::max()}) {
+    CAPTURE(slots);
+    Received<ReadyMsg> r = Receive<ReadyMsg>(With(good, "slots", Value(slots)));
+    CHECK_FALSE(r.msg.has_value());
+    CHECK(r.error.find("'slots'") != std::string::npos);
+  }
+  for (int64_t slots : {1, 2, 4096}) {
+    CAPTURE(slots);
+    CHECK(Receive<ReadyMsg>(With(good, "slots", Value(slots))).msg.has_value());
+  }
+  Received<ReadyMsg> unnamed = Receive<ReadyMsg>(With(good, "name", Value("")));
+  CHECK_FALSE(unnamed.msg.has_value());
+  CHECK(unnamed.error.find("'name'") != std::string::npos);
+}
+
+TEST_CASE("task progress outside 0..1 or not a number is refused") {
+  const Value good = SampleProgress().ToValue();
+  for (double p : {1.5, 1.0000001, -0.1, -0.0 - 1e-300, std::numeric_limits<double>::quiet_NaN(),
+                   std::numeric_limits<double>::infinity(),
+                   -std::numeric_limits<double>::infinity()}) {
+    CAPTURE(p);
+    Received<TaskProgressMsg> r = Receive<TaskProgressMsg>(With(good, "progress", Value(p)));
+    CHECK_FALSE(r.msg.has_value());
+    CHECK(r.error.find("'progress'") != std::string::npos);
+  }
+  CHECK_FALSE(Receive<TaskProgressMsg>(With(good, "progress", Value(2))).msg.has_value());
+  CHECK_FALSE(Receive<TaskProgressMsg>(With(good, "progress", Value(-1))).msg.has_value());
+  CHECK(Receive<TaskProgressMsg>(With(good, "progress", Value(-0.0))).msg.has_value());
+}
+
+TEST_CASE("a reduce assign for a partition outside 0..num_reduces-1 is refused") {
+  const Value good = SampleReduceAssign().ToValue();  // num_reduces 4
+  for (int64_t partition : {4, 5, -1, 1000}) {
+    CAPTURE(partition);
+    Received<AssignMsg> r = Receive<AssignMsg>(With(good, "partition", Value(partition)));
+    CHECK_FALSE(r.msg.has_value());
+    CHECK(r.error.find("'partition'") != std::string::npos);
+  }
+  for (int64_t partition : {0, 3}) {
+    CAPTURE(partition);
+    CHECK(Receive<AssignMsg>(With(good, "partition", Value(partition))).msg.has_value());
+  }
+  // Lowering num_reduces below the partition makes the same message invalid.
+  CHECK_FALSE(Receive<AssignMsg>(With(good, "num_reduces", Value(3))).msg.has_value());
+}
+
+TEST_CASE("an assign with an unknown kind or no reduces is refused") {
+  const Value good = SampleMapAssign().ToValue();
+  for (const char* kind : {"bogus", "", "MAP", "Reduce", "map "}) {
+    CAPTURE(kind);
+    Received<AssignMsg> r = Receive<AssignMsg>(With(good, "kind", Value(kind)));
+    CHECK_FALSE(r.msg.has_value());
+    CHECK(r.error.find("'kind'") != std::string::npos);
+  }
+  for (int64_t n : {0, -1}) {
+    CAPTURE(n);
+    Received<AssignMsg> r = Receive<AssignMsg>(With(good, "num_reduces", Value(n)));
+    CHECK_FALSE(r.msg.has_value());
+    CHECK(r.error.find("'num_reduces'") != std::string::npos);
+  }
+}
+
+TEST_CASE("a map assign with a split range out of order is refused") {
+  const Value good = SampleMapAssign().ToValue();
+  auto with_range = [&](int64_t start, int64_t end) {
+    return With(good, "split",
+                Array{Value(Map{{"path", Value("/a")}, {"start", Value(start)}, {"end", Value(end)}})});
+  };
+  CHECK_FALSE(Receive<AssignMsg>(with_range(10, 5)).msg.has_value());
+  CHECK_FALSE(Receive<AssignMsg>(with_range(-1, 5)).msg.has_value());
+  CHECK(Receive<AssignMsg>(with_range(5, 5)).msg.has_value());  // an empty range is fine
+  CHECK(Receive<AssignMsg>(with_range(0, 1)).msg.has_value());
+}
+
+// ---------------------------------------------------------------------------------------------
+// DecodeMessage
+
+TEST_CASE("decoding refuses bodies that are not maps with a string type") {
+  const std::vector<Value> bad = {
+      Value(),
+      Value(1),
+      Value("ready"),
+      Value(Array{Value("type"), Value("ready")}),
+      Value(Map{}),
+      Value(Map{{"name", Value("w")}}),
+      Value(Map{{"type", Value()}}),
+      Value(Map{{"type", Value(1)}}),
+      Value(Map{{"type", Value(1.5)}}),
+      Value(Map{{"type", Value(true)}}),
+      Value(Map{{"type", Value(Array{Value("ready")})}}),
+      Value(Map{{"type", Value(Map{{"type", Value("ready")}})}}),
+  };
+  for (const Value& v : bad) {
+    CAPTURE(ToJson(v));
+    std::string type = "unchanged", error;
+    CHECK_FALSE(DecodeMessage(Pack(v), &type, &error).has_value());
+    CHECK_FALSE(error.empty());
+  }
+  std::string type, error;
+  CHECK_FALSE(DecodeMessage(Pack(Value(Map{{"name", Value("w")}})), &type, &error).has_value());
+  CHECK(error.find("'type'") != std::string::npos);
+}
+
+TEST_CASE("decoding refuses truncated, garbage and trailing bytes") {
+  const std::vector<std::string> messages = {
+      Pack(SampleReady().ToValue()), Pack(SampleMapAssign().ToValue()),
+      Pack(SampleReduceAssign().ToValue()), Pack(SampleDone().ToValue()),
+      Pack(SampleSubmit().ToValue())};
+  for (const std::string& bytes : messages) {
+    std::string type, error;
+    REQUIRE(DecodeMessage(bytes, &type, &error).has_value());
+    for (std::size_t len = 0; len < bytes.size(); ++len) {
+      CAPTURE(len);
+      error.clear();
+      CHECK_FALSE(DecodeMessage(std::string_view(bytes).substr(0, len), &type, &error).has_value());
+      CHECK_FALSE(error.empty());
+    }
+    CHECK_FALSE(DecodeMessage(bytes + "\x00"s, &type, &error).has_value());
+  }
+  std::string type, error;
+  for (const std::string& garbage : {""s, "\xc1"s, "hello"s, "\x81\xa4type"s, "\xff\xff\xff"s}) {
+    CHECK_FALSE(DecodeMessage(garbage, &type, &error).has_value());
+  }
+}
+
+TEST_CASE("decoding refuses a message with an integer field beyond int64") {
+  msgpack::sbuffer buf;
+  msgpack::packer<msgpack::sbuffer> pk(buf);
+  pk.pack_map(2);
+  pk.pack(std::string("type"));
+  pk.pack(std::string("heartbeat"));
+  pk.pack(std::string("running"));
+  pk.pack_uint64(std::numeric_limits<uint64_t>::max());
+  std::string type, error;
+  CHECK_FALSE(DecodeMessage(std::string(buf.data(), buf.size()), &type, &error).has_value());
+  CHECK_FALSE(error.empty());
+}
+
+TEST_CASE("decoding returns the type of any well formed message, known or not") {
+  std::string type, error;
+  std::optional<Value> v =
+      DecodeMessage(Pack(Value(Map{{"n", Value(1)}, {"type", Value("from_the_future")}})), &type,
+                    &error);
+  REQUIRE_MESSAGE(v.has_value(), error);
+  CHECK(type == "from_the_future");
+  CHECK(v->Find("n") != nullptr);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Job states, task kinds, replies, constants
+
+TEST_CASE("job state names round trip and only ended jobs are terminal") {
+  const std::vector<std::pair<JobState, const char*>> states = {
+      {JobState::kSubmitted, "SUBMITTED"}, {JobState::kMapping, "MAPPING"},
+      {JobState::kReducing, "REDUCING"},   {JobState::kCompleted, "COMPLETED"},
+      {JobState::kFailed, "FAILED"},       {JobState::kCancelled, "CANCELLED"}};
+  for (const auto& [state, name] : states) {
+    CAPTURE(name);
+    CHECK(std::string(JobStateName(state)) == name);
+    std::optional<JobState> parsed = ParseJobState(name);
+    REQUIRE(parsed.has_value());
+    CHECK(*parsed == state);
+  }
+  for (const char* bad : {"", "mapping", "Completed", "RUNNING", "UNKNOWN", "FAILED "}) {
+    CAPTURE(bad);
+    CHECK_FALSE(ParseJobState(bad).has_value());
+  }
+  CHECK_FALSE(IsTerminal(JobState::kSubmitted));
+  CHECK_FALSE(IsTerminal(JobState::kMapping));
+  CHECK_FALSE(IsTerminal(JobState::kReducing));
+  CHECK(IsTerminal(JobState::kCompleted));
+  CHECK(IsTerminal(JobState::kFailed));
+  CHECK(IsTerminal(JobState::kCancelled));
+}
+
+TEST_CASE("task kinds are named map and reduce on the wire") {
+  CHECK(std::string(TaskKindName(TaskKind::kMap)) == "map");
+  CHECK(std::string(TaskKindName(TaskKind::kReduce)) == "reduce");
+  const Value map = SampleMapAssign().ToValue();
+  const Value reduce = SampleReduceAssign().ToValue();
+  CHECK(*map.Find("kind") == Value("map"));
+  CHECK(*reduce.Find("kind") == Value("reduce"));
+  // Each kind carries only its own fields.
+  CHECK(map.Find("split") != nullptr);
+  CHECK(map.Find("partition") == nullptr);
+  CHECK(reduce.Find("partition") != nullptr);
+  CHECK(reduce.Find("inputs") != nullptr);
+  CHECK(reduce.Find("split") == nullptr);
+}
+
+TEST_CASE("an error reply carries type error, its code and the message") {
+  const Value reply = ErrorReply(errc::kNotFound, "no job \"job_x\"");
+  std::string type, error;
+  std::optional<Value> v = DecodeMessage(Pack(reply), &type, &error);
+  REQUIRE_MESSAGE(v.has_value(), error);
+  CHECK(type == "error");
+  std::string code, message;
+  REQUIRE(ReadString(*v, "code", &code, &error));
+  REQUIRE(ReadString(*v, "error", &message, &error));
+  CHECK(code == "not_found");
+  CHECK(message == "no job \"job_x\"");
+
+  CHECK(std::string(errc::kInvalid) == "invalid");
+  CHECK(std::string(errc::kVersion) == "version");
+  CHECK(std::string(errc::kBadRequest) == "bad_request");
+  CHECK(*ErrorReply(errc::kBadRequest, "").Find("code") == Value("bad_request"));
+}
+
+TEST_CASE("submit carries the protocol version the coordinator checks") {
+  const Value v = SampleSubmit().ToValue();
+  REQUIRE(v.Find("proto") != nullptr);
+  CHECK(*v.Find("proto") == Value(1));
+  CHECK(kProtocolVersion == 1);
+  const Value ready = SampleReady().ToValue();
+  CHECK(*ready.Find("proto") == Value(1));
+}
+
+}  // namespace
+}  // namespace zmr
