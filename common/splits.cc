@@ -15,6 +15,7 @@ namespace {
 
 constexpr int64_t kBytesPerMap = int64_t{64} << 20;  // default input bytes per map task
 constexpr size_t kBufferSize = size_t{1} << 20;      // reader buffer; grows only for longer lines
+constexpr size_t kMinBufferSize = size_t{64} << 10;  // buffer for splits smaller than kBufferSize
 
 // floor(i * total / m) without overflowing int64 for any total and 0 <= i <= m.
 int64_t Boundary(int64_t i, int64_t total, int64_t m) {
@@ -77,7 +78,8 @@ struct SplitReader::Impl {
 
   int fd = -1;
   std::unique_ptr<char[]> buffer;
-  size_t capacity = 0;
+  size_t capacity = 0;       // size of buffer
+  size_t base_capacity = 0;  // capacity outside of lines longer than the buffer
   size_t begin = 0;         // first unconsumed byte in buffer
   size_t end = 0;           // one past the last valid byte in buffer
   size_t scanned = 0;       // bytes after begin already known to contain no '\n'
@@ -105,13 +107,13 @@ struct SplitReader::Impl {
   // of the file. Returns false (with error set) on an I/O error.
   bool Fill() {
     const size_t kept = end - begin;
-    if (capacity > kBufferSize && kept <= kBufferSize / 2) {
-      std::unique_ptr<char[]> smaller = std::make_unique_for_overwrite<char[]>(kBufferSize);
+    if (capacity > base_capacity && kept <= base_capacity / 2) {
+      std::unique_ptr<char[]> smaller = std::make_unique_for_overwrite<char[]>(base_capacity);
       std::memcpy(smaller.get(), buffer.get() + begin, kept);
       buffer = std::move(smaller);
-      capacity = kBufferSize;
+      capacity = base_capacity;
     } else if (kept == capacity) {
-      const size_t grown = std::max(kBufferSize, capacity * 2);
+      const size_t grown = capacity * 2;
       std::unique_ptr<char[]> larger = std::make_unique_for_overwrite<char[]>(grown);
       if (kept > 0) std::memcpy(larger.get(), buffer.get() + begin, kept);
       buffer = std::move(larger);
@@ -170,8 +172,11 @@ struct SplitReader::Impl {
     }
     ::posix_fadvise(fd, r.start, 0, POSIX_FADV_SEQUENTIAL);
     if (!buffer) {
-      buffer = std::make_unique_for_overwrite<char[]>(kBufferSize);
-      capacity = kBufferSize;
+      // Small splits (many maps over little input) need no full-size buffer.
+      base_capacity = static_cast<size_t>(std::clamp<int64_t>(
+          total_bytes, static_cast<int64_t>(kMinBufferSize), static_cast<int64_t>(kBufferSize)));
+      buffer = std::make_unique_for_overwrite<char[]>(base_capacity);
+      capacity = base_capacity;
     }
     begin = end = scanned = 0;
     eof = false;

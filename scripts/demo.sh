@@ -30,13 +30,14 @@ deploy/local-cluster.sh start --dir "$CLUSTER" --workers 2 --slots 1 --bin build
 export ZMR_COORDINATOR=tcp://127.0.0.1:$((PORT_BASE + 1))
 
 OUT=$ROOT/sample-data/wordcount-$(date +%Y%m%d-%H%M%S)
-echo "== zmr submit --app wordcount --input $DATA --output $OUT --reduces 2 --wait" >&2
-build/client/zmr submit --app wordcount --input "$DATA" --output "$OUT" --reduces 2 \
+echo "== zmr submit --app wordcount --input $DATA --output $OUT --maps 8 --reduces 2 --wait" >&2
+build/client/zmr submit --app wordcount --input "$DATA" --output "$OUT" --maps 8 --reduces 2 \
   --name demo-wordcount --wait
 
 echo
 echo "Top 10 words:"
-cat "$OUT"/part-* | sort -t "$(printf '\t')" -k2,2nr -k1,1 | head -10 | \
-  awk -F'\t' '{ printf "  %-12s %s\n", $1, $2 }'
+# Highest count first, ties by word; awk reads everything (no SIGPIPE under pipefail).
+cat "$OUT"/part-* | sort -t "$(printf '\t')" -k2,2nr -k1,1 | \
+  awk -F'\t' 'NR <= 10 { printf "  %-12s %s\n", $1, $2 }'
 echo
 echo "Output: $OUT (part-00000, part-00001, _SUCCESS)"

@@ -4,6 +4,7 @@
 #include <msgpack.hpp>
 
 #include <cmath>
+#include <cstring>
 #include <cstdint>
 #include <functional>
 #include <limits>
@@ -18,8 +19,7 @@ namespace {
 
 using namespace std::string_literals;
 
-// The result of taking a Value through the path every received message takes: Pack to bytes,
-// DecodeMessage, then the typed FromValue.
+// What a receiver made of one message body: DecodeMessage's verdict and type, then FromValue's.
 template <typename Msg>
 struct Received {
   std::optional<Msg> msg;
@@ -28,10 +28,50 @@ struct Received {
   std::string error;
 };
 
+// A second msgpack encoder, standing in for a peer written in another language (Python's msgpack
+// packs every float as float64). Unlike Pack(), it never turns an integral double into an integer,
+// so "attempt: 1.0" reaches the decoder as a float.
+void PeerPackValue(msgpack::packer<msgpack::sbuffer>& pk, msgpack::sbuffer& buf, const Value& v) {
+  if (v.is_nil()) {
+    pk.pack_nil();
+  } else if (v.is_bool()) {
+    pk.pack(v.as_bool());
+  } else if (v.is_int()) {
+    pk.pack_int64(v.as_int());
+  } else if (v.is_double()) {
+    const double d = v.as_double();
+    uint64_t bits = 0;
+    std::memcpy(&bits, &d, sizeof(bits));
+    char raw[9];
+    raw[0] = static_cast<char>(0xcb);  // float 64
+    for (int i = 0; i < 8; ++i) raw[1 + i] = static_cast<char>(bits >> (56 - 8 * i));
+    buf.write(raw, sizeof(raw));
+  } else if (v.is_string()) {
+    pk.pack(v.as_string());
+  } else if (v.is_array()) {
+    pk.pack_array(static_cast<uint32_t>(v.as_array().size()));
+    for (const Value& item : v.as_array()) PeerPackValue(pk, buf, item);
+  } else {
+    pk.pack_map(static_cast<uint32_t>(v.as_map().size()));
+    for (const auto& [key, item] : v.as_map()) {
+      pk.pack(key);
+      PeerPackValue(pk, buf, item);
+    }
+  }
+}
+
+std::string PeerPack(const Value& v) {
+  msgpack::sbuffer buf;
+  msgpack::packer<msgpack::sbuffer> pk(buf);
+  PeerPackValue(pk, buf, v);
+  return std::string(buf.data(), buf.size());
+}
+
+// What a receiver makes of `v` sent by a peer: the bytes go through DecodeMessage and FromValue.
 template <typename Msg>
 Received<Msg> Receive(const Value& v) {
   Received<Msg> r;
-  const std::string bytes = Pack(v);
+  const std::string bytes = PeerPack(v);
   std::optional<Value> body = DecodeMessage(bytes, &r.type, &r.error);
   if (!body) return r;
   r.decoded = true;
@@ -39,15 +79,24 @@ Received<Msg> Receive(const Value& v) {
   return r;
 }
 
-// Sends `original` over the wire and back; checks the type string and that nothing changed.
+// Sends `original` the way zmr does (ToValue, Pack) and decodes it the way zmr does
+// (DecodeMessage, FromValue); checks the type string and that nothing changed. Also decodes the
+// same message as sent by another encoder.
 template <typename Msg>
 void CheckRoundTrip(const Msg& original, const char* want_type) {
   const Value v = original.ToValue();
-  Received<Msg> r = Receive<Msg>(v);
   CAPTURE(ToJson(v));
-  REQUIRE_MESSAGE(r.decoded, r.error);
-  CHECK(r.type == want_type);
+  std::string type, error;
+  std::optional<Value> body = DecodeMessage(Pack(v), &type, &error);
+  REQUIRE_MESSAGE(body.has_value(), error);
+  CHECK(type == want_type);
+  std::optional<Msg> back = Msg::FromValue(*body, &error);
+  REQUIRE_MESSAGE(back.has_value(), error);
+  CHECK(*back == original);
+
+  Received<Msg> r = Receive<Msg>(v);
   REQUIRE_MESSAGE(r.msg.has_value(), r.error);
+  CHECK(r.type == want_type);
   CHECK(*r.msg == original);
 }
 
@@ -64,9 +113,11 @@ Value Without(Value v, std::string_view key) {
 
 // A field replaced by a value of the wrong type: the message must be refused, naming the field.
 struct WrongField {
+  WrongField(std::string key_in, Value value_in, std::string named_in = "")
+      : key(std::move(key_in)), value(std::move(value_in)), named(std::move(named_in)) {}
   std::string key;
   Value value;
-  std::string named;  // what the error must mention (the key itself unless set)
+  std::string named;  // what the error must mention (the key itself when empty)
 };
 
 template <typename Msg>

@@ -341,6 +341,7 @@ TEST_CASE("a cancelled reduce task leaves no part file") {
   CHECK_FALSE(RunReduceTask(p.ReduceTask("wordcount", 1, 0, maps), p.ctx, &result, &error));
   CHECK(error == "cancelled");
   CHECK(FilesUnder(p.output_dir).empty());
+  CHECK_FALSE(fs::exists(p.output_dir / "_temporary"));
 }
 
 TEST_CASE("a reduce over a corrupt map output fails naming it and leaves no part file") {
@@ -372,6 +373,78 @@ TEST_CASE("a reduce over a corrupt map output fails naming it and leaves no part
   CHECK(error.find('\n') == std::string::npos);
   CHECK_FALSE(fs::exists(p.output_dir / "part-00000"));
   CHECK(FilesUnder(p.output_dir).empty());
+}
+
+// A local store that can fail one partition's creation or raise the cancel flag when a reduce
+// opens its inputs, to drive the failure paths deterministically.
+class ScriptedStore : public LocalFileStore {
+ public:
+  using LocalFileStore::LocalFileStore;
+  int64_t fail_partition = -1;
+  std::atomic<bool>* cancel_on_open = nullptr;  // raised when the last input is opened
+  std::size_t inputs = 0;
+  std::size_t opened = 0;
+
+  std::unique_ptr<RunWriter> CreatePartition(const std::string& job_id,
+                                             const std::string& task_id, int64_t attempt,
+                                             int64_t partition, std::string* location,
+                                             std::string* error) override {
+    if (partition == fail_partition) {
+      *error = "disk full (scripted)";
+      return nullptr;
+    }
+    return LocalFileStore::CreatePartition(job_id, task_id, attempt, partition, location, error);
+  }
+  std::unique_ptr<RunReader> OpenPartition(const std::string& location,
+                                           std::string* error) override {
+    if (cancel_on_open != nullptr && ++opened == inputs) *cancel_on_open = true;
+    return LocalFileStore::OpenPartition(location, error);
+  }
+};
+
+// Distinct letter-only words: "w" followed by the digits of i spelled as letters a..j.
+std::string LetterWord(int i) {
+  std::string word = "w";
+  for (char c : std::to_string(i)) word += static_cast<char>('a' + (c - '0'));
+  return word;
+}
+
+TEST_CASE("a map task that fails on one partition removes the runs it already finished") {
+  Pipeline p;
+  std::string text;
+  for (int i = 0; i < 500; ++i) text += LetterWord(i) + "\n";
+  p.AddFile("words.txt", text);
+  ScriptedStore store((p.dir.path() / "work").string());
+  store.fail_partition = 2;
+  p.ctx.store = &store;
+  AssignMsg task = p.Task("wordcount", 4);
+  task.task_id = "m-00000";
+  task.split = PlanSplits(p.files, 1)[0];
+  TaskResult result;
+  std::string error;
+  CHECK_FALSE(RunMapTask(task, p.ctx, &result, &error));
+  CHECK(error == "disk full (scripted)");
+  CHECK(result.outputs.empty());
+  CHECK(FilesUnder(p.dir.path() / "work").empty());
+}
+
+TEST_CASE("a reduce task cancelled while merging leaves no part file") {
+  Pipeline p;
+  std::string text;
+  for (int i = 0; i < 5000; ++i) text += LetterWord(i) + " " + LetterWord(i % 10) + "\n";
+  p.AddFile("words.txt", text);
+  Counters counters;
+  auto maps = p.RunMaps("wordcount", 1, 2, &counters);
+  ScriptedStore store((p.dir.path() / "work").string());
+  store.cancel_on_open = &p.cancelled;  // the flag rises once all inputs are open
+  store.inputs = maps.size();
+  p.ctx.store = &store;
+  TaskResult result;
+  std::string error;
+  CHECK_FALSE(RunReduceTask(p.ReduceTask("wordcount", 1, 0, maps), p.ctx, &result, &error));
+  CHECK(error == "cancelled");
+  CHECK(FilesUnder(p.output_dir).empty());
+  CHECK_FALSE(fs::exists(p.output_dir / "_temporary"));
 }
 
 }  // namespace

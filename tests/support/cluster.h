@@ -1,0 +1,229 @@
+// Test support for the integration tests: temporary directories, child processes that never
+// outlive their owner, a local zmr cluster (coordinator + workers on ports bound at run time), a
+// deterministic text corpus and independent reference results to compare job output against.
+//
+// Everything here is for the test thread only (the doctest main thread): Process uses fork/exec
+// with PR_SET_PDEATHSIG tied to the forking thread. Nothing here calls zmr's own code: the
+// references are computed from the files directly, so a bug shared by zmr and a reference cannot
+// hide.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <csignal>
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <variant>
+#include <vector>
+
+namespace zmr::testing {
+
+using std::chrono::milliseconds;
+namespace fs = std::filesystem;
+
+// Upper bound for anything the tests wait for (a process to exit, a job to finish, a file to
+// appear). Generous on purpose: it is a hang guard under ASan on two cores, not a timing check.
+inline constexpr milliseconds kPatience{120000};
+// How often polling loops look again.
+inline constexpr milliseconds kPollInterval{50};
+
+// A fresh directory under temp_directory_path(), removed (recursively) in the destructor.
+class TempDir {
+ public:
+  // Creates <tmp>/zmr-<prefix>-<pid>-<counter>-<random>; throws std::runtime_error on failure.
+  explicit TempDir(std::string_view prefix = "test");
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+
+  const fs::path& path() const { return path_; }
+  fs::path operator/(std::string_view name) const { return path_ / name; }
+
+ private:
+  fs::path path_;
+};
+
+// One child process with stdout and stderr redirected to files. The destructor SIGKILLs and reaps
+// a child that is still running, so no process outlives its Process object; the child also gets
+// SIGKILL if the test process dies (PR_SET_PDEATHSIG).
+class Process {
+ public:
+  // Starts argv[0] (a path, not searched in PATH) with argv, stdin from /dev/null, stdout and
+  // stderr appended to the given files. Throws std::runtime_error when fork fails; an exec
+  // failure shows as exit code 127 with the reason in the stderr file.
+  Process(const std::vector<std::string>& argv, fs::path stdout_path, fs::path stderr_path);
+  ~Process();
+  Process(Process&& other) noexcept;
+  Process& operator=(Process&&) = delete;
+  Process(const Process&) = delete;
+  Process& operator=(const Process&) = delete;
+
+  pid_t pid() const { return pid_; }
+  // Whether the child has not been reaped yet (reaps it if it has exited).
+  bool Running();
+  // Sends a signal to a running child; no-op once reaped.
+  void Kill(int signal_number);
+  // Waits up to `timeout` for the child to exit. Returns its exit code, 128+N if a signal N ended
+  // it, or nullopt on timeout (the child is then SIGKILLed and reaped; a later Wait returns
+  // 128+SIGKILL).
+  std::optional<int> Wait(milliseconds timeout = kPatience);
+  // Sends `signal_number`, waits up to `grace`, then SIGKILLs. Returns the exit status as Wait.
+  int Stop(int signal_number, milliseconds grace);
+
+  std::string Stdout() const;
+  std::string Stderr() const;
+  const fs::path& stdout_path() const { return stdout_path_; }
+  const fs::path& stderr_path() const { return stderr_path_; }
+  // The command line, for messages.
+  const std::string& command() const { return command_; }
+
+ private:
+  bool Reap(bool block);
+
+  pid_t pid_ = -1;
+  std::optional<int> status_;  // exit code once reaped (as Wait returns it)
+  fs::path stdout_path_;
+  fs::path stderr_path_;
+  std::string command_;
+};
+
+// What a finished `zmr` invocation returned.
+struct ClientResult {
+  int exit_code = -1;
+  std::string out;
+  std::string err;
+  // "exit N\nstdout: ...\nstderr: ..." for test messages.
+  std::string Describe() const;
+};
+
+struct ClusterOptions {
+  int workers = 2;         // started by the constructor
+  int slots = 2;           // per worker
+  std::optional<int> heartbeat_ms;  // passed to the coordinator and the workers when set
+  std::optional<int> liveness;      // likewise
+};
+
+// A coordinator (ports '*' on 127.0.0.1, endpoints read from its ready file) and workers named
+// worker-0, worker-1, ... with work dirs under the cluster's temp dir. The destructor stops
+// everything (SIGTERM, a short grace, then SIGKILL).
+class Cluster {
+ public:
+  // Starts the coordinator, waits (bounded) for its ready file and starts the workers. Does not
+  // wait for the workers to register: call WaitForWorkers. Throws std::runtime_error if the
+  // coordinator does not come up.
+  explicit Cluster(ClusterOptions options = {});
+  ~Cluster();
+  Cluster(const Cluster&) = delete;
+  Cluster& operator=(const Cluster&) = delete;
+
+  // Starts one more worker (named worker-<index>); returns its index.
+  int AddWorker();
+  // Sends a signal to worker i (SIGKILL by default) and reaps it when the signal is fatal.
+  void KillWorker(int i, int signal_number = SIGKILL);
+  Process& worker(int i) { return workers_.at(static_cast<size_t>(i)); }
+  Process& coordinator() { return *coordinator_; }
+
+  // Runs `zmr --coordinator <clients endpoint> args...` to completion (bounded by kPatience).
+  ClientResult RunClient(const std::vector<std::string>& args) const;
+  // Starts `zmr --coordinator <clients endpoint> args...` in the background.
+  Process StartClient(const std::vector<std::string>& args) const;
+
+  // Polls `zmr workers --json` until exactly n workers are registered. False after `patience`.
+  bool WaitForWorkers(int n, milliseconds patience = kPatience) const;
+
+  const std::string& workers_endpoint() const { return workers_endpoint_; }
+  const std::string& clients_endpoint() const { return clients_endpoint_; }
+  const std::string& events_endpoint() const { return events_endpoint_; }
+  const TempDir& dir() const { return dir_; }
+  // The coordinator's and all workers' stderr, for failure messages.
+  std::string Logs() const;
+
+  static fs::path CoordinatorBinary();
+  static fs::path WorkerBinary();
+  static fs::path ClientBinary();
+
+ private:
+  std::vector<std::string> HeartbeatFlags() const;
+
+  ClusterOptions options_;
+  TempDir dir_{"cluster"};
+  std::optional<Process> coordinator_;
+  std::vector<Process> workers_;
+  std::string workers_endpoint_, clients_endpoint_, events_endpoint_;
+  mutable int client_runs_ = 0;  // numbers client output files
+};
+
+// A unique path for a process's output file under `dir`: <dir>/<stem>-<n>.<ext>.
+fs::path UniqueFile(const fs::path& dir, std::string_view stem, std::string_view ext);
+
+// Runs argv to completion (SIGKILLed after `patience`, exit_code -1 then) with its output captured
+// through files in `log_dir` that are removed afterwards.
+ClientResult RunCommand(const std::vector<std::string>& argv, const fs::path& log_dir,
+                        milliseconds patience = kPatience);
+
+// ---------------------------------------------------------------------------------------------
+// A minimal JSON reader for the client's --json output (objects, arrays, strings, numbers, bools,
+// null). Enough to read JobInfo and WorkerInfo; not a general-purpose parser.
+
+struct Json {
+  using Object = std::vector<std::pair<std::string, Json>>;
+  using Array = std::vector<Json>;
+  std::variant<std::nullptr_t, bool, double, std::string, Array, Object> v;
+
+  // Parses one document (surrounding whitespace allowed); nullopt on any syntax error.
+  static std::optional<Json> Parse(std::string_view text);
+  // Member lookup; nullptr when not an object or absent.
+  const Json* Get(std::string_view key) const;
+  // Typed getters with a fallback for a missing or mistyped member.
+  std::string String(std::string_view key) const;
+  int64_t Int(std::string_view key, int64_t fallback = -1) const;
+  const Array* AsArray() const { return std::get_if<Array>(&v); }
+};
+
+// ---------------------------------------------------------------------------------------------
+// Corpus and references.
+
+struct CorpusOptions {
+  uint32_t seed = 1;
+  int64_t total_bytes = 3 << 20;  // spread over the non-empty files
+  int files = 5;                  // non-empty files; an empty one is added
+  int vocabulary = 3000;          // distinct words generated
+};
+
+// Writes a deterministic text corpus into `dir` (created if needed): `files` text files
+// (text-NN.txt, different sizes, one of them in a subdirectory) plus an empty file. Words come from
+// a generated vocabulary with Zipf-like frequencies, in mixed case, with punctuation, digits and a
+// few non-ASCII bytes between them; some lines end in CRLF, some are blank, and the last file ends
+// without a newline. Returns the files written (absolute paths, sorted).
+std::vector<fs::path> GenerateCorpus(const fs::path& dir, const CorpusOptions& options);
+
+// The regular, non-hidden files below `dir` as zmr expands a directory input (sorted).
+std::vector<fs::path> CorpusFiles(const fs::path& dir);
+
+// Reference results, computed straight from the files: lines split at "\n" with one trailing "\r"
+// removed and a final unterminated line kept; words are maximal runs of ASCII letters,
+// lower-cased. Each returns the expected output as sorted "key\tvalue\n" lines.
+std::string ReferenceWordCount(const std::vector<fs::path>& files);
+// word -> comma-separated sorted distinct base names of the files containing it.
+std::string ReferenceInvertedIndex(const std::vector<fs::path>& files);
+// match text -> number of non-empty ECMAScript matches of `pattern` over all lines.
+std::string ReferenceGrep(const std::vector<fs::path>& files, const std::string& pattern);
+
+// Reads every OUTPUT/part-* and returns all their lines sorted bytewise (each with "\n").
+std::string ReadSortedOutput(const fs::path& output);
+// Names of the entries directly in `dir`, sorted ("" entries never; directories get a '/').
+std::vector<std::string> ListDir(const fs::path& dir);
+// Whether the "key\tvalue" lines of `content` have strictly increasing keys (bytewise).
+bool KeysStrictlyIncreasing(std::string_view content);
+
+std::string ReadFile(const fs::path& path);
+void WriteFile(const fs::path& path, std::string_view content);
+
+}  // namespace zmr::testing
