@@ -1,5 +1,11 @@
 #include "client/client.h"
 
+#include <iterator>
+
+#include <fstream>
+
+#include <sys/stat.h>
+
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
@@ -121,6 +127,13 @@ constexpr FlagSpec kFlags[] = {
     {"--reduces", true, false, Bit(Command::kSubmit)},
     {"--name", true, false, Bit(Command::kSubmit)},
     {"--wait", false, false, Bit(Command::kSubmit)},
+    {"--plugin", true, false, Bit(Command::kSubmit)},
+    {"--mapper", true, false, Bit(Command::kSubmit)},
+    {"--combiner", true, false, Bit(Command::kSubmit)},
+    {"--reducer", true, false, Bit(Command::kSubmit)},
+    {"--file", true, false, Bit(Command::kSubmit)},
+    {"--cmdenv", true, false, Bit(Command::kSubmit)},
+    {"--max-attempts", true, false, Bit(Command::kSubmit)},
     {"--json", false, false,
      Bit(Command::kSubmit) | Bit(Command::kStatus) | Bit(Command::kJobs) | Bit(Command::kWorkers) |
          Bit(Command::kWatch) | Bit(Command::kCancel)},
@@ -295,12 +308,40 @@ ParseResult ParseArgs(const std::vector<std::string>& args, std::string_view env
         return Fail("--param must be KEY=VALUE, got '" + value + "'");
       }
       o.params[value.substr(0, eq)] = value.substr(eq + 1);
-    } else if (use.name == "--maps" || use.name == "--reduces") {
+    } else if (use.name == "--maps") {
       int64_t n = 0;
       if (!ParseInt(value, 1, std::numeric_limits<int32_t>::max(), &n)) {
         return Fail(use.name + " must be a positive integer, got '" + value + "'");
       }
-      (use.name == "--maps" ? o.maps : o.reduces) = n;
+      o.maps = n;
+    } else if (use.name == "--reduces") {
+      int64_t n = 0;
+      if (!ParseInt(value, 0, std::numeric_limits<int32_t>::max(), &n)) {
+        return Fail("--reduces must be a non-negative integer (0: map-only), got '" + value + "'");
+      }
+      o.reduces = n;
+    } else if (use.name == "--max-attempts") {
+      int64_t n = 0;
+      if (!ParseInt(value, 1, 100, &n)) {
+        return Fail("--max-attempts must be an integer from 1 to 100, got '" + value + "'");
+      }
+      o.max_attempts = n;
+    } else if (use.name == "--plugin") {
+      if (value.empty()) return Fail("--plugin needs a path to a shared library");
+      o.plugin = value;
+    } else if (use.name == "--mapper" || use.name == "--combiner" || use.name == "--reducer") {
+      if (value.empty()) return Fail(use.name + " needs a command");
+      (use.name == "--mapper" ? o.mapper : use.name == "--combiner" ? o.combiner : o.reducer) =
+          value;
+    } else if (use.name == "--file") {
+      if (value.empty()) return Fail("--file needs a path");
+      o.files.push_back(value);
+    } else if (use.name == "--cmdenv") {
+      auto eq = value.find('=');
+      if (eq == std::string::npos || eq == 0) {
+        return Fail("--cmdenv must be NAME=VALUE, got '" + value + "'");
+      }
+      o.cmdenv[value.substr(0, eq)] = value.substr(eq + 1);
     } else if (use.name == "--name") {
       o.name = value;
     } else if (use.name == "--wait") {
@@ -318,7 +359,19 @@ ParseResult ParseArgs(const std::vector<std::string>& args, std::string_view env
   if (o.command == Command::kSubmit) {
     if (o.inputs.empty()) return Fail("submit needs --input PATH");
     if (!have_output) return Fail("submit needs --output DIR");
-    if (!have_app) return Fail("submit needs --app NAME");
+    if (!o.mapper.empty()) {
+      if (have_app) return Fail("--app cannot be combined with --mapper");
+      if (!o.plugin.empty()) return Fail("--plugin cannot be combined with --mapper");
+      if (o.reducer.empty() && o.reduces != 0) {
+        return Fail("submit --mapper needs --reducer CMD (or --reducer NONE / --reduces 0 for a "
+                    "map-only job)");
+      }
+    } else {
+      if (!have_app) return Fail("submit needs --app NAME (or --mapper CMD)");
+      if (!o.reducer.empty() || !o.combiner.empty() || !o.cmdenv.empty()) {
+        return Fail("--reducer, --combiner and --cmdenv need --mapper");
+      }
+    }
   }
   r.ok = true;
   return r;
@@ -330,8 +383,13 @@ std::string UsageText() {
          "\n"
          "subcommands:\n"
          "  submit --input PATH... --output DIR --app NAME [--param K=V]... [--maps M]\n"
-         "         [--reduces R] [--name NAME] [--wait] [--json] [--no-progress]\n"
-         "                       submit a job; prints its id (with --wait: waits like `wait`)\n"
+         "         [--reduces R] [--name NAME] [--max-attempts N] [--wait] [--json]\n"
+         "         [--no-progress] [--plugin LIB.so]\n"
+         "  submit --input PATH... --output DIR --mapper CMD [--combiner CMD]\n"
+         "         --reducer CMD|NONE [--file PATH]... [--cmdenv NAME=VALUE]... [...]\n"
+         "                       submit a job (a built-in app, an app from a plugin library,\n"
+         "                       or Hadoop-Streaming commands); prints its id\n"
+         "                       (with --wait: waits like `wait`)\n"
          "  status JOB [--json]  show one job\n"
          "  jobs [--json]        list all jobs, oldest first\n"
          "  workers [--json]     list the live workers\n"
@@ -709,6 +767,32 @@ class Connection {
 // ---------------------------------------------------------------------------------------------
 // One invocation of a subcommand.
 
+
+// Reads a file to ship with a job (--file, --plugin): its base name, permission bits and bytes.
+bool ReadLocalFile(const std::string& path, SubmitFile* file, std::string* error) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) {
+    *error = "cannot ship " + path + ": not a readable regular file";
+    return false;
+  }
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    *error = "cannot read " + path;
+    return false;
+  }
+  file->data.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  if (in.bad()) {
+    *error = "cannot read " + path;
+    return false;
+  }
+  std::string name = path;
+  while (name.size() > 1 && name.back() == '/') name.pop_back();
+  auto slash = name.rfind('/');
+  file->name = slash == std::string::npos ? name : name.substr(slash + 1);
+  file->mode = st.st_mode & 0777;
+  return true;
+}
+
 class Session {
  public:
   Session(const Options& options, std::ostream& out, std::ostream& err)
@@ -860,13 +944,35 @@ class Session {
       err_ << "zmr: " << OneLine(error) << "\n";
       return kExitUsage;
     }
-    if (!ValidateApp(options_.app, options_.params, &error)) {
+    SubmitMsg submit;
+    if (options_.mapper.empty() && options_.plugin.empty() &&
+        !ValidateApp(options_.app, options_.params, &error)) {
       err_ << "zmr: " << OneLine(error) << "\n";
       return kExitUsage;
     }
+    for (const std::string& path : options_.files) {
+      SubmitFile f;
+      if (!ReadLocalFile(path, &f, &error)) {
+        err_ << "zmr: " << OneLine(error) << "\n";
+        return kExitUsage;
+      }
+      submit.files.push_back(std::move(f));
+    }
+    if (!options_.plugin.empty()) {
+      SubmitFile f;
+      if (!ReadLocalFile(options_.plugin, &f, &error)) {
+        err_ << "zmr: " << OneLine(error) << "\n";
+        return kExitUsage;
+      }
+      submit.plugin = std::move(f);
+    }
+    submit.mapper = options_.mapper;
+    submit.combiner = options_.combiner;
+    submit.reducer = options_.reducer;
+    submit.cmdenv = options_.cmdenv;
+    submit.max_attempts = options_.max_attempts;
     if (int rc = Connect(); rc != kExitOk) return rc;
 
-    SubmitMsg submit;
     submit.name = options_.name;
     submit.app = options_.app;
     for (const InputFile& f : files) submit.inputs.push_back(f.path);

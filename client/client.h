@@ -60,9 +60,14 @@ struct Options {
   std::string app;
   Params params;
   int64_t maps = 0;  // 0: let the coordinator choose
-  int64_t reduces = 1;
+  int64_t reduces = 1;  // 0: map-only
+  int64_t max_attempts = 4;
   std::string name;
   bool wait = false;  // submit --wait
+  std::string plugin;                // --plugin: shared library to ship
+  std::string mapper, combiner, reducer;  // streaming commands (--reducer NONE: map-only)
+  std::vector<std::string> files;    // --file: shipped into each attempt's directory
+  Params cmdenv;                     // --cmdenv NAME=VALUE
 };
 
 // Either options or a one-line error starting with "zmr: " (exit code kExitUsage).

@@ -76,6 +76,46 @@ Value StringListValue(const std::vector<std::string>& items) {
   return Value(std::move(out));
 }
 
+Value FileRefValue(const FileRef& f) {
+  Value v;
+  v.Set("name", f.name);
+  v.Set("sha256", f.sha256);
+  v.Set("mode", f.mode);
+  return v;
+}
+
+bool ValidFileName(const std::string& name) {
+  return !name.empty() && name != "." && name != ".." && name.find('/') == std::string::npos &&
+         name.find('\0') == std::string::npos;
+}
+
+bool ReadFileRefs(const Value& v, std::string_view key, std::vector<FileRef>* out,
+                  std::string* error) {
+  const Value* a = v.Find(key);
+  if (a == nullptr || a->is_nil()) return true;
+  if (!a->is_array()) {
+    *error = "field '" + std::string(key) + "' is not an array";
+    return false;
+  }
+  for (const Value& item : a->as_array()) {
+    FileRef f;
+    if (!item.is_map()) {
+      *error = "field '" + std::string(key) + "' has a non-map item";
+      return false;
+    }
+    if (!ReadString(item, "name", &f.name, error) || !ReadString(item, "sha256", &f.sha256, error) ||
+        !ReadInt(item, "mode", &f.mode, error)) {
+      return false;
+    }
+    if (!ValidFileName(f.name)) {
+      *error = "invalid file name '" + f.name + "'";
+      return false;
+    }
+    out->push_back(std::move(f));
+  }
+  return true;
+}
+
 Value Typed(const char* type) {
   Value v;
   v.Set("type", type);
@@ -231,8 +271,19 @@ Value AssignMsg::ToValue() const {
   v.Set("kind", TaskKindName(kind));
   v.Set("app", app);
   v.Set("params", StringMapValue(params));
+  Value c;
+  c.Set("plugin", code.plugin);
+  c.Set("mapper", code.mapper);
+  c.Set("combiner", code.combiner);
+  c.Set("reducer", code.reducer);
+  c.Set("cmdenv", StringMapValue(code.cmdenv));
+  Array files;
+  for (const FileRef& f : code.files) files.push_back(FileRefValue(f));
+  c.Set("files", Value(std::move(files)));
+  v.Set("code", std::move(c));
   v.Set("num_reduces", num_reduces);
   v.Set("output_dir", output_dir);
+  v.Set("partition", partition);
   if (kind == TaskKind::kMap) {
     Array ranges;
     for (const FileRange& r : split) {
@@ -244,7 +295,6 @@ Value AssignMsg::ToValue() const {
     }
     v.Set("split", Value(std::move(ranges)));
   } else {
-    v.Set("partition", partition);
     v.Set("inputs", StringListValue(inputs));
   }
   return v;
@@ -261,8 +311,23 @@ std::optional<AssignMsg> AssignMsg::FromValue(const Value& v, std::string* error
       !ReadString(v, "output_dir", &m.output_dir, error)) {
     return std::nullopt;
   }
-  if (m.num_reduces < 1) {
-    *error = "field 'num_reduces' must be positive";
+  if (m.num_reduces < 0) {
+    *error = "field 'num_reduces' is negative";
+    return std::nullopt;
+  }
+  if (const Value* c = v.Find("code"); c != nullptr && !c->is_nil()) {
+    if (!RequireMap(*c, error) || !ReadOptString(*c, "plugin", &m.code.plugin, error) ||
+        !ReadOptString(*c, "mapper", &m.code.mapper, error) ||
+        !ReadOptString(*c, "combiner", &m.code.combiner, error) ||
+        !ReadOptString(*c, "reducer", &m.code.reducer, error) ||
+        !ReadStringMap(*c, "cmdenv", &m.code.cmdenv, error) ||
+        !ReadFileRefs(*c, "files", &m.code.files, error)) {
+      return std::nullopt;
+    }
+  }
+  if (!ReadOptInt(v, "partition", &m.partition, error)) return std::nullopt;
+  if (m.partition < 0) {
+    *error = "field 'partition' is negative";
     return std::nullopt;
   }
   if (kind == "map") {
@@ -290,6 +355,10 @@ std::optional<AssignMsg> AssignMsg::FromValue(const Value& v, std::string* error
         !ReadStringList(v, "inputs", &m.inputs, error)) {
       return std::nullopt;
     }
+    if (m.num_reduces < 1) {
+      *error = "field 'num_reduces' must be positive for a reduce task";
+      return std::nullopt;
+    }
     if (m.partition < 0 || m.partition >= m.num_reduces) {
       *error = "field 'partition' out of range";
       return std::nullopt;
@@ -305,13 +374,15 @@ Value TaskProgressMsg::ToValue() const {
   Value v = Typed(msg::kTaskProgress);
   SetRef(v, ref);
   v.Set("progress", progress);
+  if (!status.empty()) v.Set("status", status);
   return v;
 }
 
 std::optional<TaskProgressMsg> TaskProgressMsg::FromValue(const Value& v, std::string* error) {
   TaskProgressMsg m;
   if (!RequireMap(v, error) || !ReadRef(v, &m.ref, error) ||
-      !ReadDouble(v, "progress", &m.progress, error)) {
+      !ReadDouble(v, "progress", &m.progress, error) ||
+      !ReadOptString(v, "status", &m.status, error)) {
     return std::nullopt;
   }
   if (!(m.progress >= 0.0 && m.progress <= 1.0)) {
@@ -356,13 +427,15 @@ Value TaskFailedMsg::ToValue() const {
   Value v = Typed(msg::kTaskFailed);
   SetRef(v, ref);
   v.Set("error", error);
+  if (!bad_inputs.empty()) v.Set("bad_inputs", StringListValue(bad_inputs));
   return v;
 }
 
 std::optional<TaskFailedMsg> TaskFailedMsg::FromValue(const Value& v, std::string* error) {
   TaskFailedMsg m;
   if (!RequireMap(v, error) || !ReadRef(v, &m.ref, error) ||
-      !ReadString(v, "error", &m.error, error)) {
+      !ReadString(v, "error", &m.error, error) ||
+      !ReadStringList(v, "bad_inputs", &m.bad_inputs, error)) {
     return std::nullopt;
   }
   return m;
@@ -392,6 +465,60 @@ std::optional<CleanupMsg> CleanupMsg::FromValue(const Value& v, std::string* err
   return m;
 }
 
+Value JobFilesMsg::ToValue() const {
+  Value v = Typed(msg::kJobFiles);
+  v.Set("job_id", job_id);
+  Map blob_map;
+  for (const auto& [sha, data] : blobs) blob_map.emplace_back(sha, Value(Binary{data}));
+  v.Set("blobs", Value(std::move(blob_map)));
+  return v;
+}
+
+std::optional<JobFilesMsg> JobFilesMsg::FromValue(const Value& v, std::string* error) {
+  JobFilesMsg m;
+  if (!RequireMap(v, error) || !ReadString(v, "job_id", &m.job_id, error)) return std::nullopt;
+  const Value* blobs = v.Find("blobs");
+  if (blobs == nullptr || !blobs->is_map()) {
+    *error = "field 'blobs' is not a map";
+    return std::nullopt;
+  }
+  for (const auto& [sha, data] : blobs->as_map()) {
+    if (data.is_binary()) {
+      m.blobs[sha] = data.as_binary();
+    } else if (data.is_string()) {
+      m.blobs[sha] = data.as_string();
+    } else {
+      *error = "field 'blobs." + sha + "' is not bytes";
+      return std::nullopt;
+    }
+  }
+  return m;
+}
+
+namespace {
+
+Value SubmitFileValue(const SubmitFile& f) {
+  Value v;
+  v.Set("name", f.name);
+  v.Set("mode", f.mode);
+  v.Set("data", Binary{f.data});
+  return v;
+}
+
+bool ReadSubmitFile(const Value& item, SubmitFile* f, std::string* error) {
+  if (!RequireMap(item, error) || !ReadString(item, "name", &f->name, error) ||
+      !ReadOptInt(item, "mode", &f->mode, error) || !ReadBytes(item, "data", &f->data, error)) {
+    return false;
+  }
+  if (!ValidFileName(f->name)) {
+    *error = "invalid file name '" + f->name + "'";
+    return false;
+  }
+  return true;
+}
+
+}  // namespace
+
 Value SubmitMsg::ToValue() const {
   Value v = Typed(msg::kSubmit);
   v.Set("proto", kProtocolVersion);
@@ -402,17 +529,50 @@ Value SubmitMsg::ToValue() const {
   v.Set("params", StringMapValue(params));
   v.Set("maps", maps);
   v.Set("reduces", reduces);
+  v.Set("max_attempts", max_attempts);
+  if (!mapper.empty()) v.Set("mapper", mapper);
+  if (!combiner.empty()) v.Set("combiner", combiner);
+  if (!reducer.empty()) v.Set("reducer", reducer);
+  if (!cmdenv.empty()) v.Set("cmdenv", StringMapValue(cmdenv));
+  if (!files.empty()) {
+    Array items;
+    for (const SubmitFile& f : files) items.push_back(SubmitFileValue(f));
+    v.Set("files", Value(std::move(items)));
+  }
+  if (plugin) v.Set("plugin", SubmitFileValue(*plugin));
   return v;
 }
 
 std::optional<SubmitMsg> SubmitMsg::FromValue(const Value& v, std::string* error) {
   SubmitMsg m;
   if (!RequireMap(v, error) || !ReadOptString(v, "name", &m.name, error) ||
-      !ReadString(v, "app", &m.app, error) || !ReadStringList(v, "inputs", &m.inputs, error) ||
+      !ReadOptString(v, "app", &m.app, error) ||
+      !ReadStringList(v, "inputs", &m.inputs, error) ||
       !ReadString(v, "output", &m.output, error) ||
       !ReadStringMap(v, "params", &m.params, error) || !ReadOptInt(v, "maps", &m.maps, error) ||
-      !ReadOptInt(v, "reduces", &m.reduces, error)) {
+      !ReadOptInt(v, "reduces", &m.reduces, error) ||
+      !ReadOptInt(v, "max_attempts", &m.max_attempts, error) ||
+      !ReadOptString(v, "mapper", &m.mapper, error) ||
+      !ReadOptString(v, "combiner", &m.combiner, error) ||
+      !ReadOptString(v, "reducer", &m.reducer, error) ||
+      !ReadStringMap(v, "cmdenv", &m.cmdenv, error)) {
     return std::nullopt;
+  }
+  if (const Value* files = v.Find("files"); files != nullptr && !files->is_nil()) {
+    if (!files->is_array()) {
+      *error = "field 'files' is not an array";
+      return std::nullopt;
+    }
+    for (const Value& item : files->as_array()) {
+      SubmitFile f;
+      if (!ReadSubmitFile(item, &f, error)) return std::nullopt;
+      m.files.push_back(std::move(f));
+    }
+  }
+  if (const Value* plugin = v.Find("plugin"); plugin != nullptr && !plugin->is_nil()) {
+    SubmitFile f;
+    if (!ReadSubmitFile(*plugin, &f, error)) return std::nullopt;
+    m.plugin = std::move(f);
   }
   return m;
 }

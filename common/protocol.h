@@ -45,6 +45,7 @@ inline constexpr const char* kAssign = "assign";            // coordinator -> wo
 inline constexpr const char* kCancel = "cancel";            // both: coordinator -> worker (kill
                                                             // attempts), client -> coordinator
 inline constexpr const char* kCleanup = "cleanup";          // coordinator -> worker
+inline constexpr const char* kJobFiles = "job_files";       // coordinator -> worker
 inline constexpr const char* kTaskProgress = "task_progress";  // worker -> coordinator
 inline constexpr const char* kTaskDone = "task_done";          // worker -> coordinator
 inline constexpr const char* kTaskFailed = "task_failed";      // worker -> coordinator
@@ -128,6 +129,29 @@ struct MapOutput {
   bool operator==(const MapOutput&) const = default;
 };
 
+// A file shipped with a job (a streaming script, data, or a plugin library), named by the SHA-256
+// of its bytes. In `assign` only the reference travels; the bytes come once per worker registration
+// in `job_files`.
+struct FileRef {
+  std::string name;      // base name in the attempt's working directory
+  std::string sha256;    // lower-case hex of the content
+  int64_t mode = 0644;   // permission bits (the executable bit is kept)
+  bool operator==(const FileRef&) const = default;
+};
+
+// How an attempt runs user code. Built-in app: everything empty. Plugin: `plugin` names the
+// shipped library (its FileRef is in `files`) and AssignMsg::app the app inside it. Streaming:
+// `mapper` non-empty (`reducer` empty for a map-only job, `combiner` optional).
+struct JobCode {
+  std::string plugin;    // sha256 of the plugin library, or empty
+  std::string mapper;
+  std::string combiner;
+  std::string reducer;
+  Params cmdenv;         // extra environment for streaming commands
+  std::vector<FileRef> files;
+  bool operator==(const JobCode&) const = default;
+};
+
 struct AssignMsg {
   std::string job_id;
   std::string task_id;
@@ -135,12 +159,14 @@ struct AssignMsg {
   TaskKind kind = TaskKind::kMap;
   std::string app;
   Params params;
-  int64_t num_reduces = 1;
+  JobCode code;
+  int64_t num_reduces = 1;   // 0: a map-only job (map output is the job output)
   std::string output_dir;
+  // Reduce tasks: the partition; map tasks: the map index (names a map-only job's part file).
+  int64_t partition = 0;
   // Map tasks: the byte ranges of the split (see common/splits.h for line ownership).
   Split split;
-  // Reduce tasks: the partition and its location in every map output (one per map task).
-  int64_t partition = 0;
+  // Reduce tasks: the partition's location in every map output (one per map task).
   std::vector<std::string> inputs;
 
   Value ToValue() const;
@@ -160,6 +186,7 @@ struct AttemptRef {
 struct TaskProgressMsg {
   AttemptRef ref;
   double progress = 0;   // 0..1 of the task's input consumed
+  std::string status;    // the attempt's status text (streaming reporter:status), may be empty
 
   Value ToValue() const;
   static std::optional<TaskProgressMsg> FromValue(const Value& v, std::string* error);
@@ -168,7 +195,10 @@ struct TaskProgressMsg {
 
 struct TaskDoneMsg {
   AttemptRef ref;
-  std::vector<MapOutput> outputs;  // map tasks: one per partition; reduce tasks: empty
+  // Map tasks of a job with reduces: one per partition. Reduce tasks and map-only maps: exactly
+  // one, whose location is the attempt's finished part file under OUTPUT/_temporary/; the
+  // coordinator commits it by renaming it to OUTPUT/part-NNNNN (first finisher wins).
+  std::vector<MapOutput> outputs;
   Counters counters;
 
   Value ToValue() const;
@@ -179,6 +209,9 @@ struct TaskDoneMsg {
 struct TaskFailedMsg {
   AttemptRef ref;
   std::string error;
+  // Map output locations the attempt found missing or corrupt: the coordinator re-runs the maps
+  // that produced them instead of counting this failure against the task.
+  std::vector<std::string> bad_inputs;
 
   Value ToValue() const;
   static std::optional<TaskFailedMsg> FromValue(const Value& v, std::string* error);
@@ -203,6 +236,25 @@ struct CleanupMsg {
   bool operator==(const CleanupMsg&) const = default;
 };
 
+// coordinator -> worker "job_files": the bytes of a job's shipped files, sent before the first
+// assign of that job to a registration. Workers cache them by sha256.
+struct JobFilesMsg {
+  std::string job_id;
+  std::map<std::string, std::string> blobs;   // sha256 -> bytes (msgpack bin)
+
+  Value ToValue() const;
+  static std::optional<JobFilesMsg> FromValue(const Value& v, std::string* error);
+  bool operator==(const JobFilesMsg&) const = default;
+};
+
+// A file in a submission: name, permission bits and bytes.
+struct SubmitFile {
+  std::string name;
+  int64_t mode = 0644;
+  std::string data;
+  bool operator==(const SubmitFile&) const = default;
+};
+
 // client -> coordinator "submit". Inputs are absolute paths of regular files (the client expands
 // directories and globs); the coordinator checks them again before creating anything.
 struct SubmitMsg {
@@ -212,7 +264,12 @@ struct SubmitMsg {
   std::string output;
   Params params;
   int64_t maps = 0;       // 0: one per 64 MiB of input, at least 1
-  int64_t reduces = 1;
+  int64_t reduces = 1;    // 0: map-only
+  int64_t max_attempts = 4;  // failed attempts per task before the job fails
+  std::string mapper, combiner, reducer;  // streaming commands ("NONE" reducer = map-only)
+  Params cmdenv;
+  std::vector<SubmitFile> files;          // --file: placed in every attempt's directory
+  std::optional<SubmitFile> plugin;       // --plugin: a shared library providing `app`
 
   Value ToValue() const;
   static std::optional<SubmitMsg> FromValue(const Value& v, std::string* error);

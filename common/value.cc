@@ -28,6 +28,10 @@ void PackValue(msgpack::packer<msgpack::sbuffer>& pk, const Value& v) {
     const std::string& s = v.as_string();
     pk.pack_str(static_cast<uint32_t>(s.size()));
     pk.pack_str_body(s.data(), static_cast<uint32_t>(s.size()));
+  } else if (v.is_binary()) {
+    const std::string& b = v.as_binary();
+    pk.pack_bin(static_cast<uint32_t>(b.size()));
+    pk.pack_bin_body(b.data(), static_cast<uint32_t>(b.size()));
   } else if (v.is_array()) {
     pk.pack_array(static_cast<uint32_t>(v.as_array().size()));
     for (const Value& item : v.as_array()) PackValue(pk, item);
@@ -71,7 +75,7 @@ bool Convert(const msgpack::object& o, int depth, Value* out, std::string* error
       *out = Value(std::string(o.via.str.ptr, o.via.str.size));
       return true;
     case msgpack::type::BIN:
-      *out = Value(std::string(o.via.bin.ptr, o.via.bin.size));
+      *out = Value(Binary{std::string(o.via.bin.ptr, o.via.bin.size)});
       return true;
     case msgpack::type::ARRAY: {
       Array items;
@@ -166,6 +170,8 @@ void AppendJson(std::string& out, const Value& v) {
     }
   } else if (v.is_string()) {
     AppendJsonString(out, v.as_string());
+  } else if (v.is_binary()) {
+    out += "{\"bytes\":" + std::to_string(v.as_binary().size()) + "}";
   } else if (v.is_array()) {
     out.push_back('[');
     bool first = true;
@@ -269,6 +275,19 @@ bool ReadString(const Value& map, std::string_view key, std::string* out, std::s
   if (v == nullptr) return false;
   if (!v->is_string()) return WrongType(key, "a string", error);
   *out = v->as_string();
+  return true;
+}
+
+bool ReadBytes(const Value& map, std::string_view key, std::string* out, std::string* error) {
+  const Value* v = Lookup(map, key, error);
+  if (v == nullptr) return false;
+  if (v->is_binary()) {
+    *out = v->as_binary();
+  } else if (v->is_string()) {
+    *out = v->as_string();
+  } else {
+    return WrongType(key, "bytes", error);
+  }
   return true;
 }
 

@@ -16,6 +16,11 @@
 namespace zmr {
 
 class Value;
+// Raw bytes: packed as msgpack bin (not str), for file contents that need not be UTF-8.
+struct Binary {
+  std::string data;
+  bool operator==(const Binary&) const = default;
+};
 using Array = std::vector<Value>;
 // A map keeps insertion order, so JSON output has a stable, readable key order.
 using Map = std::vector<std::pair<std::string, Value>>;
@@ -35,6 +40,7 @@ class Value {
   Value(const char* s) : v_(std::string(s)) {}
   Value(std::string s) : v_(std::move(s)) {}
   Value(std::string_view s) : v_(std::string(s)) {}
+  Value(Binary b) : v_(std::move(b)) {}
   Value(Array a) : v_(std::move(a)) {}
   Value(Map m) : v_(std::move(m)) {}
 
@@ -44,6 +50,7 @@ class Value {
   bool is_double() const { return std::holds_alternative<double>(v_); }
   bool is_number() const { return is_int() || is_double(); }
   bool is_string() const { return std::holds_alternative<std::string>(v_); }
+  bool is_binary() const { return std::holds_alternative<Binary>(v_); }
   bool is_array() const { return std::holds_alternative<Array>(v_); }
   bool is_map() const { return std::holds_alternative<Map>(v_); }
 
@@ -54,6 +61,7 @@ class Value {
     return is_int() ? static_cast<double>(std::get<int64_t>(v_)) : std::get<double>(v_);
   }
   const std::string& as_string() const { return std::get<std::string>(v_); }
+  const std::string& as_binary() const { return std::get<Binary>(v_).data; }
   const Array& as_array() const { return std::get<Array>(v_); }
   Array& as_array() { return std::get<Array>(v_); }
   const Map& as_map() const { return std::get<Map>(v_); }
@@ -67,7 +75,7 @@ class Value {
   bool operator==(const Value& other) const = default;
 
  private:
-  std::variant<std::monostate, bool, int64_t, double, std::string, Array, Map> v_;
+  std::variant<std::monostate, bool, int64_t, double, std::string, Binary, Array, Map> v_;
 };
 
 // msgpack bytes of a value. Never fails.
@@ -78,7 +86,7 @@ std::string Pack(const Value& value);
 // int64, nesting deeper than 32, or containers larger than the limits. Never throws.
 std::optional<Value> Unpack(std::string_view bytes, std::string* error);
 
-// Compact JSON (one line). Strings are emitted as UTF-8 with control characters escaped; invalid
+// Compact JSON (one line). Binary values print as {"bytes": N}. Strings are emitted as UTF-8 with control characters escaped; invalid
 // UTF-8 bytes are replaced with U+FFFD so the output always parses.
 std::string ToJson(const Value& value);
 
@@ -88,6 +96,8 @@ bool ReadString(const Value& map, std::string_view key, std::string* out, std::s
 bool ReadInt(const Value& map, std::string_view key, int64_t* out, std::string* error);
 bool ReadDouble(const Value& map, std::string_view key, double* out, std::string* error);
 bool ReadBool(const Value& map, std::string_view key, bool* out, std::string* error);
+// Accepts msgpack bin or str.
+bool ReadBytes(const Value& map, std::string_view key, std::string* out, std::string* error);
 // Optional variants leave *out untouched when the key is absent or nil, and fail on a wrong type.
 bool ReadOptString(const Value& map, std::string_view key, std::string* out, std::string* error);
 bool ReadOptInt(const Value& map, std::string_view key, int64_t* out, std::string* error);

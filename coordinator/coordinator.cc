@@ -16,6 +16,7 @@
 #include "common/clock.h"
 #include "common/inputs.h"
 #include "common/protocol.h"
+#include "common/sha256.h"
 #include "common/splits.h"
 #include "coordinator/scheduler.h"
 
@@ -30,6 +31,8 @@ constexpr int kMaxBatch = 1000;
 // Upper bound on the map count of one job.
 constexpr int64_t kMaxMaps = 1000000;
 constexpr int64_t kMaxReduces = 100000;
+// Upper bound on the bytes shipped with one job (--file and --plugin), kept in coordinator memory.
+constexpr int64_t kMaxShippedBytes = 256ll << 20;
 
 std::string ClusterIdNow() {
   std::time_t t = std::time(nullptr);
@@ -175,15 +178,79 @@ struct Coordinator::Impl {
     std::string error;
     std::optional<SubmitMsg> submit = SubmitMsg::FromValue(request, &error);
     if (!submit) return ErrorReply(errc::kBadRequest, "submit: " + error);
-    if (!ValidateApp(submit->app, submit->params, &error)) {
-      return ErrorReply(errc::kInvalid, error);
+    // What runs: a built-in app, a shipped plugin, or streaming commands.
+    JobCode code;
+    std::map<std::string, std::string> blobs;
+    bool streaming = !submit->mapper.empty();
+    int64_t reduces = submit->reduces;
+    if (streaming) {
+      if (submit->plugin) {
+        return ErrorReply(errc::kInvalid, "--mapper and --plugin cannot be combined");
+      }
+      if (!submit->app.empty()) {
+        return ErrorReply(errc::kInvalid, "--app cannot be combined with --mapper");
+      }
+      code.mapper = submit->mapper;
+      code.combiner = submit->combiner;
+      if (submit->reducer == "NONE") {
+        reduces = 0;
+      } else if (reduces > 0) {
+        if (submit->reducer.empty()) {
+          return ErrorReply(errc::kInvalid,
+                            "--reducer is required with --mapper (--reducer NONE or --reduces 0 "
+                            "for a map-only job)");
+        }
+        code.reducer = submit->reducer;
+      }
+      code.cmdenv = submit->cmdenv;
+    } else {
+      if (!submit->reducer.empty() || !submit->combiner.empty() || !submit->cmdenv.empty()) {
+        return ErrorReply(errc::kInvalid, "--reducer, --combiner and --cmdenv need --mapper");
+      }
+      if (submit->app.empty()) {
+        return ErrorReply(errc::kInvalid, "no app: give --app NAME (with --plugin for your own) "
+                                          "or --mapper CMD");
+      }
+      if (submit->plugin) {
+        const SubmitFile& plugin = *submit->plugin;
+        if (plugin.data.size() < 4 || plugin.data.compare(0, 4, "\x7f" "ELF") != 0) {
+          return ErrorReply(errc::kInvalid,
+                            "plugin " + plugin.name + " is not a shared library (no ELF header)");
+        }
+        code.plugin = Sha256Hex(plugin.data);
+        blobs[code.plugin] = plugin.data;
+      } else if (!ValidateApp(submit->app, submit->params, &error)) {
+        return ErrorReply(errc::kInvalid, error);
+      }
+    }
+    std::set<std::string> names;
+    int64_t shipped_bytes = submit->plugin ? static_cast<int64_t>(submit->plugin->data.size()) : 0;
+    for (const SubmitFile& f : submit->files) {
+      if (!names.insert(f.name).second) {
+        return ErrorReply(errc::kInvalid, "two shipped files are named " + f.name);
+      }
+      FileRef ref;
+      ref.name = f.name;
+      ref.sha256 = Sha256Hex(f.data);
+      ref.mode = f.mode & 0777;
+      blobs[ref.sha256] = f.data;
+      code.files.push_back(std::move(ref));
+      shipped_bytes += static_cast<int64_t>(f.data.size());
+    }
+    if (shipped_bytes > kMaxShippedBytes) {
+      return ErrorReply(errc::kInvalid, "shipped files total " + std::to_string(shipped_bytes) +
+                                            " bytes, more than the limit of " +
+                                            std::to_string(kMaxShippedBytes));
     }
     if (submit->maps < 0 || submit->maps > kMaxMaps) {
       return ErrorReply(errc::kInvalid, "maps must be between 1 and " + std::to_string(kMaxMaps));
     }
-    if (submit->reduces < 1 || submit->reduces > kMaxReduces) {
+    if (reduces < 0 || reduces > kMaxReduces) {
       return ErrorReply(errc::kInvalid,
-                        "reduces must be between 1 and " + std::to_string(kMaxReduces));
+                        "reduces must be between 0 and " + std::to_string(kMaxReduces));
+    }
+    if (submit->max_attempts < 1 || submit->max_attempts > 100) {
+      return ErrorReply(errc::kInvalid, "max attempts must be between 1 and 100");
     }
     if (submit->inputs.empty()) return ErrorReply(errc::kInvalid, "no input files");
     for (const std::string& path : submit->inputs) {
@@ -207,7 +274,10 @@ struct Coordinator::Impl {
     spec.app = submit->app;
     spec.params = submit->params;
     spec.output_dir = output;
-    spec.num_reduces = submit->reduces;
+    spec.num_reduces = reduces;
+    spec.max_attempts = submit->max_attempts;
+    spec.code = std::move(code);
+    spec.blobs = std::move(blobs);
     spec.input_files = static_cast<int64_t>(files.size());
     for (const InputFile& f : files) spec.input_bytes += f.size;
     int maps = submit->maps > 0 ? static_cast<int>(submit->maps)
@@ -218,7 +288,6 @@ struct Coordinator::Impl {
     fs::create_directories(output, ec);
     if (ec) return ErrorReply(errc::kInvalid, "cannot create output " + output + ": " + ec.message());
 
-    int64_t reduces = spec.num_reduces;
     std::string job_id = scheduler->AddJob(std::move(spec), now);
     outputs_in_use.insert(output);
     spdlog::info("job {} submitted: app {} {} input files, {} maps, {} reduces, output {}", job_id,
@@ -324,6 +393,7 @@ struct Coordinator::Impl {
     std::optional<Value> info = scheduler->JobInfo(job_id, WallMs());
     std::string output = scheduler->OutputDir(job_id);
     int64_t reduces = info ? info->Find("reduces")->Find("total")->as_int() : 0;
+    if (reduces == 0 && info) reduces = info->Find("maps")->Find("total")->as_int();  // map-only
     for (int64_t r = 0; r < reduces; ++r) {
       char name[32];
       std::snprintf(name, sizeof(name), "part-%05lld", static_cast<long long>(r));
@@ -363,7 +433,32 @@ struct Coordinator::Impl {
               }
             }
             break;
+          case Outgoing::Kind::kCommitTask: {
+            std::string from = a.body.Find("from")->as_string();
+            std::string to = a.body.Find("to")->as_string();
+            std::error_code ec;
+            // Only a file inside this job's _temporary may be committed.
+            std::string temporary = scheduler->OutputDir(a.target) + "/_temporary/";
+            if (from.compare(0, temporary.size(), temporary) != 0 ||
+                from.find("/../") != std::string::npos) {
+              ec = std::make_error_code(std::errc::operation_not_permitted);
+            } else {
+              fs::rename(from, to, ec);
+            }
+            if (ec) {
+              scheduler->JobCommitted(a.target, false,
+                                      "task " + a.body.Find("task_id")->as_string() +
+                                          ": cannot move " + from + " to " + to + ": " +
+                                          ec.message(),
+                                      now);
+            }
+            break;
+          }
           case Outgoing::Kind::kCommitJob: {
+            std::optional<Value> info = scheduler->JobInfo(a.target, WallMs());
+            if (!info) break;
+            std::optional<JobState> state = ParseJobState(info->Find("state")->as_string());
+            if (!state || IsTerminal(*state)) break;  // a task commit failed just before
             std::string error;
             bool ok = CommitOutput(a.target, &error);
             scheduler->JobCommitted(a.target, ok, error, now);

@@ -22,6 +22,7 @@ struct Task {
   int64_t failures = 0;           // failed attempts (lost workers do not count)
   std::string last_failed_worker;  // avoided when re-assigning, if another worker is free
   std::string last_error;
+  std::vector<std::string> history;  // "attempt N on WORKER: error" per failed attempt
   std::vector<MapOutput> outputs;  // map tasks, once done
 };
 
@@ -42,7 +43,13 @@ struct Job {
   int64_t finished_ms = 0;
   int64_t maps_done = 0;
   int64_t reduces_done = 0;
+  std::vector<int64_t> blocked_reduces;  // waiting for re-run maps (their input went bad)
   Counters counters;              // summed over accepted attempts
+
+  bool map_only() const { return spec.num_reduces == 0; }
+  int64_t max_attempts(int64_t fallback) const {
+    return spec.max_attempts > 0 ? spec.max_attempts : fallback;
+  }
 };
 
 struct Worker {
@@ -57,6 +64,7 @@ struct Worker {
   int64_t reported_running = 0;
   int64_t tasks_done = 0;
   int64_t tasks_failed = 0;
+  std::set<std::string> jobs_with_files;  // jobs whose shipped files this registration has
   // Attempts running here: (job_id, kind, index).
   std::set<std::tuple<std::string, TaskKind, int64_t>> running;
 };
@@ -295,12 +303,19 @@ struct Scheduler::Impl {
     a.kind = task.kind;
     a.app = job.spec.app;
     a.params = job.spec.params;
+    a.code = job.spec.code;
     a.num_reduces = job.spec.num_reduces;
     a.output_dir = job.spec.output_dir;
+    a.partition = task.index;
+    if (!job.spec.blobs.empty() && w.jobs_with_files.insert(job.job_id).second) {
+      JobFilesMsg files;
+      files.job_id = job.job_id;
+      files.blobs = job.spec.blobs;
+      SendToWorker(w.key, files.ToValue());
+    }
     if (task.kind == TaskKind::kMap) {
       a.split = job.spec.splits[task.index];
     } else {
-      a.partition = task.index;
       for (const Task& m : job.maps) {
         for (const MapOutput& o : m.outputs) {
           if (o.partition == task.index) a.inputs.push_back(o.location);
@@ -327,6 +342,12 @@ struct Scheduler::Impl {
         pending.erase(it);
         continue;
       }
+      if (kind == TaskKind::kReduce && job.maps_done < static_cast<int64_t>(job.maps.size())) {
+        // Some map is being re-run: this reduce waits for it (MapsDone re-queues it).
+        pending.erase(it);
+        job.blocked_reduces.push_back(task->index);
+        continue;
+      }
       Worker* w = PickWorker(task->last_failed_worker);
       if (w == nullptr) return;
       pending.erase(it);
@@ -351,6 +372,7 @@ struct Scheduler::Impl {
 
   void Finish(Job& job, JobState state, int64_t now_ms) {
     if (state != JobState::kCompleted) StopAttempts(job);
+    job.spec.blobs.clear();  // shipped files are only needed while attempts may start
     job.finished_ms = now_ms;
     SetState(job, state, now_ms);
     if (state != JobState::kCompleted) {
@@ -373,6 +395,28 @@ struct Scheduler::Impl {
   void FailJob(Job& job, const std::string& error, int64_t now_ms) {
     job.error = error;
     Finish(job, JobState::kFailed, now_ms);
+  }
+
+  void Commit(Job& job, const Task& task, const std::string& from) {
+    char name[32];
+    std::snprintf(name, sizeof(name), "part-%05lld", static_cast<long long>(task.index));
+    Value body;
+    body.Set("task_id", task.task_id);
+    body.Set("from", from);
+    body.Set("to", job.spec.output_dir + "/" + name);
+    out.push_back({Outgoing::Kind::kCommitTask, job.job_id, std::move(body)});
+  }
+
+  void MapsDone(Job& job, int64_t now_ms) {
+    if (job.map_only()) {
+      out.push_back({Outgoing::Kind::kCommitJob, job.job_id, Value()});
+    } else if (job.reduces.empty()) {
+      StartReduces(job, now_ms);
+    } else {
+      // Maps re-run after a reduce found their output bad: the waiting reduces may go again.
+      for (int64_t r : job.blocked_reduces) Enqueue(job, job.reduces[r]);
+      job.blocked_reduces.clear();
+    }
   }
 
   void StartReduces(Job& job, int64_t now_ms) {
@@ -471,7 +515,18 @@ void Scheduler::TaskDone(const std::string& worker_key, const TaskDoneMsg& msg, 
   Job* job = nullptr;
   Task* task = s.RunningAttempt(worker_key, msg.ref, &job);
   if (task == nullptr) return;
-  if (task->kind == TaskKind::kMap) {
+  bool commits = task->kind == TaskKind::kReduce || job->map_only();
+  if (commits) {
+    // Reduces and map-only maps report their one finished part file, which the coordinator
+    // commits: the first attempt to finish wins; later ones are ignored above.
+    if (msg.outputs.size() != 1 || msg.outputs[0].location.empty()) {
+      TaskFailedMsg failed;
+      failed.ref = msg.ref;
+      failed.error = "attempt reported no output file to commit";
+      TaskFailed(worker_key, failed, now_ms);
+      return;
+    }
+  } else {
     // A map attempt must report exactly one output per partition.
     std::vector<bool> seen(job->spec.num_reduces, false);
     bool complete = static_cast<int64_t>(msg.outputs.size()) == job->spec.num_reduces;
@@ -502,9 +557,10 @@ void Scheduler::TaskDone(const std::string& worker_key, const TaskDoneMsg& msg, 
   for (const auto& [name, amount] : msg.counters) counters.emplace_back(name, Value(amount));
   extra.Set("counters", Value(std::move(counters)));
   s.PublishTask(*job, *task, "task_completed", now_ms, std::move(extra));
+  if (commits) s.Commit(*job, *task, msg.outputs[0].location);
 
   if (task->kind == TaskKind::kMap) {
-    if (++job->maps_done == static_cast<int64_t>(job->maps.size())) s.StartReduces(*job, now_ms);
+    if (++job->maps_done == static_cast<int64_t>(job->maps.size())) s.MapsDone(*job, now_ms);
   } else if (++job->reduces_done == static_cast<int64_t>(job->reduces.size())) {
     s.out.push_back({Outgoing::Kind::kCommitJob, job->job_id, Value()});
   }
@@ -519,20 +575,54 @@ void Scheduler::TaskFailed(const std::string& worker_key, const TaskFailedMsg& m
   s.ReleaseSlot(*job, *task);
   auto w = s.workers.find(worker_key);
   if (w != s.workers.end()) ++w->second.tasks_failed;
-  ++task->failures;
-  task->last_failed_worker = task->worker_name;
-  task->last_error = msg.error;
   Value extra;
   extra.Set("error", msg.error);
   s.PublishTask(*job, *task, "task_failed", now_ms, std::move(extra));
-  if (task->failures >= s.options.max_attempts) {
+
+  // A reduce that found map output missing or corrupt is not at fault: re-run the maps that
+  // produced it and let the reduce wait for them.
+  std::set<int64_t> bad_maps;
+  if (task->kind == TaskKind::kReduce) {
+    for (const std::string& location : msg.bad_inputs) {
+      for (Task& m : job->maps) {
+        for (const MapOutput& o : m.outputs) {
+          if (o.location == location && m.state == TaskState::kDone) bad_maps.insert(m.index);
+        }
+      }
+    }
+  }
+  bool maps_rerunning = job->maps_done < static_cast<int64_t>(job->maps.size());
+  if (!bad_maps.empty() || (!msg.bad_inputs.empty() && maps_rerunning)) {
+    for (int64_t index : bad_maps) {
+      Task& m = job->maps[index];
+      m.outputs.clear();
+      --job->maps_done;
+      m.history.push_back("output of attempt " + std::to_string(m.attempt) +
+                          " found bad by " + task->task_id);
+      s.Enqueue(*job, m);
+    }
+    task->state = TaskState::kPending;
+    task->worker_key.clear();
+    task->progress = 0;
+    job->blocked_reduces.push_back(task->index);
+    return;
+  }
+
+  ++task->failures;
+  task->last_failed_worker = task->worker_name;
+  task->last_error = msg.error;
+  task->history.push_back("attempt " + std::to_string(task->attempt) + " on " +
+                          task->worker_name + ": " + msg.error);
+  if (task->failures >= job->max_attempts(s.options.max_attempts)) {
     task->state = TaskState::kFailed;
     task->worker_key.clear();
     std::string stage = task->kind == TaskKind::kMap ? "map" : "reduce";
-    s.FailJob(*job,
-              stage + " task " + task->task_id + " failed " + std::to_string(task->failures) +
-                  " attempts; last on worker " + task->worker_name + ": " + msg.error,
-              now_ms);
+    std::string error = stage + " task " + task->task_id + " failed " +
+                        std::to_string(task->failures) + " attempts: ";
+    for (std::size_t i = 0; i < task->history.size(); ++i) {
+      error += (i == 0 ? "" : "; ") + task->history[i];
+    }
+    s.FailJob(*job, error, now_ms);
     return;
   }
   s.Enqueue(*job, *task);

@@ -40,9 +40,12 @@ struct JobSpec {
   Params params;
   std::string output_dir;            // absolute; exists and is empty
   std::vector<Split> splits;         // one per map task
-  int64_t num_reduces = 1;
+  int64_t num_reduces = 1;           // 0: map-only (each map commits OUTPUT/part-<map index>)
   int64_t input_files = 0;
   int64_t input_bytes = 0;
+  int64_t max_attempts = 0;          // failed attempts per task before the job fails (0: default)
+  JobCode code;                      // plugin / streaming commands / shipped file refs
+  std::map<std::string, std::string> blobs;  // sha256 -> bytes of every file in code.files
 };
 
 // Something the loop must do. Executed in queue order.
@@ -50,6 +53,8 @@ struct Outgoing {
   enum class Kind {
     kToWorker,   // send `body` to the worker whose routing id is `target`
     kPublish,    // publish `body` on topic `target`
+    kCommitTask, // rename body.from to body.to (a finished part file of job `target`); on failure
+                 // call JobCommitted(target, false, ...)
     kCommitJob,  // all reduces done: finalise output of job `target`, then call JobCommitted
     kAbortJob,   // job `target` failed or was cancelled: remove its temporary output
   };

@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -32,8 +33,7 @@ struct Harness {
     s.WorkerReady(key, r, now);
   }
 
-  std::string Submit(int maps, int reduces) {
-    JobSpec spec;
+  std::string Submit(int maps, int reduces, JobSpec spec = {}) {
     spec.app = "wordcount";
     spec.output_dir = "/tmp/out";
     spec.num_reduces = reduces;
@@ -58,10 +58,16 @@ struct Harness {
   void Done(const std::string& key, const AssignMsg& a, int64_t reduces) {
     TaskDoneMsg d;
     d.ref = {a.job_id, a.task_id, a.attempt};
-    if (a.kind == TaskKind::kMap) {
+    if (a.kind == TaskKind::kMap && reduces > 0) {
       for (int64_t p = 0; p < reduces; ++p) {
         d.outputs.push_back({p, "/w/" + a.task_id + "/" + std::to_string(p), 10, 1});
       }
+    } else {
+      // Reduces and map-only maps report their finished part file under _temporary.
+      d.outputs.push_back({a.partition,
+                           "/tmp/out/_temporary/" + a.task_id + ".a" + std::to_string(a.attempt) +
+                               "/part",
+                           10, 1});
     }
     d.counters["records"] = 1;
     s.TaskDone(key, d, now);
@@ -251,6 +257,10 @@ TEST_CASE("a task that fails max-attempts times fails its job with the task name
   CHECK(h.State(job) == "FAILED");
   std::string error = h.s.JobInfo(job, h.now)->Find("error")->as_string();
   CHECK(error.find("m-00000") != std::string::npos);
+  // Every attempt's worker and error is named.
+  CHECK(error.find("attempt 1 on w") != std::string::npos);
+  CHECK(error.find("boom 1") != std::string::npos);
+  CHECK(error.find("boom 2") != std::string::npos);
   CHECK(error.find("boom 3") != std::string::npos);
   bool abort = false;
   for (const Outgoing& x : h.Take()) abort |= x.kind == Outgoing::Kind::kAbortJob;
@@ -317,6 +327,150 @@ TEST_CASE("a map result missing partitions fails that attempt instead of complet
   auto retry = h.Assigns(h.Take());
   REQUIRE(retry.size() == 1);
   CHECK(retry[0].second.attempt == 2);
+}
+
+std::vector<Outgoing> OfKind(const std::vector<Outgoing>& out, Outgoing::Kind kind) {
+  std::vector<Outgoing> result;
+  for (const Outgoing& o : out) {
+    if (o.kind == kind) result.push_back(o);
+  }
+  return result;
+}
+
+TEST_CASE("the first finished reduce attempt is committed and a later finisher is ignored") {
+  Harness h;
+  h.Ready("k1", "w1", 2);
+  std::string job = h.Submit(1, 1);
+  h.s.Tick(h.now);
+  auto maps = h.Assigns(h.Take());
+  h.Done(maps[0].first, maps[0].second, 1);
+  h.s.Tick(h.now);
+  auto reduces = h.Assigns(h.Take());
+  REQUIRE(reduces.size() == 1);
+  h.Done(reduces[0].first, reduces[0].second, 1);
+  auto out = h.Take();
+  auto commits = OfKind(out, Outgoing::Kind::kCommitTask);
+  REQUIRE(commits.size() == 1);
+  CHECK(commits[0].body.Find("to")->as_string() == "/tmp/out/part-00000");
+  CHECK(commits[0].body.Find("from")->as_string().find("/tmp/out/_temporary/r-00000.a1/") == 0);
+  CHECK(OfKind(out, Outgoing::Kind::kCommitJob).size() == 1);
+  // The same attempt reporting again commits nothing more.
+  h.Done(reduces[0].first, reduces[0].second, 1);
+  CHECK(OfKind(h.Take(), Outgoing::Kind::kCommitTask).empty());
+}
+
+TEST_CASE("a map-only job commits one part file per map and never creates reduces") {
+  Harness h;
+  h.Ready("k1", "w1", 3);
+  std::string job = h.Submit(3, 0);
+  h.s.Tick(h.now);
+  auto maps = h.Assigns(h.Take());
+  REQUIRE(maps.size() == 3);
+  for (auto& [key, a] : maps) {
+    CHECK(a.num_reduces == 0);
+    h.Done(key, a, 0);
+  }
+  auto out = h.Take();
+  auto commits = OfKind(out, Outgoing::Kind::kCommitTask);
+  REQUIRE(commits.size() == 3);
+  std::set<std::string> targets;
+  for (const Outgoing& c : commits) targets.insert(c.body.Find("to")->as_string());
+  CHECK(targets == std::set<std::string>{"/tmp/out/part-00000", "/tmp/out/part-00001",
+                                         "/tmp/out/part-00002"});
+  CHECK(OfKind(out, Outgoing::Kind::kCommitJob).size() == 1);
+  h.s.JobCommitted(job, true, "", h.now);
+  CHECK(h.State(job) == "COMPLETED");
+  CHECK(h.s.JobInfo(job, h.now)->Find("reduces")->Find("total")->as_int() == 0);
+}
+
+TEST_CASE("a reduce that finds corrupt map output re-runs that map without counting a failure") {
+  SchedulerOptions o;
+  o.max_attempts = 1;  // one counted failure would fail the job
+  Harness h(o);
+  h.Ready("k1", "w1", 2);
+  std::string job = h.Submit(2, 1);
+  h.s.Tick(h.now);
+  auto maps = h.Assigns(h.Take());
+  for (auto& [key, a] : maps) h.Done(key, a, 1);
+  h.s.Tick(h.now);
+  auto reduces = h.Assigns(h.Take());
+  REQUIRE(reduces.size() == 1);
+  REQUIRE(reduces[0].second.inputs.size() == 2);
+  std::string bad = reduces[0].second.inputs[1];
+  TaskFailedMsg f;
+  f.ref = {job, "r-00000", 1};
+  f.error = "corrupt intermediate file " + bad;
+  f.bad_inputs = {bad};
+  h.s.TaskFailed("k1", f, h.now);
+  CHECK(h.State(job) == "REDUCING");
+  h.s.Tick(h.now);
+  auto rerun = h.Assigns(h.Take());
+  // Only the map that produced the bad file runs again; the reduce waits for it.
+  REQUIRE(rerun.size() == 1);
+  CHECK(rerun[0].second.kind == TaskKind::kMap);
+  CHECK(rerun[0].second.task_id == "m-00001");
+  CHECK(rerun[0].second.attempt == 2);
+  h.Done(rerun[0].first, rerun[0].second, 1);
+  h.s.Tick(h.now);
+  auto again = h.Assigns(h.Take());
+  REQUIRE(again.size() == 1);
+  CHECK(again[0].second.kind == TaskKind::kReduce);
+  CHECK(again[0].second.attempt == 2);
+  h.Done(again[0].first, again[0].second, 1);
+  h.Take();
+  h.s.JobCommitted(job, true, "", h.now);
+  CHECK(h.State(job) == "COMPLETED");
+}
+
+TEST_CASE("shipped files go to a worker once, before its first attempt of the job") {
+  Harness h;
+  h.Ready("k1", "w1", 2);
+  h.Take();  // the welcome
+  JobSpec spec;
+  spec.code.files.push_back({"map.py", "abc", 0755});
+  spec.blobs["abc"] = "print(1)";
+  std::string job = h.Submit(3, 1, spec);
+  h.s.Tick(h.now);
+  auto out = h.Take();
+  std::vector<std::string> types;
+  for (const Outgoing& o : out) {
+    if (o.kind == Outgoing::Kind::kToWorker) types.push_back(o.body.Find("type")->as_string());
+  }
+  REQUIRE(types.size() == 3);
+  CHECK(types[0] == "job_files");
+  CHECK(types[1] == "assign");
+  CHECK(types[2] == "assign");
+  auto assigns = h.Assigns(out);
+  CHECK(assigns[0].second.code.files.size() == 1);
+  // A fresh registration of the same worker gets the files again.
+  h.Ready("k2", "w1", 2);
+  h.s.Tick(h.now);
+  auto again = h.Take();
+  int job_files = 0;
+  for (const Outgoing& o : again) {
+    if (o.kind == Outgoing::Kind::kToWorker && o.body.Find("type")->as_string() == "job_files") {
+      ++job_files;
+    }
+  }
+  CHECK(job_files == 1);
+}
+
+TEST_CASE("a job's own max attempts overrides the coordinator default") {
+  Harness h;  // default 4
+  h.Ready("k1", "w1", 1);
+  JobSpec spec;
+  spec.max_attempts = 2;
+  std::string job = h.Submit(1, 1, spec);
+  for (int attempt = 1; attempt <= 2; ++attempt) {
+    h.s.Tick(h.now);
+    auto a = h.Assigns(h.Take());
+    REQUIRE(a.size() == 1);
+    TaskFailedMsg f;
+    f.ref = {job, a[0].second.task_id, a[0].second.attempt};
+    f.error = "exit 1";
+    h.s.TaskFailed(a[0].first, f, h.now);
+  }
+  CHECK(h.State(job) == "FAILED");
 }
 
 }  // namespace
