@@ -142,6 +142,15 @@ bool RequireMap(const Value& v, std::string* error) {
   return true;
 }
 
+// For a map nested in field `field` of a message.
+bool RequireMapIn(const Value& v, std::string_view field, std::string* error) {
+  if (!v.is_map()) {
+    *error = "field '" + std::string(field) + "' is not a map (or has an item that is not)";
+    return false;
+  }
+  return true;
+}
+
 }  // namespace
 
 const char* JobStateName(JobState state) {
@@ -316,7 +325,7 @@ std::optional<AssignMsg> AssignMsg::FromValue(const Value& v, std::string* error
     return std::nullopt;
   }
   if (const Value* c = v.Find("code"); c != nullptr && !c->is_nil()) {
-    if (!RequireMap(*c, error) || !ReadOptString(*c, "plugin", &m.code.plugin, error) ||
+    if (!RequireMapIn(*c, "code", error) || !ReadOptString(*c, "plugin", &m.code.plugin, error) ||
         !ReadOptString(*c, "mapper", &m.code.mapper, error) ||
         !ReadOptString(*c, "combiner", &m.code.combiner, error) ||
         !ReadOptString(*c, "reducer", &m.code.reducer, error) ||
@@ -339,7 +348,7 @@ std::optional<AssignMsg> AssignMsg::FromValue(const Value& v, std::string* error
     }
     for (const Value& item : ranges->as_array()) {
       FileRange r;
-      if (!RequireMap(item, error) || !ReadString(item, "path", &r.path, error) ||
+      if (!RequireMapIn(item, "split", error) || !ReadString(item, "path", &r.path, error) ||
           !ReadInt(item, "start", &r.start, error) || !ReadInt(item, "end", &r.end, error)) {
         return std::nullopt;
       }
@@ -415,6 +424,7 @@ std::optional<TaskDoneMsg> TaskDoneMsg::FromValue(const Value& v, std::string* e
       return std::nullopt;
     }
     for (const Value& item : outs->as_array()) {
+      if (!RequireMapIn(item, "outputs", error)) return std::nullopt;
       std::optional<MapOutput> o = MapOutput::FromValue(item, error);
       if (!o) return std::nullopt;
       m.outputs.push_back(std::move(*o));
@@ -505,8 +515,9 @@ Value SubmitFileValue(const SubmitFile& f) {
   return v;
 }
 
-bool ReadSubmitFile(const Value& item, SubmitFile* f, std::string* error) {
-  if (!RequireMap(item, error) || !ReadString(item, "name", &f->name, error) ||
+bool ReadSubmitFile(const Value& item, std::string_view field, SubmitFile* f,
+                    std::string* error) {
+  if (!RequireMapIn(item, field, error) || !ReadString(item, "name", &f->name, error) ||
       !ReadOptInt(item, "mode", &f->mode, error) || !ReadBytes(item, "data", &f->data, error)) {
     return false;
   }
@@ -565,13 +576,13 @@ std::optional<SubmitMsg> SubmitMsg::FromValue(const Value& v, std::string* error
     }
     for (const Value& item : files->as_array()) {
       SubmitFile f;
-      if (!ReadSubmitFile(item, &f, error)) return std::nullopt;
+      if (!ReadSubmitFile(item, "files", &f, error)) return std::nullopt;
       m.files.push_back(std::move(f));
     }
   }
   if (const Value* plugin = v.Find("plugin"); plugin != nullptr && !plugin->is_nil()) {
     SubmitFile f;
-    if (!ReadSubmitFile(*plugin, &f, error)) return std::nullopt;
+    if (!ReadSubmitFile(*plugin, "plugin", &f, error)) return std::nullopt;
     m.plugin = std::move(f);
   }
   return m;

@@ -2,8 +2,10 @@
 
 #include <msgpack.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <limits>
 
 namespace zmr {
@@ -15,7 +17,7 @@ constexpr int kMaxDepth = 32;
 constexpr std::size_t kMaxContainerItems = 1 << 22;
 constexpr std::size_t kMaxStringBytes = 1 << 30;
 
-void PackValue(msgpack::packer<msgpack::sbuffer>& pk, const Value& v) {
+void PackValue(msgpack::packer<msgpack::sbuffer>& pk, msgpack::sbuffer* buf_, const Value& v) {
   if (v.is_nil()) {
     pk.pack_nil();
   } else if (v.is_bool()) {
@@ -23,7 +25,15 @@ void PackValue(msgpack::packer<msgpack::sbuffer>& pk, const Value& v) {
   } else if (v.is_int()) {
     pk.pack_int64(v.as_int());
   } else if (v.is_double()) {
-    pk.pack_double(v.as_double());
+    // Always a float64 on the wire: msgpack-c's pack_double would turn 1.0 into the integer 1
+    // (and 2^63..2^64 into a uint64 our own Unpack refuses).
+    double d = v.as_double();
+    uint64_t bits;
+    std::memcpy(&bits, &d, sizeof(bits));
+    char buf[9];
+    buf[0] = static_cast<char>(0xcb);
+    for (int i = 0; i < 8; ++i) buf[1 + i] = static_cast<char>(bits >> (56 - 8 * i));
+    buf_->write(buf, sizeof(buf));
   } else if (v.is_string()) {
     const std::string& s = v.as_string();
     pk.pack_str(static_cast<uint32_t>(s.size()));
@@ -34,13 +44,13 @@ void PackValue(msgpack::packer<msgpack::sbuffer>& pk, const Value& v) {
     pk.pack_bin_body(b.data(), static_cast<uint32_t>(b.size()));
   } else if (v.is_array()) {
     pk.pack_array(static_cast<uint32_t>(v.as_array().size()));
-    for (const Value& item : v.as_array()) PackValue(pk, item);
+    for (const Value& item : v.as_array()) PackValue(pk, buf_, item);
   } else {
     pk.pack_map(static_cast<uint32_t>(v.as_map().size()));
     for (const auto& [key, item] : v.as_map()) {
       pk.pack_str(static_cast<uint32_t>(key.size()));
       pk.pack_str_body(key.data(), static_cast<uint32_t>(key.size()));
-      PackValue(pk, item);
+      PackValue(pk, buf_, item);
     }
   }
 }
@@ -134,13 +144,20 @@ void AppendJsonString(std::string& out, std::string_view s) {
       ++i;
       continue;
     }
-    // Validate one UTF-8 sequence; copy it through if well formed, else emit U+FFFD.
-    int len = (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 0;
+    // Validate one UTF-8 sequence strictly (RFC 3629: no overlong forms, no surrogates, nothing
+    // above U+10FFFF); copy it through if well formed, else emit U+FFFD.
+    int len = c >= 0xC2 && c <= 0xDF ? 2 : c >= 0xE0 && c <= 0xEF ? 3 : c >= 0xF0 && c <= 0xF4 ? 4 : 0;
     bool ok = len > 0 && i + len <= s.size();
     for (int k = 1; ok && k < len; ++k) {
       ok = (static_cast<unsigned char>(s[i + k]) & 0xC0) == 0x80;
     }
-    if (ok && len == 2 && c < 0xC2) ok = false;  // overlong
+    if (ok && len >= 3) {
+      unsigned char c1 = static_cast<unsigned char>(s[i + 1]);
+      if (c == 0xE0) ok = c1 >= 0xA0;        // overlong 3-byte
+      if (c == 0xED) ok = c1 <= 0x9F;        // surrogates
+      if (c == 0xF0) ok = c1 >= 0x90;        // overlong 4-byte
+      if (c == 0xF4) ok = c1 <= 0x8F;        // above U+10FFFF
+    }
     if (ok) {
       out.append(s.substr(i, len));
       i += len;
@@ -234,7 +251,7 @@ void Value::Set(std::string key, Value value) {
 std::string Pack(const Value& value) {
   msgpack::sbuffer buf;
   msgpack::packer<msgpack::sbuffer> pk(buf);
-  PackValue(pk, value);
+  PackValue(pk, &buf, value);
   return std::string(buf.data(), buf.size());
 }
 
@@ -247,8 +264,11 @@ std::optional<Value> Unpack(std::string_view bytes, std::string* error) {
   }
   try {
     std::size_t offset = 0;
-    msgpack::unpack_limit limit(kMaxContainerItems, kMaxContainerItems, kMaxStringBytes,
-                                kMaxStringBytes, 0, kMaxDepth);
+    // msgpack-c reserves room for a container as soon as it reads the header, so a few bytes of
+    // nested headers could reserve gigabytes: no container may declare more items than there
+    // are bytes left to hold them.
+    std::size_t items = std::min(kMaxContainerItems, bytes.size());
+    msgpack::unpack_limit limit(items, items, kMaxStringBytes, kMaxStringBytes, 0, kMaxDepth);
     msgpack::object_handle handle =
         msgpack::unpack(bytes.data(), bytes.size(), offset, nullptr, nullptr, limit);
     if (offset != bytes.size()) {
