@@ -71,9 +71,16 @@ constexpr int64_t kTrailerSize = 16;  // magic + u64 count + u32 crc
 constexpr std::size_t kMaxVarintBytes = 10;
 
 constexpr std::size_t kWriteBufferSize = 1 << 20;  // 1 MiB: few syscalls, bounded memory
-constexpr std::size_t kReadBufferSize = 256 << 10;  // per run; a reduce may merge hundreds of runs
+constexpr std::size_t kInitialWriteBufferSize = 4 << 10;
+constexpr std::size_t kMinReadBufferSize = 4 << 10;
 
 std::string ErrnoText(int err) { return std::generic_category().message(err); }
+
+// Errors that say nothing about the file: this process ran out of something.
+ReadFault FaultOfErrno(int err) {
+  return err == EMFILE || err == ENFILE || err == ENOMEM || err == ENOBUFS ? ReadFault::kLocal
+                                                                          : ReadFault::kBadData;
+}
 
 // Appends a LEB128 varint to p, returning the number of bytes written.
 std::size_t EncodeVarint(uint64_t v, char* p) {
@@ -83,6 +90,15 @@ std::size_t EncodeVarint(uint64_t v, char* p) {
     v >>= 7;
   }
   p[n++] = static_cast<char>(v);
+  return n;
+}
+
+std::size_t VarintSize(uint64_t v) {
+  std::size_t n = 1;
+  while (v >= 0x80) {
+    v >>= 7;
+    ++n;
+  }
   return n;
 }
 
@@ -284,7 +300,9 @@ std::unique_ptr<RunWriter> RunWriter::Create(const std::string& path, std::strin
     return nullptr;
   }
   w.fd = Fd(fd);
-  w.buffer.reserve(kWriteBufferSize);
+  // The buffer grows as records come (up to kWriteBufferSize): a map with many partitions writes
+  // many small runs, which should not each cost a megabyte.
+  w.buffer.reserve(kInitialWriteBufferSize);
   char header[kHeaderSize];
   std::memcpy(header, kHeaderMagic, 4);
   StoreLe32(kRunFormatVersion, header + 4);
@@ -308,6 +326,28 @@ bool RunWriter::Add(std::string_view key, std::string_view value, std::string* e
   }
   w.last_key.assign(key.data(), key.size());
   w.has_last_key = true;
+
+  // Common case: the whole record fits in the buffer; encode it in place and checksum it once.
+  const std::size_t size =
+      VarintSize(key.size()) + key.size() + VarintSize(value.size()) + value.size();
+  if (w.buffer.size() + size <= kWriteBufferSize) {
+    const std::size_t start = w.buffer.size();
+    w.buffer.resize(start + size);
+    char* p = w.buffer.data() + start;
+    char* q = p + EncodeVarint(key.size(), p);
+    if (!key.empty()) std::memcpy(q, key.data(), key.size());
+    q += key.size();
+    q += EncodeVarint(value.size(), q);
+    if (!value.empty()) std::memcpy(q, value.data(), value.size());
+    w.crc = Crc32c(w.crc, p, size);
+    w.bytes += static_cast<int64_t>(size);
+    ++w.records;
+    if (w.buffer.size() >= kWriteBufferSize && !w.Flush()) {
+      *error = w.failure;
+      return false;
+    }
+    return true;
+  }
 
   char len[kMaxVarintBytes];
   std::size_t n = EncodeVarint(key.size(), len);
@@ -376,9 +416,11 @@ struct RunReader::Impl {
   uint32_t crc = 0;
   bool done = false;
   std::string error;
+  ReadFault fault = ReadFault::kNone;
 
-  bool Fail(std::string message) {
+  bool Fail(std::string message, ReadFault why = ReadFault::kBadData) {
     error = std::move(message);
+    fault = why;
     done = true;
     return false;
   }
@@ -403,7 +445,7 @@ struct RunReader::Impl {
         static_cast<std::size_t>(std::min<int64_t>(static_cast<int64_t>(room), left_in_region));
     int err = 0;
     ssize_t n = ReadFull(fd.get(), buf.data() + buf_len, to_read, &err);
-    if (n < 0) return Fail("cannot read " + path + ": " + ErrnoText(err));
+    if (n < 0) return Fail("cannot read " + path + ": " + ErrnoText(err), FaultOfErrno(err));
     if (static_cast<std::size_t>(n) < to_read) {
       // The file shrank since we measured it.
       return Fail("truncated intermediate file " + path);
@@ -447,19 +489,27 @@ struct RunReader::Impl {
 RunReader::RunReader() : impl_(std::make_unique<Impl>()) {}
 RunReader::~RunReader() = default;
 
-std::unique_ptr<RunReader> RunReader::Open(const std::string& path, std::string* error) {
+std::unique_ptr<RunReader> RunReader::Open(const std::string& path, std::string* error,
+                                           ReadFault* fault, std::size_t buffer_bytes) {
+  ReadFault ignored;
+  if (fault == nullptr) fault = &ignored;
+  *fault = ReadFault::kBadData;  // unless a failure below says otherwise
   std::unique_ptr<RunReader> reader(new RunReader());
   Impl& r = *reader->impl_;
   r.path = path;
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
-    *error = "cannot open intermediate file " + path + ": " + ErrnoText(errno);
+    int err = errno;
+    *error = "cannot open intermediate file " + path + ": " + ErrnoText(err);
+    *fault = FaultOfErrno(err);
     return nullptr;
   }
   r.fd = Fd(fd);
   struct stat st;
   if (::fstat(fd, &st) != 0) {
-    *error = "cannot stat intermediate file " + path + ": " + ErrnoText(errno);
+    int err = errno;
+    *error = "cannot stat intermediate file " + path + ": " + ErrnoText(err);
+    *fault = FaultOfErrno(err);
     return nullptr;
   }
   if (!S_ISREG(st.st_mode)) {
@@ -473,6 +523,7 @@ std::unique_ptr<RunReader> RunReader::Open(const std::string& path, std::string*
   ssize_t n = PreadFull(fd, header, sizeof(header), 0, &err);
   if (n < 0) {
     *error = "cannot read intermediate file " + path + ": " + ErrnoText(err);
+    *fault = FaultOfErrno(err);
     return nullptr;
   }
   std::size_t magic_len = std::min<std::size_t>(static_cast<std::size_t>(n), 4);
@@ -498,6 +549,7 @@ std::unique_ptr<RunReader> RunReader::Open(const std::string& path, std::string*
   n = PreadFull(fd, trailer, sizeof(trailer), static_cast<off_t>(r.size - kTrailerSize), &err);
   if (n < 0) {
     *error = "cannot read intermediate file " + path + ": " + ErrnoText(err);
+    *fault = FaultOfErrno(err);
     return nullptr;
   }
   if (n != kTrailerSize || std::memcmp(trailer, kTrailerMagic, 4) != 0) {
@@ -509,12 +561,16 @@ std::unique_ptr<RunReader> RunReader::Open(const std::string& path, std::string*
   r.expected_crc = LoadLe32(t + 12);
   r.records_end = r.size - kTrailerSize;
   if (::lseek(fd, kHeaderSize, SEEK_SET) != kHeaderSize) {
-    *error = "cannot seek in intermediate file " + path + ": " + ErrnoText(errno);
+    int seek_err = errno;
+    *error = "cannot seek in intermediate file " + path + ": " + ErrnoText(seek_err);
+    *fault = FaultOfErrno(seek_err);
     return nullptr;
   }
   r.file_pos = kHeaderSize;
+  buffer_bytes = std::max(buffer_bytes, kMinReadBufferSize);
   r.buf.resize(static_cast<std::size_t>(
-      std::min<int64_t>(static_cast<int64_t>(kReadBufferSize), r.records_end - kHeaderSize + 1)));
+      std::min<int64_t>(static_cast<int64_t>(buffer_bytes), r.records_end - kHeaderSize + 1)));
+  *fault = ReadFault::kNone;
   return reader;
 }
 
@@ -575,6 +631,7 @@ bool RunReader::Next(std::string_view* key, std::string_view* value) {
 }
 
 const std::string& RunReader::error() const { return impl_->error; }
+ReadFault RunReader::fault() const { return impl_->fault; }
 int64_t RunReader::bytes_read() const {
   const Impl& r = *impl_;
   return r.done && r.error.empty() ? r.size : r.consumed;
@@ -606,6 +663,8 @@ struct MergeReader::Impl {
   bool failed = false;
   std::size_t last = SIZE_MAX;  // run whose head was returned last (advanced on the next call)
   std::string error;
+  std::size_t failed_run = SIZE_MAX;
+  ReadFault fault = ReadFault::kNone;
   int64_t total_bytes = 0;
 
   explicit Impl(std::vector<std::unique_ptr<RunReader>> r)
@@ -623,6 +682,8 @@ struct MergeReader::Impl {
     }
     if (!runs[i]->error().empty()) {
       error = runs[i]->error();
+      failed_run = i;
+      fault = runs[i]->fault();
       failed = true;
       return false;
     }
@@ -657,6 +718,8 @@ bool MergeReader::Next(std::string_view* key, std::string_view* value) {
 }
 
 const std::string& MergeReader::error() const { return impl_->error; }
+std::size_t MergeReader::failed_run() const { return impl_->failed_run; }
+ReadFault MergeReader::fault() const { return impl_->fault; }
 
 int64_t MergeReader::bytes_read() const {
   int64_t sum = 0;
@@ -705,8 +768,8 @@ std::unique_ptr<RunWriter> LocalFileStore::CreatePartition(const std::string& jo
 }
 
 std::unique_ptr<RunReader> LocalFileStore::OpenPartition(const std::string& location,
-                                                         std::string* error) {
-  return RunReader::Open(location, error);
+                                                         std::string* error, ReadFault* fault) {
+  return RunReader::Open(location, error, fault);
 }
 
 void LocalFileStore::RemoveJob(const std::string& job_id) {

@@ -11,6 +11,7 @@
 // a record count or checksum that does not match the trailer.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -20,6 +21,13 @@
 namespace zmr {
 
 inline constexpr uint32_t kRunFormatVersion = 1;
+// Default read buffer of one RunReader; a reduce may merge many runs at once.
+inline constexpr std::size_t kRunReadBufferBytes = 256 << 10;
+
+// Why reading a run failed. kBadData: the run is missing, truncated, corrupt or unreadable (an
+// I/O error): whoever produced it must produce it again. kLocal: this process could not read it
+// for reasons of its own (out of file descriptors or memory): the data may well be fine.
+enum class ReadFault { kNone, kBadData, kLocal };
 
 // CRC32C (Castagnoli) of data, continuing from crc (0 to start).
 uint32_t Crc32c(uint32_t crc, const void* data, std::size_t size);
@@ -51,8 +59,11 @@ class RunWriter {
 // Streams the records of one run file with a bounded buffer.
 class RunReader {
  public:
-  // Returns nullptr with *error if the file cannot be opened or its header is invalid.
-  static std::unique_ptr<RunReader> Open(const std::string& path, std::string* error);
+  // Returns nullptr with *error (and *fault, when given) if the file cannot be opened or its header
+  // or trailer is invalid. buffer_bytes bounds the read buffer (a larger record still fits).
+  static std::unique_ptr<RunReader> Open(const std::string& path, std::string* error,
+                                         ReadFault* fault = nullptr,
+                                         std::size_t buffer_bytes = kRunReadBufferBytes);
   ~RunReader();
   RunReader(const RunReader&) = delete;
   RunReader& operator=(const RunReader&) = delete;
@@ -61,6 +72,7 @@ class RunReader {
   // at the end the trailer has been verified, and error() is empty only if it matched.
   bool Next(std::string_view* key, std::string_view* value);
   const std::string& error() const;
+  ReadFault fault() const;  // kNone unless error() is set
   int64_t bytes_read() const;
   int64_t size() const;  // file size
   const std::string& path() const;
@@ -79,6 +91,9 @@ class MergeReader {
   ~MergeReader();
   bool Next(std::string_view* key, std::string_view* value);
   const std::string& error() const;
+  // Index (in the constructor's vector) of the run whose error ended the merge, or SIZE_MAX.
+  std::size_t failed_run() const;
+  ReadFault fault() const;      // that run's fault, kNone if none failed
   int64_t bytes_read() const;   // summed over runs
   int64_t total_bytes() const;  // summed file sizes
 
@@ -99,8 +114,10 @@ class ShuffleStore {
                                                      const std::string& task_id, int64_t attempt,
                                                      int64_t partition, std::string* location,
                                                      std::string* error) = 0;
+  // Opens a location for reading. nullptr with *error on failure, and *fault (when non-null) set
+  // to whether the data is bad (produce it again) or the failure is local to this process.
   virtual std::unique_ptr<RunReader> OpenPartition(const std::string& location,
-                                                   std::string* error) = 0;
+                                                   std::string* error, ReadFault* fault) = 0;
   // Removes everything stored for a job. Missing data is not an error.
   virtual void RemoveJob(const std::string& job_id) = 0;
 };
@@ -113,9 +130,10 @@ class LocalFileStore : public ShuffleStore {
   std::unique_ptr<RunWriter> CreatePartition(const std::string& job_id, const std::string& task_id,
                                              int64_t attempt, int64_t partition,
                                              std::string* location, std::string* error) override;
-  std::unique_ptr<RunReader> OpenPartition(const std::string& location,
-                                           std::string* error) override;
+  std::unique_ptr<RunReader> OpenPartition(const std::string& location, std::string* error,
+                                           ReadFault* fault) override;
   void RemoveJob(const std::string& job_id) override;
+  const std::string& work_dir() const { return work_dir_; }  // absolute
 
  private:
   std::string work_dir_;

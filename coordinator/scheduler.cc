@@ -549,7 +549,11 @@ void Scheduler::TaskDone(const std::string& worker_key, const TaskDoneMsg& msg, 
   s.ReleaseSlot(*job, *task);
   task->state = TaskState::kDone;
   task->progress = 1.0;
-  for (const auto& [name, amount] : msg.counters) job->counters[name] += amount;
+  for (const auto& [name, amount] : msg.counters) {
+    // Peak memory is a maximum over attempts, not a sum; every other counter adds up.
+    int64_t& total = job->counters[name];
+    total = name == "peak_rss_kb" ? std::max(total, amount) : total + amount;
+  }
   auto w = s.workers.find(worker_key);
   if (w != s.workers.end()) ++w->second.tasks_done;
   Value extra;

@@ -12,6 +12,9 @@ int main(int argc, char** argv) {
   using zmr::UsageError;
   const std::string program = "zmr-worker";
   zmr::WorkerOptions o;
+  int64_t sort_buffer_mb = zmr::kDefaultSortBufferBytes >> 20;
+  int64_t task_timeout_s = zmr::kDefaultTaskTimeoutMs / 1000;
+  int64_t memory_limit_mb = 0;
   o.slots = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   cxxopts::Options options(program, "zmr worker: runs map and reduce attempts for a coordinator");
   options.add_options()
@@ -25,6 +28,12 @@ int main(int argc, char** argv) {
       ("heartbeat-ms", "heartbeat interval in milliseconds", cxxopts::value<int>(o.heartbeat_ms))
       ("liveness", "missed heartbeats before the coordinator is presumed lost",
        cxxopts::value<int>(o.liveness))
+      ("sort-buffer-mb", "map output buffered per attempt before it is sorted and spilled "
+       "(1..65536, default 64)", cxxopts::value<int64_t>(sort_buffer_mb))
+      ("task-timeout", "seconds an attempt may go without progress before it is killed "
+       "(1..86400, default 600)", cxxopts::value<int64_t>(task_timeout_s))
+      ("memory-limit-mb", "address-space limit of each attempt's process in MiB "
+       "(default 0: none)", cxxopts::value<int64_t>(memory_limit_mb))
       ("log-level", "trace, debug, info, warn, error, critical or off",
        cxxopts::value<std::string>()->default_value("info"))
       ("version", "print the version and exit")
@@ -47,6 +56,18 @@ int main(int argc, char** argv) {
     return UsageError(program, "--liveness must be between 1 and 1000");
   }
   if (flags.count("name") && o.name.empty()) return UsageError(program, "--name must not be empty");
+  if (sort_buffer_mb < 1 || sort_buffer_mb > 65536) {
+    return UsageError(program, "--sort-buffer-mb must be between 1 and 65536");
+  }
+  if (task_timeout_s < 1 || task_timeout_s > 86400) {
+    return UsageError(program, "--task-timeout must be between 1 and 86400 seconds");
+  }
+  if (memory_limit_mb < 0 || memory_limit_mb > (int64_t{1} << 30)) {
+    return UsageError(program, "--memory-limit-mb must be 0 (no limit) or a positive size in MiB");
+  }
+  o.sort_buffer_bytes = sort_buffer_mb << 20;
+  o.task_timeout_ms = task_timeout_s * 1000;
+  o.memory_limit_bytes = memory_limit_mb << 20;
   if (!zmr::SetupLogging(program, flags["log-level"].as<std::string>())) {
     return UsageError(program, "unknown --log-level '" + flags["log-level"].as<std::string>() + "'");
   }

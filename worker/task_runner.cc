@@ -1,10 +1,11 @@
-// Map and reduce attempts. Everything here runs on one task thread; the only shared state is the
-// cancel flag (read) and the store (whose implementations are per-call safe).
+// Map and reduce attempts. Everything here runs on one thread; the only shared state is the cancel
+// flag (read) and the store (whose implementations are per-call safe).
 //
-// Failure handling, in order: any error or cancellation returns false with a one-line message;
-// writers not finished remove their temporary files (RAII); runs a map attempt already finished
-// are removed again (RemoveFinishedRuns); a reduce's temporary part file is removed by
-// PartFileWriter's destructor unless it was committed by rename.
+// Failure handling, in order: any error, app failure or cancellation returns false with a
+// one-line message; writers not finished remove their temporary files (RAII); spill files go with
+// the MapOutputBuffer or the reduce's SpillDir; runs a map attempt already finished are removed
+// again (FinishedRuns); an unfinished part file is removed by PartFileWriter's destructor. A part
+// file that was finished is left for the coordinator to commit.
 #include "worker/task_runner.h"
 
 #include <fcntl.h>
@@ -13,6 +14,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <exception>
 #include <filesystem>
@@ -21,13 +23,12 @@
 #include <string>
 #include <string_view>
 #include <system_error>
-#include <unordered_map>
 #include <utility>
 #include <vector>
 
 #include "common/apps.h"
-#include "common/partition.h"
 #include "common/splits.h"
+#include "worker/spill.h"
 
 namespace zmr {
 
@@ -36,14 +37,16 @@ namespace {
 namespace fs = std::filesystem;
 
 constexpr const char* kCancelledError = "cancelled";
-// Lines (map) or records (reduce) between checks of the cancel flag and the progress clock.
+// Lines (map) or records (reduce) between checks of the cancel flag, app failure and progress.
 constexpr int64_t kCheckEveryRecords = 1024;
 // Also check after this many input bytes, so very long lines do not delay a cancel.
 constexpr int64_t kCheckEveryBytes = 4 << 20;
-// A key's pending map output values are combined once this many have accumulated.
-constexpr std::size_t kCombineThreshold = 32;
-// Output buffer of a reduce's part file.
+// Output buffer of a part file.
 constexpr std::size_t kPartBufferSize = 1 << 20;
+// Share of a map's progress that is reading its input; the rest is the final merge of spills.
+constexpr double kMapReadShare = 0.9;
+// The spill subdirectory of an attempt directory.
+constexpr const char* kSpillSubdir = ".zmr-spill";
 
 bool IsCancelled(const TaskContext& ctx) {
   return ctx.cancelled != nullptr && ctx.cancelled->load(std::memory_order_relaxed);
@@ -64,6 +67,25 @@ std::string PartName(int64_t partition) {
 std::string BaseName(std::string_view path) {
   std::size_t slash = path.rfind('/');
   return std::string(slash == std::string_view::npos ? path : path.substr(slash + 1));
+}
+
+std::string AttemptName(const AssignMsg& task) {
+  return task.task_id + ".a" + std::to_string(task.attempt);
+}
+
+// Where an attempt's spills and intermediate merges go (see TaskContext::attempt_dir).
+std::string SpillDirFor(const AssignMsg& task, const TaskContext& ctx) {
+  if (!ctx.attempt_dir.empty()) return (fs::path(ctx.attempt_dir) / kSpillSubdir).string();
+  if (auto* local = dynamic_cast<LocalFileStore*>(ctx.store)) {
+    return (fs::path(local->work_dir()) / "jobs" / task.job_id / (AttemptName(task) + ".spill"))
+        .string();
+  }
+  std::error_code ec;
+  fs::path tmp = fs::temp_directory_path(ec);
+  if (ec) tmp = "/tmp";
+  return (tmp / ("zmr-spill-" + task.job_id + "-" + AttemptName(task) + "-" +
+                 std::to_string(::getpid())))
+      .string();
 }
 
 // Reports progress at most every kProgressIntervalMs, and 1.0 once at the end.
@@ -88,180 +110,266 @@ class ProgressReporter {
   std::chrono::steady_clock::time_point last_;
 };
 
-// Values of one key packed into one string: for each value a varint length, then its bytes.
-// Far smaller than a vector of strings for the tiny values combiners see ("1" takes 2 bytes, not
-// 32), which keeps the collector's working set (and cache misses) small.
-class PackedValues {
+// The app of an attempt: ctx.app, or the built-in app the task names (owned here).
+class AttemptApp {
  public:
-  void Append(std::string_view value) {
-    uint64_t n = value.size();
-    while (n >= 0x80) {
-      bytes_.push_back(static_cast<char>((n & 0x7F) | 0x80));
-      n >>= 7;
-    }
-    bytes_.push_back(static_cast<char>(n));
-    bytes_.append(value);
-    ++count_;
-  }
-  std::size_t count() const { return count_; }
-  void Clear() {
-    bytes_.clear();
-    count_ = 0;
-  }
-  void Swap(PackedValues& other) {
-    bytes_.swap(other.bytes_);
-    std::swap(count_, other.count_);
-  }
-
-  // Iterates the values in append order.
-  class Stream : public ValueStream {
-   public:
-    explicit Stream(const PackedValues& values) : bytes_(values.bytes_) {}
-    bool Next(std::string_view* value) override {
-      if (pos_ >= bytes_.size()) return false;
-      uint64_t n = 0;
-      int shift = 0;
-      unsigned char c;
-      do {
-        c = static_cast<unsigned char>(bytes_[pos_++]);
-        n |= static_cast<uint64_t>(c & 0x7F) << shift;
-        shift += 7;
-      } while (c & 0x80);
-      *value = std::string_view(bytes_.data() + pos_, static_cast<std::size_t>(n));
-      pos_ += static_cast<std::size_t>(n);
+  bool Resolve(const AssignMsg& task, const TaskContext& ctx, std::string* error) {
+    if (ctx.app != nullptr) {
+      app_ = ctx.app;
       return true;
     }
-
-   private:
-    const std::string& bytes_;
-    std::size_t pos_ = 0;
-  };
-
- private:
-  std::string bytes_;
-  std::size_t count_ = 0;
-};
-
-// Collects what a combiner emits for one key (the contract is that it emits under that key).
-class PackedCollector : public Emitter {
- public:
-  explicit PackedCollector(PackedValues* out) : out_(out) {}
-  void Emit(std::string_view, std::string_view value) override { out_->Append(value); }
+    owned_ = MakeApp(task.app, task.params, error);
+    app_ = owned_.get();
+    return app_ != nullptr;
+  }
+  App* get() const { return app_; }
 
  private:
-  PackedValues* out_;
+  std::unique_ptr<App> owned_;
+  App* app_ = nullptr;
 };
 
-// ---------------------------------------------------------------------------------------------
-// Map output collection.
-//
-// Holds map output in memory, one hash table per partition, and writes one sorted run per
-// partition at the end. With a combiner, a key's values are combined whenever kCombineThreshold of
-// them are pending, so memory grows with the number of distinct keys, not of records. Without a
-// combiner every value is kept in emit order. (A later version replaces this class by a bounded
-// sort buffer that spills; the map loop only sees the Emitter interface and WriteRuns.)
-class MapOutputCollector : public Emitter {
- public:
-  MapOutputCollector(App* app, int64_t num_partitions)
-      : app_(app),
-        combine_(app->HasCombiner()),
-        partitions_(static_cast<std::size_t>(num_partitions)) {}
-
-  void Emit(std::string_view key, std::string_view value) override {
-    ++output_records_;
-    auto& table = partitions_[static_cast<std::size_t>(
-        PartitionOf(key, static_cast<int64_t>(partitions_.size())))];
-    auto it = table.find(key);
-    if (it == table.end()) it = table.emplace(std::string(key), Entry{}).first;
-    Entry& entry = it->second;
-    entry.values.Append(value);
-    ++entry.raw;
-    if (combine_ && entry.values.count() >= entry.combine_at) {
-      Combine(it->first, &entry);
-      // An app whose combiner does not shrink its input must not be combined on every emit.
-      entry.combine_at = std::max(kCombineThreshold, 2 * entry.values.count());
+// Creates the attempt directory and calls app->Start.
+bool StartApp(const AssignMsg& task, const TaskContext& ctx, App* app, std::string* error) {
+  if (!ctx.attempt_dir.empty()) {
+    std::error_code ec;
+    fs::create_directories(ctx.attempt_dir, ec);
+    if (ec) {
+      *error = "cannot create attempt directory " + ctx.attempt_dir + ": " + ec.message();
+      return false;
     }
   }
+  AttemptInfo info;
+  info.job_id = task.job_id;
+  info.task_id = task.task_id;
+  info.attempt = task.attempt;
+  info.is_map = task.kind == TaskKind::kMap;
+  info.partition = task.partition;
+  info.num_reduces = task.num_reduces;
+  info.work_dir = ctx.attempt_dir;
+  if (info.is_map && !task.split.empty()) {
+    info.input_file = task.split.front().path;
+    info.input_start = task.split.front().start;
+    info.input_length = task.split.front().end - task.split.front().start;
+  }
+  info.set_status = ctx.status;
+  if (!app->Start(info, error)) {
+    if (error->empty()) *error = "the app failed to start";
+    return false;
+  }
+  return true;
+}
 
-  // Writes partitions 0..R-1 through the store, appending one MapOutput per partition to
-  // *outputs. Stops with false on an error or cancellation (then *error is set).
-  bool WriteRuns(const AssignMsg& task, const TaskContext& ctx, std::vector<MapOutput>* outputs,
+// Sets *error to the app's failure, if it has one.
+bool AppFailed(const App* app, std::string* error) {
+  std::string failure = app->Failure();
+  if (failure.empty()) return false;
+  *error = std::move(failure);
+  return true;
+}
+
+// Writes a part file under a temporary directory. The file stays where it is after Finish (the
+// coordinator commits it); the destructor removes it, and its directory and the shared
+// _temporary directory if they are empty, unless Finish succeeded.
+class PartFileWriter : public Emitter {
+ public:
+  // Creates tmp_dir (retrying if a concurrent attempt removes the shared _temporary parent in
+  // between) and opens tmp_dir/file_name. nullptr with *error on failure.
+  static std::unique_ptr<PartFileWriter> Create(const fs::path& tmp_dir,
+                                                const std::string& file_name,
+                                                std::string* error) {
+    std::unique_ptr<PartFileWriter> w(new PartFileWriter());
+    w->tmp_dir_ = tmp_dir;
+    w->path_ = (tmp_dir / file_name).string();
+    for (int tries = 0;; ++tries) {
+      std::error_code ec;
+      fs::create_directories(tmp_dir, ec);
+      if (ec && tries < 3) continue;
+      if (ec) {
+        *error = "cannot create directory " + tmp_dir.string() + ": " + ec.message();
+        return nullptr;
+      }
+      w->fd_ = ::open(w->path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+      if (w->fd_ >= 0) break;
+      int err = errno;
+      if (err == ENOENT && tries < 3) continue;
+      *error = "cannot create " + w->path_ + ": " + std::generic_category().message(err);
+      return nullptr;
+    }
+    w->buffer_.reserve(kPartBufferSize);
+    return w;
+  }
+
+  ~PartFileWriter() override {
+    if (fd_ >= 0) ::close(fd_);
+    if (!kept_) {
+      std::error_code ec;
+      if (!path_.empty()) fs::remove(path_, ec);
+      RemoveTempDirs();
+    }
+  }
+  PartFileWriter(const PartFileWriter&) = delete;
+  PartFileWriter& operator=(const PartFileWriter&) = delete;
+
+  // Emitter: one "key\tvalue\n" line, or "key\n" when the value is empty.
+  void Emit(std::string_view key, std::string_view value) override {
+    std::size_t before = buffer_.size();
+    buffer_.append(key.data(), key.size());
+    if (!value.empty()) {
+      buffer_.push_back('\t');
+      buffer_.append(value.data(), value.size());
+    }
+    buffer_.push_back('\n');
+    ++records_;
+    payload_bytes_ += static_cast<int64_t>(key.size() + value.size());
+    bytes_ += static_cast<int64_t>(buffer_.size() - before);
+    if (buffer_.size() >= kPartBufferSize) Flush();
+  }
+
+  // Flushes and closes; the file stays. False with *error on any failure (including an earlier
+  // write error).
+  bool Finish(std::string* error) {
+    Flush();
+    if (fd_ >= 0 && ::close(fd_) != 0 && failure_.empty()) {
+      failure_ = "cannot write " + path_ + ": " + std::generic_category().message(errno);
+    }
+    fd_ = -1;
+    if (!failure_.empty()) {
+      *error = failure_;
+      return false;
+    }
+    kept_ = true;
+    return true;
+  }
+
+  bool failed() const { return !failure_.empty(); }
+  // The first write error, or empty.
+  const std::string& failure() const { return failure_; }
+  const std::string& path() const { return path_; }
+  int64_t records() const { return records_; }
+  int64_t bytes() const { return bytes_; }                  // bytes of the file
+  int64_t payload_bytes() const { return payload_bytes_; }  // key + value bytes emitted
+
+ private:
+  PartFileWriter() = default;
+
+  void Flush() {
+    if (buffer_.empty() || !failure_.empty()) {
+      buffer_.clear();
+      return;
+    }
+    const char* p = buffer_.data();
+    std::size_t left = buffer_.size();
+    while (left > 0) {
+      ssize_t n = ::write(fd_, p, left);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        failure_ = "cannot write " + path_ + ": " + std::generic_category().message(errno);
+        break;
+      }
+      p += n;
+      left -= static_cast<std::size_t>(n);
+    }
+    buffer_.clear();
+  }
+
+  // Removes the attempt's directory and then the shared _temporary directory, each only if empty
+  // (other attempts may still be using _temporary).
+  void RemoveTempDirs() {
+    std::error_code ec;
+    if (tmp_dir_.empty()) return;
+    fs::remove(tmp_dir_, ec);
+    fs::remove(tmp_dir_.parent_path(), ec);
+  }
+
+  fs::path tmp_dir_;
+  std::string path_;
+  int fd_ = -1;
+  std::string buffer_;
+  std::string failure_;
+  bool kept_ = false;
+  int64_t records_ = 0;
+  int64_t bytes_ = 0;
+  int64_t payload_bytes_ = 0;
+};
+
+// The part file of an attempt: OUTPUT/_temporary/<task_id>.a<attempt>/part-NNNNN.
+std::unique_ptr<PartFileWriter> CreatePartFile(const AssignMsg& task, std::string* error) {
+  std::error_code ec;
+  fs::path output = fs::absolute(task.output_dir, ec);
+  if (ec) output = task.output_dir;
+  return PartFileWriter::Create(output.lexically_normal() / "_temporary" / AttemptName(task),
+                                PartName(task.partition), error);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Map.
+
+struct MapInputStats {
+  int64_t records = 0;
+  int64_t bytes = 0;
+};
+
+// Feeds the split's lines to app->Map and then calls app->Finish, all output going to *out (a
+// MapOutputBuffer or a PartFileWriter: an Emitter with failed() and failure()). Progress goes up
+// to read_share. False with *error on a read error, an output or app failure, or cancellation.
+template <typename Output>
+bool RunMapInput(const AssignMsg& task, const TaskContext& ctx, App* app, Output* out,
+                 ProgressReporter* progress, double read_share, MapInputStats* stats,
                  std::string* error) {
-    for (std::size_t p = 0; p < partitions_.size(); ++p) {
+  SplitReader reader(task.split);
+  const double total = static_cast<double>(std::max<int64_t>(reader.total_bytes(), 1));
+  std::string_view line;
+  std::string path;  // current input file, and its base name for MapContext
+  std::string name;
+  int64_t next_check_bytes = kCheckEveryBytes;
+  while (reader.Next(&line)) {
+    if (reader.current_path() != path) {
+      path = reader.current_path();
+      name = BaseName(path);
+    }
+    const MapContext map_ctx{path, name};
+    app->Map(line, map_ctx, *out);
+    if (out->failed()) break;
+    if (reader.lines() % kCheckEveryRecords == 0 || reader.bytes_consumed() >= next_check_bytes) {
+      next_check_bytes = reader.bytes_consumed() + kCheckEveryBytes;
       if (IsCancelled(ctx)) {
         *error = kCancelledError;
         return false;
       }
-      auto& table = partitions_[p];
-      std::vector<std::pair<const std::string, Entry>*> sorted;
-      sorted.reserve(table.size());
-      for (auto& kv : table) sorted.push_back(&kv);
-      std::sort(sorted.begin(), sorted.end(),
-                [](const auto* a, const auto* b) { return a->first < b->first; });
-
-      std::string location;
-      auto writer = ctx.store->CreatePartition(task.job_id, task.task_id, task.attempt,
-                                               static_cast<int64_t>(p), &location, error);
-      if (!writer) return false;
-      int64_t keys_done = 0;
-      for (auto* kv : sorted) {
-        if (++keys_done % kCheckEveryRecords == 0 && IsCancelled(ctx)) {
-          *error = kCancelledError;
-          return false;
-        }
-        Entry& entry = kv->second;
-        if (combine_ && entry.raw > 0) Combine(kv->first, &entry);
-        PackedValues::Stream values(entry.values);
-        std::string_view value;
-        while (values.Next(&value)) {
-          if (!writer->Add(kv->first, value, error)) return false;
-        }
-      }
-      if (!writer->Finish(error)) return false;
-      outputs->push_back(MapOutput{static_cast<int64_t>(p), location, writer->bytes(),
-                                   writer->records()});
-      table = {};  // release this partition's memory before writing the next
+      if (AppFailed(app, error)) return false;
+      progress->Maybe(read_share * static_cast<double>(reader.bytes_consumed()) / total);
     }
-    return true;
   }
-
-  int64_t output_records() const { return output_records_; }
-  int64_t combine_input_records() const { return combine_input_records_; }
-  int64_t combine_output_records() const { return combine_output_records_; }
-
- private:
-  struct Entry {
-    PackedValues values;                         // pending values, in emit order
-    std::size_t raw = 0;                         // how many have not been through the combiner
-    std::size_t combine_at = kCombineThreshold;  // combine when values reach this many
-  };
-  struct KeyHash {
-    using is_transparent = void;
-    std::size_t operator()(std::string_view key) const {
-      return std::hash<std::string_view>{}(key);
-    }
-  };
-  using Table = std::unordered_map<std::string, Entry, KeyHash, std::equal_to<>>;
-
-  void Combine(const std::string& key, Entry* entry) {
-    scratch_.Clear();
-    PackedValues::Stream in(entry->values);
-    PackedCollector out(&scratch_);
-    app_->Combine(key, in, out);
-    combine_input_records_ += static_cast<int64_t>(entry->values.count());
-    combine_output_records_ += static_cast<int64_t>(scratch_.count());
-    entry->values.Swap(scratch_);
-    entry->raw = 0;
+  stats->records = reader.lines();
+  stats->bytes = reader.bytes_consumed();
+  if (out->failed()) {
+    *error = out->failure();
+    return false;
   }
-
-  App* app_;
-  bool combine_;
-  std::vector<Table> partitions_;
-  PackedValues scratch_;  // combiner output, swapped into the entry
-  int64_t output_records_ = 0;
-  int64_t combine_input_records_ = 0;
-  int64_t combine_output_records_ = 0;
-};
+  if (!reader.error().empty()) {
+    *error = reader.error();
+    return false;
+  }
+  if (IsCancelled(ctx)) {
+    *error = kCancelledError;
+    return false;
+  }
+  if (AppFailed(app, error)) return false;
+  if (!app->Finish(*out, error)) {
+    if (error->empty()) *error = "the app failed to finish";
+    return false;
+  }
+  if (out->failed()) {
+    *error = out->failure();
+    return false;
+  }
+  if (IsCancelled(ctx)) {
+    *error = kCancelledError;
+    return false;
+  }
+  return !AppFailed(app, error);
+}
 
 // Removes the runs a failed map attempt already finished, and then their directory if empty.
 // Only the local store's locations are known to be paths; other stores keep what they have until
@@ -280,66 +388,94 @@ struct FinishedRuns {
   ~FinishedRuns() { RemoveFinishedRuns(store, outputs); }
 };
 
+bool MapWithReduces(const AssignMsg& task, const TaskContext& ctx, App* app, TaskResult* result,
+                    std::string* error) {
+  ProgressReporter progress(ctx);
+  MapOutputOptions options;
+  options.num_partitions = task.num_reduces;
+  options.buffer_bytes = ctx.sort_buffer_bytes;
+  options.merge_fan_in = ctx.merge_fan_in;
+  options.spill_dir = SpillDirFor(task, ctx);
+  options.combine = app->HasCombiner();
+  // An external combiner command costs a process per call: combine it per spill only.
+  options.combine_eagerly = options.combine && task.code.combiner.empty();
+  options.cancelled = ctx.cancelled;
+  options.merge_progress = [&progress](double f) {
+    progress.Maybe(kMapReadShare + (1 - kMapReadShare) * f);
+  };
+  std::unique_ptr<MapOutputBuffer> buffer = MapOutputBuffer::Create(app, std::move(options));
+
+  MapInputStats input;
+  if (!RunMapInput(task, ctx, app, buffer.get(), &progress, kMapReadShare, &input, error)) {
+    return false;
+  }
+  FinishedRuns finished{ctx.store, {}};
+  if (!buffer->Finish(ctx.store, task.job_id, task.task_id, task.attempt, &finished.outputs,
+                      error)) {
+    return false;
+  }
+  result->outputs = std::move(finished.outputs);
+  finished.outputs.clear();
+
+  const MapOutputCounters& out = buffer->counters();
+  Counters& c = result->counters;
+  c["map_input_records"] = input.records;
+  c["map_input_bytes"] = input.bytes;
+  c["map_output_records"] = out.output_records;
+  c["map_output_bytes"] = out.output_bytes;
+  c["combine_input_records"] = out.combine_input_records;
+  c["combine_output_records"] = out.combine_output_records;
+  c["spilled_records"] = out.spilled_records;
+  progress.Done();
+  return true;
+}
+
+bool MapOnly(const AssignMsg& task, const TaskContext& ctx, App* app, TaskResult* result,
+             std::string* error) {
+  if (task.output_dir.empty() || task.partition < 0) {
+    *error = "map-only task without an output directory or with a negative map index";
+    return false;
+  }
+  auto writer = CreatePartFile(task, error);
+  if (!writer) return false;
+  ProgressReporter progress(ctx);
+  MapInputStats input;
+  if (!RunMapInput(task, ctx, app, writer.get(), &progress, 1.0, &input, error)) return false;
+  if (!writer->Finish(error)) return false;
+  result->outputs = {MapOutput{task.partition, writer->path(), writer->bytes(), writer->records()}};
+  Counters& c = result->counters;
+  c["map_input_records"] = input.records;
+  c["map_input_bytes"] = input.bytes;
+  c["map_output_records"] = writer->records();
+  c["map_output_bytes"] = writer->payload_bytes();
+  c["combine_input_records"] = 0;
+  c["combine_output_records"] = 0;
+  c["spilled_records"] = 0;
+  progress.Done();
+  return true;
+}
+
 bool MapTaskImpl(const AssignMsg& task, const TaskContext& ctx, TaskResult* result,
                  std::string* error) {
   if (ctx.store == nullptr) {
     *error = "map task without a shuffle store";
     return false;
   }
-  if (task.num_reduces < 1) {
+  if (task.num_reduces < 0) {
     *error = "invalid num_reduces " + std::to_string(task.num_reduces);
     return false;
   }
-  std::unique_ptr<App> app = MakeApp(task.app, task.params, error);
-  if (!app) return false;
-
-  MapOutputCollector collector(app.get(), task.num_reduces);
-  SplitReader reader(task.split);
-  ProgressReporter progress(ctx);
-  const double total = static_cast<double>(std::max<int64_t>(reader.total_bytes(), 1));
-
-  std::string_view line;
-  std::string path;  // current input file, and its base name for MapContext
-  std::string name;
-  int64_t next_check_bytes = kCheckEveryBytes;
-  while (reader.Next(&line)) {
-    if (reader.current_path() != path) {
-      path = reader.current_path();
-      name = BaseName(path);
-    }
-    MapContext map_ctx{path, name};
-    app->Map(line, map_ctx, collector);
-    if (reader.lines() % kCheckEveryRecords == 0 || reader.bytes_consumed() >= next_check_bytes) {
-      next_check_bytes = reader.bytes_consumed() + kCheckEveryBytes;
-      if (IsCancelled(ctx)) {
-        *error = kCancelledError;
-        return false;
-      }
-      progress.Maybe(static_cast<double>(reader.bytes_consumed()) / total);
-    }
-  }
-  if (!reader.error().empty()) {
-    *error = reader.error();
+  if (!IsSafeComponent(task.job_id) || !IsSafeComponent(task.task_id)) {
+    *error = "invalid job or task id '" + task.job_id + "' / '" + task.task_id + "'";
     return false;
   }
-  if (IsCancelled(ctx)) {
-    *error = kCancelledError;
-    return false;
-  }
-
-  FinishedRuns finished{ctx.store, {}};
-  if (!collector.WriteRuns(task, ctx, &finished.outputs, error)) return false;
-
-  result->outputs = std::move(finished.outputs);
-  finished.outputs.clear();
-  Counters& c = result->counters;
-  c["map_input_records"] = reader.lines();
-  c["map_input_bytes"] = reader.bytes_consumed();
-  c["map_output_records"] = collector.output_records();
-  c["combine_input_records"] = collector.combine_input_records();
-  c["combine_output_records"] = collector.combine_output_records();
-  progress.Done();
-  return true;
+  AttemptApp app;
+  if (!app.Resolve(task, ctx, error)) return false;
+  if (!StartApp(task, ctx, app.get(), error)) return false;
+  bool ok = task.num_reduces == 0 ? MapOnly(task, ctx, app.get(), result, error)
+                                  : MapWithReduces(task, ctx, app.get(), result, error);
+  app.get()->TakeCounters(&result->counters);
+  return ok;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -422,128 +558,112 @@ class GroupReader : public ValueStream {
   int64_t records_ = 0;
 };
 
-// Writes a part file to a temporary path and renames it into place on Commit. The destructor
-// removes the temporary file (and its attempt directory) unless Commit succeeded.
-class PartFileWriter : public Emitter {
+// One run a reduce merges: one of its inputs, or a temporary run of an intermediate pass.
+struct ReduceRun {
+  std::string path;                    // the input's location, or the temporary run's path
+  bool is_input = false;
+  std::unique_ptr<RunReader> reader;   // open, or null until needed
+};
+
+// The reduce's runs and how they are opened; records inputs found bad in *bad_inputs.
+class ReduceRuns {
  public:
-  // Creates tmp_dir (retrying if a concurrent attempt removes the shared _temporary parent in
-  // between) and opens tmp_dir/file_name. nullptr with *error on failure.
-  static std::unique_ptr<PartFileWriter> Create(const fs::path& tmp_dir,
-                                                const std::string& file_name,
-                                                std::string* error) {
-    std::unique_ptr<PartFileWriter> w(new PartFileWriter());
-    w->tmp_dir_ = tmp_dir;
-    w->tmp_path_ = (tmp_dir / file_name).string();
-    for (int tries = 0;; ++tries) {
-      std::error_code ec;
-      fs::create_directories(tmp_dir, ec);
-      if (ec && tries < 3) continue;
-      if (ec) {
-        *error = "cannot create directory " + tmp_dir.string() + ": " + ec.message();
-        return nullptr;
+  ReduceRuns(const TaskContext& ctx, std::vector<std::string>* bad_inputs)
+      : ctx_(ctx), bad_inputs_(bad_inputs) {}
+
+  // Opens every input once, so that all bad ones are reported together. Keeps them open if
+  // there are at most keep_open of them. False with *error (naming the first bad input).
+  bool OpenInputs(const std::vector<std::string>& locations, std::size_t keep_open,
+                  std::string* error) {
+    std::string first_error;
+    for (const std::string& location : locations) {
+      if (IsCancelled(ctx_)) {
+        *error = kCancelledError;
+        return false;
       }
-      w->fd_ = ::open(w->tmp_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-      if (w->fd_ >= 0) break;
-      int err = errno;
-      if (err == ENOENT && tries < 3) continue;
-      *error = "cannot create " + w->tmp_path_ + ": " + std::generic_category().message(err);
-      return nullptr;
+      std::string open_error;
+      ReadFault fault = ReadFault::kNone;
+      auto reader = ctx_.store->OpenPartition(location, &open_error, &fault);
+      if (!reader) {
+        open_error = NameInput(location, open_error);
+        if (fault == ReadFault::kLocal) {
+          *error = open_error;
+          return false;
+        }
+        if (bad_inputs_->empty()) first_error = open_error;
+        bad_inputs_->push_back(location);
+        continue;
+      }
+      input_bytes_ += reader->size();
+      ReduceRun run;
+      run.path = location;
+      run.is_input = true;
+      if (locations.size() <= keep_open) run.reader = std::move(reader);
+      runs_.push_back(std::move(run));
     }
-    w->buffer_.reserve(kPartBufferSize);
-    return w;
-  }
-
-  ~PartFileWriter() override {
-    if (fd_ >= 0) ::close(fd_);
-    if (!committed_) {
-      std::error_code ec;
-      if (!tmp_path_.empty()) fs::remove(tmp_path_, ec);
-      RemoveTempDirs();
-    }
-  }
-  PartFileWriter(const PartFileWriter&) = delete;
-  PartFileWriter& operator=(const PartFileWriter&) = delete;
-
-  // Emitter: one "key\tvalue\n" line.
-  void Emit(std::string_view key, std::string_view value) override {
-    std::size_t before = buffer_.size();
-    buffer_.append(key);
-    buffer_.push_back('\t');
-    buffer_.append(value);
-    buffer_.push_back('\n');
-    ++records_;
-    bytes_ += static_cast<int64_t>(buffer_.size() - before);
-    if (buffer_.size() >= kPartBufferSize) Flush();
-  }
-
-  // Flushes, closes and renames to final_path. False with *error on any failure (including an
-  // earlier write error).
-  bool Commit(const std::string& final_path, std::string* error) {
-    Flush();
-    if (fd_ >= 0 && ::close(fd_) != 0 && failure_.empty()) {
-      failure_ = "cannot write " + tmp_path_ + ": " + std::generic_category().message(errno);
-    }
-    fd_ = -1;
-    if (!failure_.empty()) {
-      *error = failure_;
+    if (!bad_inputs_->empty()) {
+      *error = first_error;
+      if (bad_inputs_->size() > 1) {
+        *error += " (and " + std::to_string(bad_inputs_->size() - 1) + " more bad map outputs)";
+      }
       return false;
     }
-    if (::rename(tmp_path_.c_str(), final_path.c_str()) != 0) {
-      *error = "cannot rename " + tmp_path_ + " to " + final_path + ": " +
-               std::generic_category().message(errno);
-      return false;
-    }
-    committed_ = true;
-    RemoveTempDirs();
     return true;
   }
 
-  // The first write error, or empty.
-  const std::string& failure() const { return failure_; }
-  int64_t records() const { return records_; }
-  int64_t bytes() const { return bytes_; }
+  // Takes the readers of runs [begin, end), opening those not open yet.
+  bool TakeReaders(std::size_t begin, std::size_t end,
+                   std::vector<std::unique_ptr<RunReader>>* readers, std::string* error) {
+    for (std::size_t i = begin; i < end; ++i) {
+      ReduceRun& run = runs_[i];
+      if (!run.reader) {
+        ReadFault fault = ReadFault::kNone;
+        std::string open_error;
+        run.reader = run.is_input ? ctx_.store->OpenPartition(run.path, &open_error, &fault)
+                                  : RunReader::Open(run.path, &open_error, &fault);
+        if (!run.reader) {
+          *error = run.is_input ? NameInput(run.path, open_error) : open_error;
+          NoteFault(run, fault);
+          return false;
+        }
+      }
+      readers->push_back(std::move(run.reader));
+    }
+    return true;
+  }
+
+  // Records the run at index i (as given to TakeReaders' range start + failed index) as bad if
+  // its data is at fault.
+  void NoteReadFailure(std::size_t i, ReadFault fault) { NoteFault(runs_[i], fault); }
+
+  std::vector<ReduceRun>& runs() { return runs_; }
+  int64_t input_bytes() const { return input_bytes_; }
 
  private:
-  PartFileWriter() = default;
-
-  void Flush() {
-    if (buffer_.empty() || !failure_.empty()) {
-      buffer_.clear();
-      return;
-    }
-    const char* p = buffer_.data();
-    std::size_t left = buffer_.size();
-    while (left > 0) {
-      ssize_t n = ::write(fd_, p, left);
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        failure_ = "cannot write " + tmp_path_ + ": " + std::generic_category().message(errno);
-        break;
-      }
-      p += n;
-      left -= static_cast<std::size_t>(n);
-    }
-    buffer_.clear();
+  static std::string NameInput(const std::string& location, const std::string& message) {
+    return message.find(location) != std::string::npos
+               ? message
+               : "cannot read map output " + location + ": " + message;
+  }
+  void NoteFault(const ReduceRun& run, ReadFault fault) {
+    if (run.is_input && fault != ReadFault::kLocal) *bad_inputs_ = {run.path};
   }
 
-  // Removes the attempt's directory and then the shared _temporary directory, each only if empty
-  // (other attempts may still be using _temporary).
-  void RemoveTempDirs() {
-    std::error_code ec;
-    if (tmp_dir_.empty()) return;
-    fs::remove(tmp_dir_, ec);
-    fs::remove(tmp_dir_.parent_path(), ec);
-  }
-
-  fs::path tmp_dir_;
-  std::string tmp_path_;
-  int fd_ = -1;
-  std::string buffer_;
-  std::string failure_;
-  bool committed_ = false;
-  int64_t records_ = 0;
-  int64_t bytes_ = 0;
+  const TaskContext& ctx_;
+  std::vector<std::string>* bad_inputs_;
+  std::vector<ReduceRun> runs_;
+  int64_t input_bytes_ = 0;
 };
+
+// Passes a merge of `runs` runs with fan-in f takes, the final one included.
+int CountMergePasses(std::size_t runs, int fan_in) {
+  int passes = 1;
+  while (runs > static_cast<std::size_t>(fan_in)) {
+    for (auto [begin, end] : PlanMergePass(runs, fan_in)) runs -= end - begin - 1;
+    ++passes;
+  }
+  return passes;
+}
 
 bool ReduceTaskImpl(const AssignMsg& task, const TaskContext& ctx, TaskResult* result,
                     std::string* error) {
@@ -551,50 +671,89 @@ bool ReduceTaskImpl(const AssignMsg& task, const TaskContext& ctx, TaskResult* r
     *error = "reduce task without a shuffle store";
     return false;
   }
-  if (!IsSafeComponent(task.task_id)) {
-    *error = "invalid task id '" + task.task_id + "'";
+  if (!IsSafeComponent(task.job_id) || !IsSafeComponent(task.task_id)) {
+    *error = "invalid job or task id '" + task.job_id + "' / '" + task.task_id + "'";
     return false;
   }
   if (task.output_dir.empty() || task.partition < 0) {
     *error = "reduce task without an output directory or with a negative partition";
     return false;
   }
-  std::unique_ptr<App> app = MakeApp(task.app, task.params, error);
-  if (!app) return false;
+  AttemptApp attempt_app;
+  if (!attempt_app.Resolve(task, ctx, error)) return false;
+  App* app = attempt_app.get();
+  if (!StartApp(task, ctx, app, error)) return false;
+  struct TakeCountersAtExit {
+    App* app;
+    Counters* counters;
+    ~TakeCountersAtExit() { app->TakeCounters(counters); }
+  } take_counters{app, &result->counters};
 
-  std::vector<std::unique_ptr<RunReader>> runs;
-  runs.reserve(task.inputs.size());
-  for (const std::string& location : task.inputs) {
-    if (IsCancelled(ctx)) {
-      *error = kCancelledError;
-      return false;
+  const int fan_in = std::max(ctx.merge_fan_in, 2);
+  ProgressReporter progress(ctx);
+  SpillDir spills(SpillDirFor(task, ctx));
+  ReduceRuns inputs(ctx, &result->bad_inputs);
+  if (!inputs.OpenInputs(task.inputs, static_cast<std::size_t>(fan_in), error)) return false;
+  std::vector<ReduceRun>& runs = inputs.runs();
+
+  // Progress: bytes read over all passes against the input size times the number of passes.
+  const double planned = static_cast<double>(std::max<int64_t>(inputs.input_bytes(), 1)) *
+                         CountMergePasses(runs.size(), fan_in);
+  int64_t bytes_done = 0;
+
+  // Intermediate passes until at most fan_in runs are left.
+  int64_t spilled = 0;
+  while (runs.size() > static_cast<std::size_t>(fan_in)) {
+    std::vector<ReduceRun> next;
+    std::size_t at = 0;
+    for (auto [begin, end] : PlanMergePass(runs.size(), fan_in)) {
+      for (; at < begin; ++at) next.push_back(std::move(runs[at]));
+      std::vector<std::unique_ptr<RunReader>> readers;
+      if (!inputs.TakeReaders(begin, end, &readers, error)) return false;
+      std::string path = spills.NewRunPath("merge", task.partition, error);
+      if (path.empty()) return false;
+      auto out = RunWriter::Create(path, error);
+      if (!out) return false;
+      MergeControl control;
+      control.cancelled = ctx.cancelled;
+      control.progress = [&](int64_t bytes_read) {
+        progress.Maybe(static_cast<double>(bytes_done + bytes_read) / planned);
+      };
+      MergeStats stats;
+      MergeFailure failure;
+      if (!MergeRunsInto(std::move(readers), out.get(), nullptr, CombineGroups::kAll, control,
+                         &stats, &failure, error)) {
+        if (failure.run != SIZE_MAX) inputs.NoteReadFailure(begin + failure.run, failure.fault);
+        return false;
+      }
+      bytes_done += stats.bytes_read;
+      if (!out->Finish(error)) return false;
+      spilled += out->records();
+      for (std::size_t i = begin; i < end; ++i) {
+        if (!runs[i].is_input) SpillDir::RemoveRun(runs[i].path);
+      }
+      ReduceRun merged;
+      merged.path = std::move(path);
+      next.push_back(std::move(merged));
+      at = end;
     }
-    std::string open_error;
-    auto run = ctx.store->OpenPartition(location, &open_error);
-    if (!run) {
-      *error = open_error.find(location) != std::string::npos
-                   ? open_error
-                   : "cannot read map output " + location + ": " + open_error;
-      return false;
-    }
-    runs.push_back(std::move(run));
+    for (; at < runs.size(); ++at) next.push_back(std::move(runs[at]));
+    runs = std::move(next);
   }
-  MergeReader merge(std::move(runs));
 
-  const fs::path output(task.output_dir);
-  const std::string part = PartName(task.partition);
-  auto writer = PartFileWriter::Create(
-      output / "_temporary" / (task.task_id + ".a" + std::to_string(task.attempt)), part, error);
+  // The final merge streams into the app.
+  std::vector<std::unique_ptr<RunReader>> readers;
+  if (!inputs.TakeReaders(0, runs.size(), &readers, error)) return false;
+  MergeReader merge(std::move(readers));
+  auto writer = CreatePartFile(task, error);
   if (!writer) return false;
 
   GroupReader groups(&merge, ctx);
-  ProgressReporter progress(ctx);
-  const double total = static_cast<double>(std::max<int64_t>(merge.total_bytes(), 1));
   int64_t next_check = kCheckEveryRecords;
   std::string_view key;
   while (groups.NextGroup(&key)) {
     app->Reduce(key, groups, *writer);
-    if (!writer->failure().empty()) {
+    if (writer->failed()) {
       *error = writer->failure();
       return false;
     }
@@ -604,7 +763,8 @@ bool ReduceTaskImpl(const AssignMsg& task, const TaskContext& ctx, TaskResult* r
         *error = kCancelledError;
         return false;
       }
-      progress.Maybe(static_cast<double>(merge.bytes_read()) / total);
+      if (AppFailed(app, error)) return false;
+      progress.Maybe(static_cast<double>(bytes_done + merge.bytes_read()) / planned);
     }
   }
   if (groups.cancelled() || IsCancelled(ctx)) {
@@ -613,15 +773,25 @@ bool ReduceTaskImpl(const AssignMsg& task, const TaskContext& ctx, TaskResult* r
   }
   if (!merge.error().empty()) {
     *error = merge.error();
+    if (merge.failed_run() != SIZE_MAX) inputs.NoteReadFailure(merge.failed_run(), merge.fault());
     return false;
   }
-  if (!writer->Commit((output / part).string(), error)) return false;
+  if (AppFailed(app, error)) return false;
+  if (!app->Finish(*writer, error)) {
+    if (error->empty()) *error = "the app failed to finish";
+    return false;
+  }
+  if (AppFailed(app, error)) return false;
+  if (!writer->Finish(error)) return false;
 
+  result->outputs = {
+      MapOutput{task.partition, writer->path(), writer->bytes(), writer->records()}};
   Counters& c = result->counters;
   c["reduce_input_groups"] = groups.groups();
   c["reduce_input_records"] = groups.records();
   c["reduce_output_records"] = writer->records();
   c["reduce_output_bytes"] = writer->bytes();
+  c["spilled_records"] = spilled;
   progress.Done();
   return true;
 }
@@ -634,7 +804,7 @@ bool RunMapTask(const AssignMsg& task, const TaskContext& ctx, TaskResult* resul
     return MapTaskImpl(task, ctx, result, error);
   } catch (const std::exception& e) {
     // An app throwing (e.g. std::regex_error on a pathological line) or memory exhaustion; the
-    // collector's writers have cleaned up during unwinding.
+    // writers and spill directories have cleaned up during unwinding.
     *error = std::string("map task failed: ") + e.what();
     return false;
   }

@@ -1,6 +1,15 @@
 // Runs one map or reduce attempt to completion on the calling thread: reads the split or the
-// partition's runs, applies the app, writes intermediate runs or the final part file. Called by the
-// worker on a task thread; it touches no sockets and reports through the callbacks given.
+// partition's runs, applies the app, writes intermediate runs or the attempt's uncommitted part
+// file. Called by the worker (or the zmr-task child process) on one thread; it touches no sockets
+// and reports through the callbacks given.
+//
+// Memory: a map buffers its output in at most sort_buffer_bytes (see worker/spill.h), spilling
+// sorted runs under attempt_dir and merging them at the end; merges on both sides read at most
+// merge_fan_in runs at once. So an attempt's memory is about sort_buffer_bytes plus a constant
+// (merge_fan_in read buffers of <= 256 KiB, 1 MiB write buffers), whatever the input size.
+//
+// Part file lines: a record is written as `key<TAB>value<LF>`, except that a record with an empty
+// value is written as `key<LF>` (so a streaming job's tab-less lines come out as they went in).
 #pragma once
 
 #include <atomic>
@@ -13,27 +22,69 @@
 
 namespace zmr {
 
+class App;
+
+// Default map-side sort buffer (worker flag --sort-buffer-mb).
+inline constexpr int64_t kDefaultSortBufferBytes = 64ll << 20;
+// Default most runs merged at once; more runs are merged in passes.
+inline constexpr int kDefaultMergeFanIn = 64;
+
 struct TaskContext {
   ShuffleStore* store = nullptr;               // must outlive the call
   const std::atomic<bool>* cancelled = nullptr;  // checked often; when set the task stops early
   // Called with the fraction of input consumed (0..1), at most every kProgressIntervalMs.
   std::function<void(double)> progress;
+  // Sets the attempt's status text (AttemptInfo::set_status); may be empty.
+  std::function<void(const std::string&)> status;
+  // The user code to run. When null, the built-in app named by task.app is created (MakeApp).
+  // Not owned; must outlive the call. The runner calls its Start and Finish.
+  App* app = nullptr;
+  // Directory of the attempt (scratch space for spills, the streaming working directory).
+  // Created if missing; the runner keeps its spills in the subdirectory .zmr-spill, which it
+  // removes, and leaves the directory itself. When empty, spills go to
+  // WORK_DIR/jobs/<job>/<task>.a<attempt>.spill (local store) or the system temp directory.
+  std::string attempt_dir;
+  int64_t sort_buffer_bytes = kDefaultSortBufferBytes;  // at least 1 KiB is used
+  int merge_fan_in = kDefaultMergeFanIn;                // at least 2 is used
 };
 
 struct TaskResult {
-  std::vector<MapOutput> outputs;  // map: one per partition, partitions 0..R-1 in order
-  Counters counters;               // built-in counters (see PROTOCOL.md "Counters")
+  // Map with reduces: one per partition, partitions 0..R-1 in order. Reduce, and map of a
+  // map-only job: exactly one, the finished but uncommitted part file under OUTPUT/_temporary/
+  // (location is its absolute path).
+  std::vector<MapOutput> outputs;
+  // Built-in and user counters (see PROTOCOL.md "Counters"). Map: map_input_records,
+  // map_input_bytes, map_output_records, map_output_bytes (key + value bytes emitted),
+  // combine_input_records, combine_output_records, spilled_records (every record the map wrote to
+  // a run: spills, intermediate merges and the final runs, as Hadoop counts them). Reduce:
+  // reduce_input_groups, reduce_input_records, reduce_output_records, reduce_output_bytes,
+  // spilled_records (records written by intermediate merge passes).
+  Counters counters;
+  // On failure: input locations found missing or corrupt (reduce), so their maps can be re-run.
+  // Only locations whose data is at fault (not, say, this process running out of descriptors).
+  std::vector<std::string> bad_inputs;
 };
 
-// Map: reads the split's lines, calls App::Map, partitions by PartitionOf(key, R), combines when the
-// app has a combiner, and writes one sorted run per partition (every partition gets a run, possibly
-// empty). Returns false with a one-line *error on any failure or on cancellation ("cancelled").
+// Map: calls app->Start, reads the split's lines into App::Map, then App::Finish (whose emits are
+// map output too). Keys go to partition App::Partition(key, R); output is buffered up to
+// sort_buffer_bytes, then sorted, combined (when the app has a combiner) and spilled; at the end
+// the spills are merged into one sorted run per partition (every partition gets a run, possibly
+// empty), combining again while merging. An in-process combiner (no task.code.combiner) is also
+// applied to a key's values as they arrive. Combine and FlushCombine may be called from inside
+// the app's own Map or Finish (when an Emit fills the buffer).
+// With num_reduces == 0 (map-only) there is no sort: lines are written in emit order to
+// OUTPUT/_temporary/<task_id>.a<attempt>/part-NNNNN (NNNNN = task.partition, the map index), which
+// is reported and not renamed. Returns false with a one-line *error on any failure, on
+// app->Failure() or on cancellation ("cancelled"); then no run, spill or part file is left.
 bool RunMapTask(const AssignMsg& task, const TaskContext& ctx, TaskResult* result,
                 std::string* error);
 
-// Reduce: merges the runs at task.inputs, groups by key, calls App::Reduce and writes
-// `key<TAB>value` lines to OUTPUT/_temporary/<task_id>.a<attempt>/part-NNNNN, then renames it to
-// OUTPUT/part-NNNNN (NNNNN = partition, 5 digits). A failed or cancelled attempt leaves no part file.
+// Reduce: opens every run at task.inputs (reporting all missing or corrupt ones in bad_inputs),
+// merges them (in passes of at most merge_fan_in runs, intermediate runs under attempt_dir),
+// groups by key, calls App::Reduce and then App::Finish, writing lines to
+// OUTPUT/_temporary/<task_id>.a<attempt>/part-NNNNN (NNNNN = partition, 5 digits), reported in
+// result->outputs; the coordinator commits it. A run found corrupt while merging fails the attempt
+// with that run in bad_inputs. A failed or cancelled attempt leaves no file.
 bool RunReduceTask(const AssignMsg& task, const TaskContext& ctx, TaskResult* result,
                    std::string* error);
 

@@ -4,7 +4,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <map>
 #include <set>
@@ -15,6 +17,8 @@
 #include "common/clock.h"
 #include "common/intermediate.h"
 #include "common/protocol.h"
+#include "worker/attempt_process.h"
+#include "worker/blob_cache.h"
 #include "worker/task_runner.h"
 
 namespace zmr {
@@ -24,6 +28,8 @@ namespace fs = std::filesystem;
 namespace {
 
 constexpr const char* kResultsEndpoint = "inproc://zmr-worker-results";
+// How often processes that attempts left behind (reparented to this subreaper) are swept.
+constexpr int64_t kOrphanSweepMs = 1000;
 
 // One attempt running on its own thread.
 struct Attempt {
@@ -49,29 +55,29 @@ void SendBody(zmq::socket_t& socket, const Value& body, bool may_drop) {
   }
 }
 
-// Body of an attempt's thread: runs the task and reports progress and the outcome to the loop.
-void RunAttempt(zmq::context_t* context, ShuffleStore* store, Attempt* attempt) {
+// Body of an attempt's thread: runs the attempt in a zmr-task child and reports progress and the
+// outcome to the loop.
+void RunAttempt(zmq::context_t* context, const AttemptProcess* runner, Attempt* attempt) {
   zmq::socket_t push(*context, zmq::socket_type::push);
+  push.set(zmq::sockopt::linger, 0);
   push.connect(kResultsEndpoint);
   const AssignMsg& task = attempt->task;
   AttemptRef ref{task.job_id, task.task_id, task.attempt};
-  TaskContext ctx;
-  ctx.store = store;
-  ctx.cancelled = &attempt->cancelled;
-  ctx.progress = [&](double fraction) {
+  AttemptCallbacks callbacks;
+  callbacks.progress = [&](double fraction, const std::string& status) {
     TaskProgressMsg p;
     p.ref = ref;
     p.progress = std::clamp(fraction, 0.0, 1.0);
+    p.status = status;
     SendBody(push, p.ToValue(), /*may_drop=*/true);
   };
   TaskResult result;
   std::string error;
   bool ok = false;
   try {
-    ok = task.kind == TaskKind::kMap ? RunMapTask(task, ctx, &result, &error)
-                                     : RunReduceTask(task, ctx, &result, &error);
+    ok = runner->Run(task, attempt->cancelled, callbacks, &result, &error);
   } catch (const std::exception& e) {
-    error = std::string("task threw: ") + e.what();
+    error = std::string("attempt threw: ") + e.what();
   }
   if (ok) {
     TaskDoneMsg done;
@@ -83,6 +89,7 @@ void RunAttempt(zmq::context_t* context, ShuffleStore* store, Attempt* attempt) 
     TaskFailedMsg failed;
     failed.ref = ref;
     failed.error = error.empty() ? "unknown error" : error;
+    failed.bad_inputs = std::move(result.bad_inputs);
     SendBody(push, failed.ToValue(), /*may_drop=*/false);
   }
   attempt->finished.store(true);
@@ -97,15 +104,19 @@ struct Worker::Impl {
   std::unique_ptr<zmq::socket_t> dealer;        // recreated on every reconnect
   zmq::socket_t results{context, zmq::socket_type::pull};
   std::unique_ptr<LocalFileStore> store;
+  std::unique_ptr<BlobCache> blobs;               // WORK_DIR/cache: shipped job files
+  std::unique_ptr<AttemptProcess> runner;         // shared by attempt threads (immutable)
   std::map<AttemptRef, std::unique_ptr<Attempt>> attempts;
   std::set<std::string> cleanup_pending;         // jobs to remove once their attempts are gone
   bool registered = false;                        // got welcome for the current connection
   int64_t coordinator_heartbeat_ms = 0;
   int64_t last_heard_ms = 0;
   int64_t next_heartbeat_ms = 0;
+  int64_t next_orphan_sweep_ms = 0;
   int64_t reconnect_delay_ms = kReconnectInitialMs;
   int64_t reconnect_at_ms = 0;                    // non-zero while waiting to reconnect
   int64_t bad_messages = 0;
+  int64_t bad_blobs = 0;                          // job_files blobs refused (wrong digest, I/O)
   int exit_code = 0;
   bool refused = false;
 
@@ -176,7 +187,7 @@ struct Worker::Impl {
     spdlog::info("job {} task {} attempt {} starting ({})", ref.job_id, ref.task_id, ref.attempt,
                  TaskKindName(raw->task.kind));
     attempts.emplace(ref, std::move(attempt));
-    raw->thread = std::thread(RunAttempt, &context, store.get(), raw);
+    raw->thread = std::thread(RunAttempt, &context, runner.get(), raw);
   }
 
   void HandleCoordinator(const zmq::message_t& frame, int64_t now) {
@@ -250,6 +261,25 @@ struct Worker::Impl {
       }
       return;
     }
+    if (type == msg::kJobFiles) {
+      std::optional<JobFilesMsg> files = JobFilesMsg::FromValue(*v, &error);
+      if (!files) {
+        ++bad_messages;
+        spdlog::warn("dropped bad job_files: {}", error);
+        return;
+      }
+      // A blob that cannot be stored is only logged: the attempts needing it fail with
+      // "shipped file NAME not available", which the coordinator retries elsewhere.
+      for (const auto& [sha256, data] : files->blobs) {
+        if (!blobs->Put(sha256, data, &error)) {
+          ++bad_blobs;
+          spdlog::warn("job {}: shipped file not stored: {} ({} so far)", files->job_id, error,
+                       bad_blobs);
+        }
+      }
+      spdlog::info("job {}: {} shipped file(s) received", files->job_id, files->blobs.size());
+      return;
+    }
     if (type == msg::kCleanup) {
       std::optional<CleanupMsg> c = CleanupMsg::FromValue(*v, &error);
       if (!c) {
@@ -318,8 +348,8 @@ struct Worker::Impl {
         ++it;
         continue;
       }
-      store->RemoveJob(*it);
-      spdlog::info("job {} intermediate data removed", *it);
+      store->RemoveJob(*it);  // intermediate runs, attempt dirs and attempt logs
+      spdlog::info("job {} intermediate data and logs removed", *it);
       it = cleanup_pending.erase(it);
     }
   }
@@ -335,6 +365,7 @@ struct Worker::Impl {
       DrainResults();
       if (!attempts.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
+    ReapOrphans();
     dealer.reset();
   }
 };
@@ -375,6 +406,25 @@ std::unique_ptr<Worker> Worker::Create(const WorkerOptions& options, std::string
     return nullptr;
   }
   s.store = std::make_unique<LocalFileStore>(s.options.work_dir);
+  s.blobs = std::make_unique<BlobCache>(s.options.work_dir + "/cache");
+  AttemptProcessOptions attempt_options;
+  attempt_options.work_dir = s.options.work_dir;
+  attempt_options.task_binary = s.options.task_binary;
+  attempt_options.blobs = s.blobs.get();
+  attempt_options.sort_buffer_bytes = s.options.sort_buffer_bytes;
+  attempt_options.memory_limit_bytes = s.options.memory_limit_bytes;
+  attempt_options.task_timeout_ms = s.options.task_timeout_ms;
+  s.runner = std::make_unique<AttemptProcess>(attempt_options);
+  const std::string& task_binary = s.runner->options().task_binary;
+  if (task_binary.empty()) {
+    *error = "cannot find the zmr-task executable (/proc/self/exe unreadable)";
+    return nullptr;
+  }
+  if (access(task_binary.c_str(), X_OK) != 0) {
+    int err = errno;
+    *error = "cannot run the task executable " + task_binary + ": " + std::strerror(err);
+    return nullptr;
+  }
   s.results.set(zmq::sockopt::linger, 0);
   s.results.bind(kResultsEndpoint);
   return w;
@@ -424,6 +474,10 @@ int Worker::Run(const std::atomic<bool>& stop) {
       }
     }
     s.DrainResults();
+    if (now >= s.next_orphan_sweep_ms) {
+      ReapOrphans();
+      s.next_orphan_sweep_ms = now + kOrphanSweepMs;
+    }
 
     if (s.reconnect_at_ms != 0) {
       if (now >= s.reconnect_at_ms) {

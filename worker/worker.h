@@ -1,11 +1,17 @@
 // The worker process: one DEALER socket to the coordinator, the Paranoid Pirate heartbeat and
-// reconnect logic, and one thread per running attempt (each attempt reports back to the loop over
-// an inproc PUSH socket). Run() owns the socket and must be called from one thread.
+// reconnect logic, a cache of shipped job files, and one thread per running attempt. Each attempt
+// thread babysits a `zmr-task` child process (worker/attempt_process.h) that runs the user code,
+// and reports back to the loop over an inproc PUSH socket. Run() owns the socket and must be called
+// from one thread.
 #pragma once
 
 #include <atomic>
+#include <cstdint>
 #include <memory>
 #include <string>
+
+#include "worker/attempt_process.h"
+#include "worker/task_runner.h"
 
 namespace zmr {
 
@@ -16,6 +22,10 @@ struct WorkerOptions {
   std::string name;       // unique in the cluster
   int heartbeat_ms = 1000;
   int liveness = 3;
+  int64_t sort_buffer_bytes = kDefaultSortBufferBytes;  // map-side sort buffer per attempt
+  int64_t task_timeout_ms = kDefaultTaskTimeoutMs;     // no progress this long kills an attempt
+  int64_t memory_limit_bytes = 0;                      // address space per attempt; 0 = none
+  std::string task_binary;  // the zmr-task executable; "" = next to this program
 };
 
 class Worker {

@@ -287,7 +287,7 @@ TEST_CASE("a merge of sorted runs equals a stable sort of all their records") {
       for (std::size_t i = 0; i < count; ++i) {
         std::string key(len(rng), 'a');
         for (char& c : key) c = static_cast<char>(letter(rng));
-        records.emplace_back(key, "r" + std::to_string(r) + "#" + std::to_string(i));
+        records.emplace_back(key, std::string("r").append(std::to_string(r)) + "#" + std::to_string(i));
       }
       std::stable_sort(records.begin(), records.end(),
                        [](const auto& a, const auto& b) { return a.first < b.first; });
@@ -331,6 +331,60 @@ TEST_CASE("a merge stops with the error of a corrupt run") {
   while (merge.Next(&key, &value)) {
   }
   CHECK(merge.error() == "corrupt intermediate file " + b + ": checksum mismatch");
+  CHECK(merge.failed_run() == 1);
+  CHECK(merge.fault() == ReadFault::kBadData);
+}
+
+TEST_CASE("a reader says when the data is at fault") {
+  TempDir dir;
+  const std::string good = dir.File("good.run");
+  WriteRun(good, {{"a", "1"}, {"b", "2"}});
+  std::string error;
+  ReadFault fault = ReadFault::kLocal;
+  auto reader = RunReader::Open(good, &error, &fault);
+  REQUIRE(reader != nullptr);
+  CHECK(fault == ReadFault::kNone);
+  std::string_view key, value;
+  while (reader->Next(&key, &value)) {
+  }
+  CHECK(reader->error().empty());
+  CHECK(reader->fault() == ReadFault::kNone);
+
+  fault = ReadFault::kNone;
+  CHECK(RunReader::Open(dir.File("missing.run"), &error, &fault) == nullptr);
+  CHECK(fault == ReadFault::kBadData);
+  const std::string bytes = ReadBytes(good);
+  const std::string cut = dir.File("cut.run");
+  WriteBytes(cut, bytes.substr(0, bytes.size() - 1));
+  fault = ReadFault::kNone;
+  CHECK(RunReader::Open(cut, &error, &fault) == nullptr);
+  CHECK(fault == ReadFault::kBadData);
+
+  std::string flipped = bytes;
+  flipped[9] ^= 0x01;  // the first record's key
+  WriteBytes(cut, flipped);
+  reader = RunReader::Open(cut, &error, &fault);
+  REQUIRE(reader != nullptr);
+  while (reader->Next(&key, &value)) {
+  }
+  CHECK_FALSE(reader->error().empty());
+  CHECK(reader->fault() == ReadFault::kBadData);
+}
+
+TEST_CASE("a reader with a small buffer still reads records larger than it") {
+  TempDir dir;
+  std::mt19937 rng(5);
+  Records records = RandomSortedRecords(rng, 300, 30, 20000);
+  const std::string path = dir.File("big.run");
+  WriteRun(path, records);
+  std::string error;
+  auto reader = RunReader::Open(path, &error, nullptr, 1);
+  REQUIRE_MESSAGE(reader != nullptr, error);
+  Records back;
+  std::string_view key, value;
+  while (reader->Next(&key, &value)) back.emplace_back(key, value);
+  CHECK(reader->error().empty());
+  CHECK(back == records);
 }
 
 TEST_CASE("the local file store lays out runs per job, task and attempt") {
@@ -343,8 +397,10 @@ TEST_CASE("the local file store lays out runs per job, task and attempt") {
   CHECK(writer->Add("k", "v", &error));
   CHECK(writer->Finish(&error));
 
-  auto reader = store.OpenPartition(location, &error);
+  ReadFault fault = ReadFault::kLocal;
+  auto reader = store.OpenPartition(location, &error, &fault);
   REQUIRE(reader != nullptr);
+  CHECK(fault == ReadFault::kNone);
   std::string_view key, value;
   REQUIRE(reader->Next(&key, &value));
   CHECK(key == "k");
@@ -357,7 +413,8 @@ TEST_CASE("the local file store lays out runs per job, task and attempt") {
   store.RemoveJob("job_1");
   CHECK_FALSE(fs::exists(dir.path() / "jobs/job_1"));
   store.RemoveJob("job_1");  // missing data is not an error
-  CHECK(store.OpenPartition(location, &error) == nullptr);
+  CHECK(store.OpenPartition(location, &error, &fault) == nullptr);
+  CHECK(fault == ReadFault::kBadData);
 }
 
 }  // namespace

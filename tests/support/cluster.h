@@ -106,8 +106,9 @@ struct ClientResult {
 struct ClusterOptions {
   int workers = 2;         // started by the constructor
   int slots = 2;           // per worker
-  std::optional<int> heartbeat_ms;  // passed to the coordinator and the workers when set
-  std::optional<int> liveness;      // likewise
+  // Passed to the coordinator and the workers when set.
+  std::optional<int> heartbeat_ms = std::nullopt;
+  std::optional<int> liveness = std::nullopt;
 };
 
 // A coordinator (ports '*' on 127.0.0.1, endpoints read from its ready file) and workers named

@@ -1,0 +1,853 @@
+// The babysitter of one zmr-task child. Order of events in Run:
+//   1. check the ids, create the attempt and log directories, copy the shipped files in;
+//   2. spawn zmr-task (posix_spawn: safe in a multi-threaded process) in a new process group with
+//      stdin = request pipe, fd 1 and 2 = stderr pipe, fd 3 = control pipe, nothing else open;
+//   3. one poll loop: write the request, read control frames (progress resets the timeout), copy
+//      stderr to the log; on cancel / timeout / a bad frame SIGTERM the process group (zmr-task
+//      kills its streaming commands' groups and dies), SIGKILL it after a grace period;
+//   4. once zmr-task has exited (seen with WNOWAIT, so its pid and process group cannot be reused
+//      yet) SIGKILL the group to end anything it left behind, drain stderr, reap zmr-task with
+//      wait4 (for its rusage), then reap the rest of the group until it is gone;
+//   5. build the result or the error, remove the attempt directory, reap orphans.
+//
+// Spawning and ReapOrphans share one mutex and a registry of live zmr-task pids, so the orphan
+// sweep never mistakes a zmr-task that was just spawned for a leftover.
+#include "worker/attempt_process.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <deque>
+#include <dirent.h>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <set>
+#include <system_error>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "common/clock.h"
+#include "worker/blob_cache.h"
+
+extern char** environ;
+
+namespace zmr {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// The poll loop wakes at least this often to check the cancel flag and the timeout.
+constexpr int kPollIntervalMs = 100;
+// How long stderr is drained after the process group was killed (a process that left the group
+// may hold the pipe open forever).
+constexpr int64_t kStderrDrainMs = 2000;
+// How long Run waits for the rest of a killed process group to disappear before giving up.
+constexpr int64_t kGroupReapMs = 10000;
+// Child fds are moved above this before spawning, so no dup2 source collides with 0..3.
+constexpr int kHighFd = 10;
+// A stderr line kept for the tail is cut to this many bytes; the joined tail to kTailBytes.
+constexpr std::size_t kTailLineBytes = 500;
+constexpr std::size_t kTailBytes = 2000;
+
+// An owned file descriptor.
+class Fd {
+ public:
+  Fd() = default;
+  explicit Fd(int fd) : fd_(fd) {}
+  ~Fd() { Reset(); }
+  Fd(Fd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
+  Fd& operator=(Fd&& other) noexcept {
+    if (this != &other) {
+      Reset();
+      fd_ = std::exchange(other.fd_, -1);
+    }
+    return *this;
+  }
+  int get() const { return fd_; }
+  bool valid() const { return fd_ >= 0; }
+  void Reset() {
+    if (fd_ >= 0) close(fd_);
+    fd_ = -1;
+  }
+
+ private:
+  int fd_ = -1;
+};
+
+std::string Errno(int err) { return std::strerror(err); }
+
+// zmr-task processes started by Run and not yet reaped, guarded by g_children_mutex.
+std::mutex g_children_mutex;
+std::set<pid_t> g_task_pids;
+
+void UnregisterTask(pid_t pid) {
+  std::lock_guard<std::mutex> lock(g_children_mutex);
+  g_task_pids.erase(pid);
+}
+
+// Pids of this process's children, from /proc/*/stat (the parent pid is the second field after
+// the parenthesised command name, which may itself contain spaces and parentheses).
+std::vector<pid_t> ChildPids() {
+  std::vector<pid_t> children;
+  const pid_t self = getpid();
+  DIR* proc = opendir("/proc");
+  if (proc == nullptr) return children;
+  while (dirent* entry = readdir(proc)) {
+    char* end = nullptr;
+    long pid = std::strtol(entry->d_name, &end, 10);
+    if (pid <= 0 || *end != '\0') continue;
+    std::ifstream in(std::string("/proc/") + entry->d_name + "/stat");
+    std::string stat;
+    if (!std::getline(in, stat)) continue;
+    std::size_t close = stat.rfind(')');
+    if (close == std::string::npos) continue;
+    char state = 0;
+    long ppid = 0;
+    if (std::sscanf(stat.c_str() + close + 1, " %c %ld", &state, &ppid) != 2) continue;
+    if (ppid == self) children.push_back(static_cast<pid_t>(pid));
+  }
+  closedir(proc);
+  return children;
+}
+
+bool IsSafeComponent(const std::string& s) {
+  return !s.empty() && s != "." && s != ".." && s.find('/') == std::string::npos &&
+         s.find('\0') == std::string::npos;
+}
+
+std::string AttemptName(const AttemptRef& ref) {
+  return ref.task_id + ".a" + std::to_string(ref.attempt);
+}
+
+// Makes a pipe whose both ends are close-on-exec and numbered >= kHighFd.
+bool MakePipe(Fd* read_end, Fd* write_end, std::string* error) {
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC) != 0) {
+    *error = "cannot create a pipe: " + Errno(errno);
+    return false;
+  }
+  Fd r(fds[0]), w(fds[1]);
+  int hr = fcntl(r.get(), F_DUPFD_CLOEXEC, kHighFd);
+  int hw = fcntl(w.get(), F_DUPFD_CLOEXEC, kHighFd);
+  Fd high_r(hr), high_w(hw);
+  if (hr < 0 || hw < 0) {
+    *error = "cannot move a pipe: " + Errno(errno);
+    return false;
+  }
+  *read_end = std::move(high_r);
+  *write_end = std::move(high_w);
+  return true;
+}
+
+void SetNonBlocking(int fd) {
+  int flags = fcntl(fd, F_GETFL);
+  if (flags >= 0) fcntl(fd, F_SETFL, flags | O_NONBLOCK);
+}
+
+// The attempt log: the child's stderr, capped, plus the worker's own notes; keeps the last
+// kStderrTailLines lines of the child's stderr for error messages.
+class AttemptLog {
+ public:
+  bool Open(const std::string& path, std::string* error) {
+    fd_ = Fd(open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0644));
+    if (!fd_.valid()) {
+      *error = "cannot create attempt log " + path + ": " + Errno(errno);
+      return false;
+    }
+    return true;
+  }
+
+  // Bytes the child wrote to its stderr.
+  void AppendChild(std::string_view data) {
+    for (char c : data) {
+      if (c == '\n') {
+        PushLine();
+      } else if (partial_.size() < kTailLineBytes) {
+        partial_ += c;
+      } else {
+        partial_cut_ = true;
+      }
+    }
+    if (truncated_) return;
+    int64_t room = kAttemptLogCapBytes - written_;
+    if (static_cast<int64_t>(data.size()) > room) {
+      Write(data.substr(0, static_cast<std::size_t>(std::max<int64_t>(room, 0))));
+      Write("\n[log truncated]\n");
+      truncated_ = true;
+      return;
+    }
+    Write(data);
+  }
+
+  // A line from the worker itself (not part of the stderr tail, written even past the cap).
+  void Note(const std::string& line) {
+    std::string text = "[zmr-worker " + std::to_string(WallMs()) + "] " + line + "\n";
+    if (!fd_.valid()) return;
+    std::string_view rest = text;
+    while (!rest.empty()) {
+      ssize_t n = write(fd_.get(), rest.data(), rest.size());
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return;
+      rest.remove_prefix(static_cast<std::size_t>(n));
+    }
+  }
+
+  // Ends a last line without newline.
+  void Flush() {
+    if (!partial_.empty() || partial_cut_) PushLine();
+  }
+
+  // The last stderr lines, joined with "; ", at most kTailBytes (the newest lines are kept).
+  std::string Tail() const {
+    std::string joined;
+    for (auto it = tail_.rbegin(); it != tail_.rend(); ++it) {
+      std::string next = joined.empty() ? *it : *it + "; " + joined;
+      if (next.size() > kTailBytes) break;
+      joined = std::move(next);
+    }
+    return joined;
+  }
+  const std::deque<std::string>& tail_lines() const { return tail_; }
+
+ private:
+  void PushLine() {
+    std::string line = std::move(partial_);
+    partial_.clear();
+    if (partial_cut_) line += "...";
+    partial_cut_ = false;
+    while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
+    if (line.empty()) return;
+    tail_.push_back(std::move(line));
+    if (tail_.size() > static_cast<std::size_t>(kStderrTailLines)) tail_.pop_front();
+  }
+
+  void Write(std::string_view data) {
+    if (!fd_.valid()) return;
+    while (!data.empty()) {
+      ssize_t n = write(fd_.get(), data.data(), data.size());
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return;  // a full disk loses log lines, never the attempt
+      written_ += n;
+      data.remove_prefix(static_cast<std::size_t>(n));
+    }
+  }
+
+  Fd fd_;
+  int64_t written_ = 0;
+  bool truncated_ = false;
+  std::string partial_;
+  bool partial_cut_ = false;
+  std::deque<std::string> tail_;
+};
+
+// Splits the control pipe's bytes into frames.
+class ControlReader {
+ public:
+  void Append(std::string_view data) { buffer_.append(data); }
+
+  // Sets *frame to the next complete frame. Returns 1 for a frame, 0 when more bytes are needed,
+  // -1 with *error for a frame that cannot be decoded.
+  int Next(Value* frame, std::string* type, std::string* error) {
+    if (buffer_.size() - offset_ < 4) return Compact();
+    const auto* p = reinterpret_cast<const unsigned char*>(buffer_.data() + offset_);
+    uint32_t length = (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) |
+                      uint32_t{p[3]};
+    if (length > kMaxControlFrameBytes) {
+      *error = "control frame of " + std::to_string(length) + " bytes";
+      return -1;
+    }
+    if (buffer_.size() - offset_ - 4 < length) return Compact();
+    std::optional<Value> v =
+        DecodeMessage(std::string_view(buffer_).substr(offset_ + 4, length), type, error);
+    offset_ += 4 + length;
+    if (!v) return -1;
+    *frame = std::move(*v);
+    return 1;
+  }
+
+  bool empty() const { return buffer_.size() == offset_; }
+
+ private:
+  int Compact() {
+    buffer_.erase(0, offset_);
+    offset_ = 0;
+    return 0;
+  }
+
+  std::string buffer_;
+  std::size_t offset_ = 0;
+};
+
+// What the control frames said.
+struct ChildReport {
+  bool done = false;
+  bool failed = false;
+  std::vector<MapOutput> outputs;
+  Counters counters;
+  std::string error;
+  std::vector<std::string> bad_inputs;
+};
+
+// Applies one control frame. Returns false with *error for a malformed one.
+bool HandleFrame(const Value& frame, const std::string& type, const AttemptCallbacks& callbacks,
+                 ChildReport* report, std::string* error) {
+  if (type == task_frame::kProgress) {
+    double progress = 0;
+    std::string status;
+    if (!ReadDouble(frame, "progress", &progress, error) ||
+        !ReadOptString(frame, "status", &status, error)) {
+      return false;
+    }
+    if (!(progress >= 0.0)) progress = 0.0;  // also NaN
+    progress = std::min(progress, 1.0);
+    if (callbacks.progress) callbacks.progress(progress, status);
+    return true;
+  }
+  if (type == task_frame::kDone) {
+    std::optional<TaskDoneMsg> done = TaskDoneMsg::FromValue(frame, error);
+    if (!done) return false;
+    report->done = true;
+    report->outputs = std::move(done->outputs);
+    report->counters = std::move(done->counters);
+    return true;
+  }
+  if (type == task_frame::kFailed) {
+    std::optional<TaskFailedMsg> failed = TaskFailedMsg::FromValue(frame, error);
+    if (!failed) return false;
+    report->failed = true;
+    report->error = std::move(failed->error);
+    report->bad_inputs = std::move(failed->bad_inputs);
+    return true;
+  }
+  *error = "unknown control frame type '" + type + "'";
+  return false;
+}
+
+// Blocks SIGPIPE on the calling thread for the lifetime of the guard (writing the request to a
+// child that died must be an EPIPE, not the death of the worker), then discards a pending one.
+class BlockSigpipe {
+ public:
+  BlockSigpipe() {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &set, &old_);
+  }
+  ~BlockSigpipe() {
+    sigset_t pending;
+    sigemptyset(&pending);
+    if (sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE) &&
+        !sigismember(&old_, SIGPIPE)) {
+      sigset_t set;
+      sigemptyset(&set);
+      sigaddset(&set, SIGPIPE);
+      timespec zero{0, 0};
+      while (sigtimedwait(&set, nullptr, &zero) == SIGPIPE) {
+      }
+    }
+    pthread_sigmask(SIG_SETMASK, &old_, nullptr);
+  }
+  BlockSigpipe(const BlockSigpipe&) = delete;
+  BlockSigpipe& operator=(const BlockSigpipe&) = delete;
+
+ private:
+  sigset_t old_;
+};
+
+void BecomeSubreaper() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0) {
+      spdlog::warn("cannot become a child subreaper: {}; orphans of killed attempts are reaped "
+                   "by init",
+                   Errno(errno));
+    }
+  });
+}
+
+struct SpawnedChild {
+  pid_t pid = -1;
+  Fd stdin_w;
+  Fd control_r;
+  Fd stderr_r;
+};
+
+// Starts `binary` in `cwd`, in a new process group, with the three pipes wired and every signal
+// at its default disposition and unblocked, and registers it as a live zmr-task.
+bool Spawn(const std::string& binary, const std::string& cwd, const std::string& label,
+           SpawnedChild* child, std::string* error) {
+  Fd stdin_r, stdin_w, control_r, control_w, stderr_r, stderr_w;
+  if (!MakePipe(&stdin_r, &stdin_w, error) || !MakePipe(&control_r, &control_w, error) ||
+      !MakePipe(&stderr_r, &stderr_w, error)) {
+    return false;
+  }
+  posix_spawn_file_actions_t actions;
+  posix_spawnattr_t attr;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawnattr_init(&attr);
+  posix_spawn_file_actions_adddup2(&actions, stdin_r.get(), 0);
+  posix_spawn_file_actions_adddup2(&actions, stderr_w.get(), 1);
+  posix_spawn_file_actions_adddup2(&actions, stderr_w.get(), 2);
+  posix_spawn_file_actions_adddup2(&actions, control_w.get(), kTaskControlFd);
+  posix_spawn_file_actions_addclosefrom_np(&actions, kTaskControlFd + 1);
+  posix_spawn_file_actions_addchdir_np(&actions, cwd.c_str());
+  sigset_t none, all;
+  sigemptyset(&none);
+  sigfillset(&all);
+  posix_spawnattr_setsigmask(&attr, &none);
+  posix_spawnattr_setsigdefault(&attr, &all);
+  posix_spawnattr_setpgroup(&attr, 0);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
+                                      POSIX_SPAWN_SETSIGDEF);
+  std::vector<char*> argv = {const_cast<char*>(binary.c_str()), const_cast<char*>(label.c_str()),
+                             nullptr};
+  pid_t pid = -1;
+  int rc;
+  {
+    std::lock_guard<std::mutex> lock(g_children_mutex);
+    rc = posix_spawn(&pid, binary.c_str(), &actions, &attr, argv.data(), environ);
+    if (rc == 0) g_task_pids.insert(pid);
+  }
+  posix_spawn_file_actions_destroy(&actions);
+  posix_spawnattr_destroy(&attr);
+  if (rc != 0) {
+    *error = "cannot start task process " + binary + ": " + Errno(rc);
+    return false;
+  }
+  child->pid = pid;
+  child->stdin_w = std::move(stdin_w);
+  child->control_r = std::move(control_r);
+  child->stderr_r = std::move(stderr_r);
+  SetNonBlocking(child->stdin_w.get());
+  SetNonBlocking(child->control_r.get());
+  SetNonBlocking(child->stderr_r.get());
+  return true;
+}
+
+// Reads what is available from a non-blocking fd. Returns false at EOF or on an error.
+bool ReadAvailable(int fd, std::string* out) {
+  char buf[65536];
+  for (;;) {
+    ssize_t n = read(fd, buf, sizeof(buf));
+    if (n > 0) {
+      out->append(buf, static_cast<std::size_t>(n));
+      if (static_cast<std::size_t>(n) < sizeof(buf)) return true;
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return true;
+    return false;  // EOF or a real error
+  }
+}
+
+// Removes a directory tree when it goes out of scope.
+class RemoveOnExit {
+ public:
+  explicit RemoveOnExit(std::string path) : path_(std::move(path)) {}
+  ~RemoveOnExit() {
+    std::error_code ec;
+    fs::remove_all(path_, ec);
+    if (ec) spdlog::warn("cannot remove attempt dir {}: {}", path_, ec.message());
+  }
+  RemoveOnExit(const RemoveOnExit&) = delete;
+  RemoveOnExit& operator=(const RemoveOnExit&) = delete;
+
+ private:
+  std::string path_;
+};
+
+// Copies the job's shipped files into the attempt directory. Returns false with *error naming the
+// first file that is not cached or cannot be copied.
+bool Materialise(const JobCode& code, const BlobCache* blobs, const std::string& attempt_dir,
+                 std::string* error) {
+  for (const FileRef& f : code.files) {
+    std::string source = blobs != nullptr ? blobs->Path(f.sha256) : "";
+    if (source.empty()) {
+      *error = "shipped file " + f.name + " not available";
+      return false;
+    }
+    if (!IsSafeComponent(f.name)) {
+      *error = "invalid shipped file name '" + f.name + "'";
+      return false;
+    }
+    std::string target = attempt_dir + "/" + f.name;
+    std::error_code ec;
+    fs::copy_file(source, target, fs::copy_options::overwrite_existing, ec);
+    if (ec) {
+      *error = "cannot copy shipped file " + f.name + ": " + ec.message();
+      return false;
+    }
+    if (chmod(target.c_str(), static_cast<mode_t>(f.mode & 07777 & ~(S_ISUID | S_ISGID))) != 0) {
+      *error = "cannot set the mode of shipped file " + f.name + ": " + Errno(errno);
+      return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+Value TaskRequest::ToValue() const {
+  Value v;
+  v.Set("assign", assign.ToValue());
+  v.Set("attempt_dir", attempt_dir);
+  v.Set("work_dir", work_dir);
+  v.Set("sort_buffer_bytes", sort_buffer_bytes);
+  v.Set("merge_fan_in", merge_fan_in);
+  v.Set("memory_limit_bytes", memory_limit_bytes);
+  v.Set("plugin_path", plugin_path);
+  v.Set("parent_pid", parent_pid);
+  return v;
+}
+
+std::optional<TaskRequest> TaskRequest::FromValue(const Value& v, std::string* error) {
+  TaskRequest r;
+  const Value* assign = v.Find("assign");
+  if (assign == nullptr) {
+    *error = "missing field 'assign'";
+    return std::nullopt;
+  }
+  std::optional<AssignMsg> a = AssignMsg::FromValue(*assign, error);
+  if (!a) return std::nullopt;
+  r.assign = std::move(*a);
+  if (!ReadString(v, "attempt_dir", &r.attempt_dir, error) ||
+      !ReadString(v, "work_dir", &r.work_dir, error) ||
+      !ReadInt(v, "sort_buffer_bytes", &r.sort_buffer_bytes, error) ||
+      !ReadInt(v, "merge_fan_in", &r.merge_fan_in, error) ||
+      !ReadInt(v, "memory_limit_bytes", &r.memory_limit_bytes, error) ||
+      !ReadString(v, "plugin_path", &r.plugin_path, error) ||
+      !ReadOptInt(v, "parent_pid", &r.parent_pid, error)) {
+    return std::nullopt;
+  }
+  if (r.sort_buffer_bytes < 1 || r.merge_fan_in < 2 || r.merge_fan_in > (1 << 20) ||
+      r.memory_limit_bytes < 0) {
+    *error = "sort_buffer_bytes, merge_fan_in or memory_limit_bytes out of range";
+    return std::nullopt;
+  }
+  return r;
+}
+
+std::string EncodeControlFrame(const Value& body) {
+  std::string bytes = Pack(body);
+  auto n = static_cast<uint32_t>(bytes.size());
+  std::string frame;
+  frame.reserve(4 + bytes.size());
+  frame += static_cast<char>((n >> 24) & 0xff);
+  frame += static_cast<char>((n >> 16) & 0xff);
+  frame += static_cast<char>((n >> 8) & 0xff);
+  frame += static_cast<char>(n & 0xff);
+  frame += bytes;
+  return frame;
+}
+
+std::string SignalName(int signal_number) {
+  const char* abbrev = sigabbrev_np(signal_number);
+  if (abbrev == nullptr) return "signal " + std::to_string(signal_number);
+  return std::string("SIG") + abbrev;
+}
+
+void ReapOrphans() {
+  std::lock_guard<std::mutex> lock(g_children_mutex);
+  std::vector<pid_t> orphans;
+  for (pid_t pid : ChildPids()) {
+    if (g_task_pids.count(pid) != 0) continue;
+    kill(pid, SIGKILL);  // harmless for a zombie
+    orphans.push_back(pid);
+  }
+  // SIGKILLed processes die at once unless blocked in the kernel; give them a moment (this holds
+  // up spawning), and leave the slow ones to the next sweep.
+  int64_t deadline = SteadyMs() + 200;
+  while (!orphans.empty()) {
+    std::erase_if(orphans, [](pid_t pid) {
+      pid_t r = waitpid(pid, nullptr, WNOHANG);
+      return r == pid || (r < 0 && errno == ECHILD);
+    });
+    if (orphans.empty() || SteadyMs() >= deadline) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+}
+
+std::string DefaultTaskBinary() {
+  std::error_code ec;
+  fs::path self = fs::read_symlink("/proc/self/exe", ec);
+  if (ec) return "";
+  return (self.parent_path() / "zmr-task").string();
+}
+
+std::string AttemptDirPath(const std::string& work_dir, const AttemptRef& ref) {
+  return work_dir + "/jobs/" + ref.job_id + "/attempts/" + AttemptName(ref);
+}
+
+std::string AttemptLogPath(const std::string& work_dir, const AttemptRef& ref) {
+  return work_dir + "/jobs/" + ref.job_id + "/logs/" + AttemptName(ref) + ".log";
+}
+
+AttemptProcess::AttemptProcess(AttemptProcessOptions options) : options_(std::move(options)) {
+  if (options_.task_binary.empty()) options_.task_binary = DefaultTaskBinary();
+}
+
+bool AttemptProcess::Run(const AssignMsg& task, const std::atomic<bool>& cancelled,
+                         const AttemptCallbacks& callbacks, TaskResult* result,
+                         std::string* error) const {
+  const AttemptRef ref{task.job_id, task.task_id, task.attempt};
+  if (!IsSafeComponent(ref.job_id) || !IsSafeComponent(ref.task_id)) {
+    *error = "invalid job or task id";
+    return false;
+  }
+  if (cancelled.load()) {
+    *error = "cancelled";
+    return false;
+  }
+  BecomeSubreaper();
+
+  // 1. Directories, log, shipped files.
+  const std::string attempt_dir = AttemptDirPath(options_.work_dir, ref);
+  const std::string log_path = AttemptLogPath(options_.work_dir, ref);
+  std::error_code ec;
+  fs::remove_all(attempt_dir, ec);  // leftovers of a worker that was killed
+  fs::create_directories(attempt_dir, ec);
+  if (!ec) fs::create_directories(fs::path(log_path).parent_path(), ec);
+  if (ec) {
+    *error = "cannot create attempt dir " + attempt_dir + ": " + ec.message();
+    return false;
+  }
+  RemoveOnExit remove_attempt_dir(attempt_dir);
+  AttemptLog log;
+  if (!log.Open(log_path, error)) return false;
+  if (!Materialise(task.code, options_.blobs, attempt_dir, error)) {
+    log.Note("attempt failed: " + *error);
+    return false;
+  }
+  TaskRequest request;
+  request.assign = task;
+  request.attempt_dir = attempt_dir;
+  request.work_dir = options_.work_dir;
+  request.sort_buffer_bytes = options_.sort_buffer_bytes;
+  request.merge_fan_in = options_.merge_fan_in;
+  request.memory_limit_bytes = options_.memory_limit_bytes;
+  request.parent_pid = getpid();
+  if (!task.code.plugin.empty()) {
+    // Prefer the copy in the attempt dir: it has the user's file name, which the loader's errors
+    // quote ("plugin libfoo.so provides app ..."); the cache only has the digest.
+    std::string name = "plugin library";
+    for (const FileRef& f : task.code.files) {
+      if (f.sha256 == task.code.plugin) {
+        name = f.name;
+        request.plugin_path = attempt_dir + "/" + f.name;
+      }
+    }
+    if (request.plugin_path.empty() && options_.blobs != nullptr) {
+      request.plugin_path = options_.blobs->Path(task.code.plugin);
+    }
+    if (request.plugin_path.empty()) {
+      *error = "shipped file " + name + " not available";
+      log.Note("attempt failed: " + *error);
+      return false;
+    }
+  }
+  const std::string request_bytes = Pack(request.ToValue());
+
+  // 2. Spawn.
+  BlockSigpipe block_sigpipe;
+  SpawnedChild child;
+  if (!Spawn(options_.task_binary, attempt_dir, ref.job_id + "/" + AttemptName(ref), &child,
+             error)) {
+    log.Note("attempt failed: " + *error);
+    return false;
+  }
+  const pid_t pid = child.pid;  // also the process group id
+  log.Note("started " + options_.task_binary + " pid " + std::to_string(pid) + " for job " +
+           ref.job_id + " task " + ref.task_id + " attempt " + std::to_string(ref.attempt));
+  if (callbacks.started) callbacks.started(pid);
+
+  // 3. The poll loop, until zmr-task has exited (not yet reaped).
+  ChildReport report;
+  ControlReader control;
+  std::string kill_reason;  // non-empty once we stop the attempt
+  int64_t sigkill_at_ms = 0;  // when SIGTERM has not ended it by then, SIGKILL
+  bool sigkill_sent = false;
+  std::size_t request_written = 0;
+  bool control_eof = false;
+  int64_t progress_deadline = SteadyMs() + options_.task_timeout_ms;
+  auto stop = [&](const std::string& reason) {
+    if (!kill_reason.empty()) return;
+    kill_reason = reason;
+    log.Note("stopping process group " + std::to_string(pid) + ": " + reason);
+    kill(-pid, SIGTERM);
+    sigkill_at_ms = SteadyMs() + kTerminateGraceMs;
+  };
+  for (;;) {
+    int64_t now = SteadyMs();
+    if (cancelled.load()) stop("cancelled");
+    if (now >= progress_deadline) {
+      stop("task timed out after " + std::to_string(options_.task_timeout_ms / 1000) +
+           " s without progress");
+    }
+    if (!kill_reason.empty() && !sigkill_sent && now >= sigkill_at_ms) {
+      log.Note("process group " + std::to_string(pid) + " still running; sending SIGKILL");
+      kill(-pid, SIGKILL);
+      sigkill_sent = true;
+    }
+    if (control_eof) {
+      siginfo_t info{};
+      if (waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOHANG | WNOWAIT) == 0 &&
+          info.si_pid == pid) {
+        break;
+      }
+    }
+    pollfd fds[3];
+    int nfds = 0;
+    int stdin_index = -1, control_index = -1, stderr_index = -1;
+    if (child.stdin_w.valid()) {
+      stdin_index = nfds;
+      fds[nfds++] = {child.stdin_w.get(), POLLOUT, 0};
+    }
+    if (!control_eof) {
+      control_index = nfds;
+      fds[nfds++] = {child.control_r.get(), POLLIN, 0};
+    }
+    if (child.stderr_r.valid()) {
+      stderr_index = nfds;
+      fds[nfds++] = {child.stderr_r.get(), POLLIN, 0};
+    }
+    int64_t timeout = control_eof ? 5 : kPollIntervalMs;
+    timeout = std::min(timeout, progress_deadline - now);
+    if (!kill_reason.empty() && !sigkill_sent) timeout = std::min(timeout, sigkill_at_ms - now);
+    timeout = std::max<int64_t>(timeout, 0);
+    int ready = poll(fds, static_cast<nfds_t>(nfds), static_cast<int>(timeout));
+    if (ready < 0) {
+      if (errno == EINTR) continue;
+      stop("poll failed: " + Errno(errno));
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      continue;
+    }
+    if (stdin_index >= 0 && fds[stdin_index].revents != 0) {
+      std::string_view rest = std::string_view(request_bytes).substr(request_written);
+      ssize_t n = write(child.stdin_w.get(), rest.data(), rest.size());
+      if (n > 0) request_written += static_cast<std::size_t>(n);
+      if ((n < 0 && errno != EINTR && errno != EAGAIN) || request_written == request_bytes.size()) {
+        child.stdin_w.Reset();  // EOF for the child (or it is gone: EPIPE)
+      }
+    }
+    if (stderr_index >= 0 && fds[stderr_index].revents != 0) {
+      std::string data;
+      bool open = ReadAvailable(child.stderr_r.get(), &data);
+      log.AppendChild(data);
+      if (!open) child.stderr_r.Reset();
+    }
+    if (control_index >= 0 && fds[control_index].revents != 0) {
+      std::string data;
+      control_eof = !ReadAvailable(child.control_r.get(), &data);
+      control.Append(data);
+      Value frame;
+      std::string type, frame_error;
+      int got;
+      while ((got = control.Next(&frame, &type, &frame_error)) == 1) {
+        if (!HandleFrame(frame, type, callbacks, &report, &frame_error)) {
+          got = -1;
+          break;
+        }
+        if (type == task_frame::kProgress) progress_deadline = SteadyMs() + options_.task_timeout_ms;
+      }
+      if (got < 0) stop("task process sent a bad control frame: " + frame_error);
+      if (control_eof && !control.empty()) report.done = false;  // a torn final frame
+    }
+  }
+
+  // 4. End whatever is left of the group while zmr-task's zombie still holds the group id, drain
+  // stderr, reap zmr-task and then the rest of the group.
+  kill(-pid, SIGKILL);
+  int64_t drain_deadline = SteadyMs() + kStderrDrainMs;
+  while (child.stderr_r.valid() && SteadyMs() < drain_deadline) {
+    pollfd pfd{child.stderr_r.get(), POLLIN, 0};
+    int ready = poll(&pfd, 1, 50);
+    if (ready < 0 && errno != EINTR) break;
+    if (ready <= 0) continue;
+    std::string data;
+    bool open = ReadAvailable(child.stderr_r.get(), &data);
+    log.AppendChild(data);
+    if (!open) child.stderr_r.Reset();
+  }
+  log.Flush();
+  int status = 0;
+  rusage usage{};
+  while (wait4(pid, &status, 0, &usage) < 0 && errno == EINTR) {
+  }
+  UnregisterTask(pid);
+  int64_t reap_deadline = SteadyMs() + kGroupReapMs;
+  for (;;) {
+    while (waitpid(-pid, nullptr, WNOHANG) > 0) {
+    }
+    if (kill(-pid, 0) != 0 && errno == ESRCH) break;
+    if (SteadyMs() >= reap_deadline) {
+      spdlog::warn("job {} task {} attempt {}: processes of group {} still exist", ref.job_id,
+                   ref.task_id, ref.attempt, pid);
+      break;
+    }
+    kill(-pid, SIGKILL);
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+
+  ReapOrphans();
+
+  // 5. The outcome.
+  int64_t cpu_ms = (usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) * 1000 +
+                   (usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1000;
+  result->counters = std::move(report.counters);
+  result->counters["task_cpu_ms"] = cpu_ms;
+  result->counters["peak_rss_kb"] = usage.ru_maxrss;
+  const bool exited_ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+  if (kill_reason.empty() && report.done && exited_ok) {
+    result->outputs = std::move(report.outputs);
+    log.Note("attempt succeeded (cpu " + std::to_string(cpu_ms) + " ms, peak rss " +
+             std::to_string(usage.ru_maxrss) + " KiB)");
+    return true;
+  }
+  std::string message;
+  bool append_tail = true;
+  if (!kill_reason.empty()) {
+    message = kill_reason;
+    append_tail = kill_reason != "cancelled";
+  } else if (report.failed) {
+    message = report.error.empty() ? "task failed" : report.error;
+    result->bad_inputs = std::move(report.bad_inputs);
+  } else if (WIFSIGNALED(status)) {
+    message = "task process killed by signal " + SignalName(WTERMSIG(status));
+  } else if (WIFEXITED(status)) {
+    message = "task process exited with status " + std::to_string(WEXITSTATUS(status));
+    if (report.done) message += " after reporting success";
+  } else {
+    message = "task process ended with wait status " + std::to_string(status);
+  }
+  if (append_tail && !log.tail_lines().empty() &&
+      message.find(log.tail_lines().back()) == std::string::npos) {
+    message += " | stderr: " + log.Tail();
+  }
+  for (char& c : message) {
+    if (c == '\n' || c == '\r') c = ' ';
+  }
+  log.Note("attempt failed: " + message);
+  *error = std::move(message);
+  return false;
+}
+
+}  // namespace zmr

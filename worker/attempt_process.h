@@ -1,0 +1,137 @@
+// Runs one task attempt in a child process (the `zmr-task` executable) and babysits it: the
+// worker's attempt thread calls AttemptProcess::Run, which materialises the attempt directory,
+// spawns zmr-task in its own process group, forwards its progress, writes its stderr to the attempt
+// log, enforces cancellation and the no-progress timeout by killing the whole process group, and
+// turns the outcome (a control frame, an exit status, a signal) into a TaskResult or a one-line
+// error. User code (plugins, streaming commands) therefore never runs inside the worker: a crash,
+// a hang or a runaway allocation costs one attempt, not the worker.
+//
+// Also defined here: the private protocol between the worker and zmr-task (TaskRequest on the
+// child's stdin, length-prefixed control frames on its fd 3), so both sides share one definition.
+//
+// Threads: AttemptProcess is immutable after construction; Run may be called from any number of
+// threads at once (one attempt per call). Callbacks run on the calling thread.
+#pragma once
+
+#include <sys/types.h>
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "common/protocol.h"
+#include "common/value.h"
+#include "worker/task_runner.h"
+
+namespace zmr {
+
+class BlobCache;
+
+// The file descriptor on which zmr-task writes its control frames.
+inline constexpr int kTaskControlFd = 3;
+// Control frames larger than this are a protocol error (a done frame is a few KiB).
+inline constexpr uint32_t kMaxControlFrameBytes = 64u << 20;
+// An attempt log stops growing here (then one "[log truncated]" line), so a chatty task cannot
+// fill the disk.
+inline constexpr int64_t kAttemptLogCapBytes = 8ll << 20;
+// Lines of the child's stderr kept for error messages.
+inline constexpr int kStderrTailLines = 20;
+// Default --task-timeout: an attempt with no progress for this long is killed.
+inline constexpr int64_t kDefaultTaskTimeoutMs = 600'000;
+// An attempt is stopped with SIGTERM first (zmr-task then SIGKILLs the process groups of its
+// streaming commands, which are not in its own group) and SIGKILLed this long after.
+inline constexpr int64_t kTerminateGraceMs = 2000;
+// Control frame types (the "type" field), zmr-task -> worker.
+namespace task_frame {
+inline constexpr const char* kProgress = "progress";  // progress float 0..1, status str
+inline constexpr const char* kDone = "done";          // outputs [MapOutput], counters map
+inline constexpr const char* kFailed = "failed";      // error str, bad_inputs [str]
+}  // namespace task_frame
+
+// What the worker sends zmr-task on its stdin: one msgpack map, then EOF.
+struct TaskRequest {
+  AssignMsg assign;
+  std::string attempt_dir;         // the attempt's working directory (shipped files are there)
+  std::string work_dir;            // the worker's WORK_DIR (root of the LocalFileStore)
+  int64_t sort_buffer_bytes = kDefaultSortBufferBytes;
+  int64_t merge_fan_in = kDefaultMergeFanIn;
+  int64_t memory_limit_bytes = 0;  // 0: no limit
+  std::string plugin_path;         // local path of the cached plugin library, "" if none
+  int64_t parent_pid = 0;          // the worker's pid: zmr-task exits if it is not its parent
+
+  Value ToValue() const;
+  static std::optional<TaskRequest> FromValue(const Value& v, std::string* error);
+};
+
+// A control frame on the wire: 4-byte big-endian length, then the msgpack bytes of `body`.
+std::string EncodeControlFrame(const Value& body);
+
+// "SIGSEGV" for SIGSEGV; "signal N" for numbers without a name.
+std::string SignalName(int signal_number);
+
+// zmr-task next to the running executable (dirname of /proc/self/exe), or "" if it cannot be read.
+std::string DefaultTaskBinary();
+
+// Kills (SIGKILL) and reaps every child of this process that is not a zmr-task started by a
+// running AttemptProcess::Run. Because Run makes this process a child subreaper, such children are
+// what attempts left behind (processes orphaned when their parent in the attempt died), alive or
+// zombie. The worker calls it periodically; Run calls it when it ends. Do not call it from a
+// process that starts other children of its own concurrently. Any thread.
+void ReapOrphans();
+
+// WORK_DIR/jobs/<job>/attempts/<task_id>.a<attempt> and WORK_DIR/jobs/<job>/logs/<task_id>.a<attempt>.log
+std::string AttemptDirPath(const std::string& work_dir, const AttemptRef& ref);
+std::string AttemptLogPath(const std::string& work_dir, const AttemptRef& ref);
+
+struct AttemptProcessOptions {
+  std::string work_dir;                        // WORK_DIR, absolute
+  std::string task_binary;                     // zmr-task; "" = DefaultTaskBinary()
+  const BlobCache* blobs = nullptr;            // shipped files; must outlive the AttemptProcess
+  int64_t sort_buffer_bytes = kDefaultSortBufferBytes;
+  int merge_fan_in = kDefaultMergeFanIn;
+  int64_t memory_limit_bytes = 0;              // per attempt (RLIMIT_AS of zmr-task); 0 = none
+  int64_t task_timeout_ms = kDefaultTaskTimeoutMs;  // no progress for this long kills the attempt
+};
+
+struct AttemptCallbacks {
+  // Each progress report of the child: fraction of input consumed (0..1) and its status text.
+  std::function<void(double progress, const std::string& status)> progress;
+  // Called once the child runs, with its pid (which is also its process group id). For tests.
+  std::function<void(pid_t pid)> started;
+};
+
+class AttemptProcess {
+ public:
+  explicit AttemptProcess(AttemptProcessOptions options);
+
+  // Runs one attempt in a zmr-task child to completion on the calling thread.
+  //
+  // Materialises WORK_DIR/jobs/<job>/attempts/<task>.a<N>/ with the job's shipped files (copied
+  // from the blob cache with their mode bits), spawns zmr-task there in a new process group (only
+  // stdin, fd 1/2 and fd 3 open), and waits. Stops the attempt when `cancelled` becomes true
+  // (error "cancelled") or when no progress arrived for task_timeout_ms ("task timed out after N s
+  // without progress"): SIGTERM to the process group, SIGKILL kTerminateGraceMs later at the
+  // latest. Whatever way zmr-task ends, its process group is then SIGKILLed, so nothing it started
+  // outlives it. Returns only after zmr-task and every process left in its group are reaped, and
+  // after removing the attempt directory; the log WORK_DIR/jobs/<job>/logs/<task>.a<N>.log stays
+  // (until the job's cleanup).
+  //
+  // On success fills *result (outputs, counters plus task_cpu_ms and peak_rss_kb of the child) and
+  // returns true. Otherwise returns false with a one-line *error (the task's own error, or "task
+  // process killed by signal SIGSEGV" / "task process exited with status N", followed by
+  // " | stderr: " and the last stderr lines when the error does not include them) and
+  // result->bad_inputs from the task. The first call makes this process a child subreaper
+  // (PR_SET_CHILD_SUBREAPER), so descendants orphaned by a killed attempt are reaped here too.
+  bool Run(const AssignMsg& task, const std::atomic<bool>& cancelled,
+           const AttemptCallbacks& callbacks, TaskResult* result, std::string* error) const;
+
+  const AttemptProcessOptions& options() const { return options_; }
+
+ private:
+  AttemptProcessOptions options_;
+};
+
+}  // namespace zmr

@@ -1,0 +1,311 @@
+// zmr-task: runs ONE task attempt in its own process, started by zmr-worker (worker/attempt_process.h
+// has the protocol). It reads a TaskRequest (one msgpack map) from stdin, applies the memory limit
+// to itself, creates the attempt's App (streaming commands, a plugin, or a built-in app), runs the
+// map or reduce with the task runner and reports on fd 3 with length-prefixed msgpack frames:
+// "progress" (fraction and status text), then exactly one of "done" (exit 0) or "failed" (exit 1).
+// Its stderr (and stdout) is the attempt log. It is killed, never asked, when the worker wants it
+// gone, so it holds nothing that needs an orderly shutdown: map output appears only by rename.
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <exception>
+#include <memory>
+#include <mutex>
+#include <new>
+#include <string>
+
+#include "common/apps.h"
+#include "common/clock.h"
+#include "common/intermediate.h"
+#include "common/logging.h"
+#include "common/protocol.h"
+#include "common/value.h"
+#include "worker/attempt_process.h"
+#include "worker/plugin_loader.h"
+#include "worker/streaming.h"
+#include "worker/task_runner.h"
+
+#if defined(__SANITIZE_ADDRESS__)
+// Under AddressSanitizer a crash in user code must still end this process by its signal (the
+// worker reports "killed by signal SIGSEGV"), not turn into an ASan report and exit status 1.
+extern "C" const char* __asan_default_options() {
+  return "handle_segv=0:handle_sigbus=0:handle_sigfpe=0:handle_sigill=0";
+}
+#endif
+
+namespace zmr {
+namespace {
+
+// Status-only frames are sent at most this often; the latest status rides on every progress frame
+// and is flushed before the outcome, so throttling loses nothing but intermediate texts.
+constexpr int64_t kStatusIntervalMs = 200;
+
+// Writes control frames to fd 3. Safe from any thread (a streaming app reports status from its
+// stderr reader).
+class ControlChannel {
+ public:
+  void Progress(double progress) {
+    std::lock_guard<std::mutex> lock(mu_);
+    progress_ = progress;
+    SendProgressLocked();
+  }
+
+  void Status(const std::string& status) {
+    std::lock_guard<std::mutex> lock(mu_);
+    status_ = status;
+    status_pending_ = true;
+    if (SteadyMs() - last_sent_ms_ >= kStatusIntervalMs) SendProgressLocked();
+  }
+
+  // Sends `frame` (the outcome), after a progress frame if a status change is not sent yet.
+  void Send(const Value& frame) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (status_pending_) SendProgressLocked();
+    WriteLocked(EncodeControlFrame(frame));
+  }
+
+ private:
+  void SendProgressLocked() {
+    Value v;
+    v.Set("type", task_frame::kProgress);
+    v.Set("progress", progress_);
+    if (!status_.empty()) v.Set("status", status_);
+    WriteLocked(EncodeControlFrame(v));
+    last_sent_ms_ = SteadyMs();
+    status_pending_ = false;
+  }
+
+  void WriteLocked(const std::string& bytes) {
+    std::size_t done = 0;
+    while (done < bytes.size()) {
+      ssize_t n = write(kTaskControlFd, bytes.data() + done, bytes.size() - done);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return;  // the worker is gone; it will not read the outcome either
+      done += static_cast<std::size_t>(n);
+    }
+  }
+
+  std::mutex mu_;
+  double progress_ = 0;
+  std::string status_;
+  bool status_pending_ = false;   // status_ changed since the last frame
+  int64_t last_sent_ms_ = 0;
+};
+
+// Wraps the user's App to see its status updates: Start gets an AttemptInfo whose set_status also
+// reports to the worker. Everything else is forwarded unchanged.
+class StatusReportingApp final : public App {
+ public:
+  StatusReportingApp(App* inner, ControlChannel* channel) : inner_(inner), channel_(channel) {}
+
+  bool Start(const AttemptInfo& info, std::string* error) override {
+    info_ = info;  // kept: the inner app may hold on to the reference
+    std::function<void(const std::string&)> original = info.set_status;
+    ControlChannel* channel = channel_;
+    info_.set_status = [channel, original](const std::string& status) {
+      channel->Status(status);
+      if (original) original(status);
+    };
+    return inner_->Start(info_, error);
+  }
+  bool Finish(Emitter& out, std::string* error) override { return inner_->Finish(out, error); }
+  std::string Failure() const override { return inner_->Failure(); }
+  int64_t Partition(std::string_view key, int64_t num_partitions) override {
+    return inner_->Partition(key, num_partitions);
+  }
+  void Map(std::string_view line, const MapContext& ctx, Emitter& out) override {
+    inner_->Map(line, ctx, out);
+  }
+  bool HasCombiner() const override { return inner_->HasCombiner(); }
+  void Combine(std::string_view key, ValueStream& values, Emitter& out) override {
+    inner_->Combine(key, values, out);
+  }
+  bool FlushCombine(Emitter& out, std::string* error) override {
+    return inner_->FlushCombine(out, error);
+  }
+  void TakeCounters(Counters* into) override { inner_->TakeCounters(into); }
+  void Reduce(std::string_view key, ValueStream& values, Emitter& out) override {
+    inner_->Reduce(key, values, out);
+  }
+
+ private:
+  App* inner_;
+  ControlChannel* channel_;
+  AttemptInfo info_;
+};
+
+bool ReadAll(int fd, std::string* out) {
+  char buf[65536];
+  for (;;) {
+    ssize_t n = read(fd, buf, sizeof(buf));
+    if (n > 0) {
+      out->append(buf, static_cast<std::size_t>(n));
+    } else if (n == 0) {
+      return true;
+    } else if (errno != EINTR) {
+      return false;
+    }
+  }
+}
+
+// Reports failure and returns the exit code.
+int Fail(ControlChannel& channel, const AssignMsg& task, const std::string& error,
+         std::vector<std::string> bad_inputs = {}) {
+  TaskFailedMsg failed;
+  failed.ref = AttemptRef{task.job_id, task.task_id, task.attempt};
+  failed.error = error.empty() ? "unknown error" : error;
+  failed.bad_inputs = std::move(bad_inputs);
+  Value v = failed.ToValue();
+  v.Set("type", task_frame::kFailed);
+  channel.Send(v);
+  return 1;
+}
+
+void ApplyMemoryLimit(int64_t bytes) {
+  if (bytes <= 0) return;
+#if defined(__SANITIZE_ADDRESS__)
+  spdlog::warn("memory limit of {} MB not applied: zmr-task is built with AddressSanitizer, "
+               "whose shadow memory needs a huge address space",
+               bytes >> 20);
+#else
+  rlimit limit{static_cast<rlim_t>(bytes), static_cast<rlim_t>(bytes)};
+  if (setrlimit(RLIMIT_AS, &limit) != 0) {
+    spdlog::warn("cannot apply the memory limit of {} MB: {}", bytes >> 20, std::strerror(errno));
+  }
+#endif
+}
+
+std::string OutOfMemoryError(int64_t limit_bytes) {
+  if (limit_bytes <= 0) return "out of memory";
+  return "out of memory (limit " + std::to_string(limit_bytes >> 20) + " MB)";
+}
+
+// Set when operator new failed: the runner turns exceptions into its own error text, so this is
+// how an attempt that failed for lack of memory is told apart.
+std::atomic<bool> g_allocation_failed{false};
+
+void OnAllocationFailure() {
+  g_allocation_failed.store(true);
+  throw std::bad_alloc();
+}
+
+int RunTask(ControlChannel& channel, const TaskRequest& request) {
+  const AssignMsg& task = request.assign;
+  const bool is_map = task.kind == TaskKind::kMap;
+  std::string error;
+  std::unique_ptr<App> user_app;
+  if (!task.code.mapper.empty()) {
+    user_app = MakeStreamingApp(task.code, is_map, &error);
+  } else if (!task.code.plugin.empty()) {
+    user_app = LoadPluginApp(request.plugin_path, task.app, task.params, &error);
+  }
+  if ((!task.code.mapper.empty() || !task.code.plugin.empty()) && !user_app) {
+    return Fail(channel, task, error.empty() ? "cannot create the app" : error);
+  }
+  std::unique_ptr<StatusReportingApp> app;
+  if (user_app) app = std::make_unique<StatusReportingApp>(user_app.get(), &channel);
+
+  LocalFileStore store(request.work_dir);
+  std::atomic<bool> cancelled{false};  // the worker kills this process instead
+  TaskContext ctx;
+  ctx.store = &store;
+  ctx.cancelled = &cancelled;
+  ctx.progress = [&channel](double fraction) { channel.Progress(fraction); };
+  ctx.app = app.get();  // null: the runner creates the built-in app
+  ctx.attempt_dir = request.attempt_dir;
+  ctx.sort_buffer_bytes = request.sort_buffer_bytes;
+  ctx.merge_fan_in = static_cast<int>(request.merge_fan_in);
+  TaskResult result;
+  bool ok = is_map ? RunMapTask(task, ctx, &result, &error)
+                   : RunReduceTask(task, ctx, &result, &error);
+  if (!ok) {
+    if (g_allocation_failed.load()) {
+      error = OutOfMemoryError(request.memory_limit_bytes) + ": " + error;
+    }
+    return Fail(channel, task, error, std::move(result.bad_inputs));
+  }
+  TaskDoneMsg done;
+  done.ref = AttemptRef{task.job_id, task.task_id, task.attempt};
+  done.outputs = std::move(result.outputs);
+  done.counters = std::move(result.counters);
+  Value v = done.ToValue();
+  v.Set("type", task_frame::kDone);
+  channel.Send(v);
+  return 0;
+}
+
+}  // namespace
+}  // namespace zmr
+
+namespace {
+
+// SIGTERM is how the worker stops an attempt: the streaming commands run in process groups of
+// their own, so end those first, then die of the signal. Async-signal-safe.
+void OnTerminate(int signal_number) {
+  zmr::KillStreamingProcessGroups();
+  struct sigaction dfl {};
+  dfl.sa_handler = SIG_DFL;
+  sigemptyset(&dfl.sa_mask);
+  sigaction(signal_number, &dfl, nullptr);
+  raise(signal_number);
+}
+
+}  // namespace
+
+int main(int /*argc*/, char** /*argv*/) {
+  // argv[1], if any, only labels the process for ps (job/task.aN).
+  signal(SIGPIPE, SIG_IGN);
+  struct sigaction term {};
+  term.sa_handler = OnTerminate;
+  sigemptyset(&term.sa_mask);
+  sigaction(SIGTERM, &term, nullptr);
+  if (fcntl(zmr::kTaskControlFd, F_GETFD) < 0) {
+    std::fprintf(stderr,
+                 "zmr-task: runs one task attempt for zmr-worker and is started by it (fd %d, "
+                 "its control pipe, is not open)\n",
+                 zmr::kTaskControlFd);
+    return 2;
+  }
+  // Keep the control pipe out of user commands (streaming children): EOF on it must mean that
+  // this process is gone.
+  fcntl(zmr::kTaskControlFd, F_SETFD, FD_CLOEXEC);
+  zmr::SetupLogging("zmr-task", "info");
+  zmr::ControlChannel channel;
+  zmr::AssignMsg unknown;
+  std::string input;
+  if (!zmr::ReadAll(0, &input)) {
+    return zmr::Fail(channel, unknown, std::string("cannot read the task request: ") +
+                                           std::strerror(errno));
+  }
+  std::string error;
+  std::optional<zmr::Value> value = zmr::Unpack(input, &error);
+  std::optional<zmr::TaskRequest> request;
+  if (value) request = zmr::TaskRequest::FromValue(*value, &error);
+  if (!request) return zmr::Fail(channel, unknown, "bad task request: " + error);
+  // Die with the worker thread that started us (SIGTERM, so that OnTerminate also ends the
+  // streaming commands); if it is already gone, stop now.
+  prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0);
+  if (request->parent_pid != 0 && getppid() != static_cast<pid_t>(request->parent_pid)) {
+    return zmr::Fail(channel, request->assign, "the worker that started this task is gone");
+  }
+  zmr::ApplyMemoryLimit(request->memory_limit_bytes);
+  std::set_new_handler(zmr::OnAllocationFailure);
+  try {
+    return zmr::RunTask(channel, *request);
+  } catch (const std::bad_alloc&) {
+    return zmr::Fail(channel, request->assign, zmr::OutOfMemoryError(request->memory_limit_bytes));
+  } catch (const std::exception& e) {
+    return zmr::Fail(channel, request->assign, std::string("task threw: ") + e.what());
+  } catch (...) {
+    return zmr::Fail(channel, request->assign, "task threw an unknown exception");
+  }
+}
