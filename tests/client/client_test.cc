@@ -262,6 +262,32 @@ TEST_CASE("submit defaults leave maps to the coordinator and use one reduce") {
   CHECK(r.options.progress);
 }
 
+TEST_CASE("submit parses streaming commands, shipped files, map-only and max attempts") {
+  ParseResult r = ParseArgs({"submit", "--input", "in", "--output", "out", "--mapper",
+                             "python3 m.py", "--combiner", "python3 r.py", "--reducer",
+                             "python3 r.py", "--file", "m.py", "--file", "r.py", "--cmdenv",
+                             "LANG=C", "--max-attempts", "2", "--reduces", "0"},
+                            "");
+  REQUIRE(r.ok);
+  CHECK(r.options.mapper == "python3 m.py");
+  CHECK(r.options.combiner == "python3 r.py");
+  CHECK(r.options.reducer == "python3 r.py");
+  CHECK(r.options.files == std::vector<std::string>{"m.py", "r.py"});
+  CHECK(r.options.cmdenv.at("LANG") == "C");
+  CHECK(r.options.max_attempts == 2);
+  CHECK(r.options.reduces == 0);
+  ParseResult p = ParseArgs({"submit", "--input", "in", "--output", "out", "--plugin",
+                             "./libx.so", "--app", "x"},
+                            "");
+  REQUIRE(p.ok);
+  CHECK(p.options.plugin == "./libx.so");
+  // A map-only streaming job needs no reducer.
+  CHECK(ParseArgs({"submit", "--input", "in", "--output", "out", "--mapper", "cat", "--reducer",
+                   "NONE"},
+                  "")
+            .ok);
+}
+
 TEST_CASE("subcommands take their JOB argument with flags on either side") {
   ParseResult status = Parse({"status", "--json", "job_1"});
   REQUIRE(status.ok);
@@ -307,7 +333,14 @@ TEST_CASE("bad arguments are one-line usage errors") {
   CheckUsageError(with({"--maps", "0"}), "--maps");
   CheckUsageError(with({"--maps", "-3"}), "--maps");
   CheckUsageError(with({"--maps", "2x"}), "--maps");
-  CheckUsageError(with({"--reduces", "0"}), "--reduces");
+  CheckUsageError(with({"--reduces", "-1"}), "--reduces");
+  CheckUsageError(with({"--max-attempts", "0"}), "--max-attempts");
+  CheckUsageError(with({"--cmdenv", "NOEQUALS"}), "--cmdenv");
+  CheckUsageError(with({"--reducer", "cat"}), "--mapper");
+  CheckUsageError({"submit", "--input", "a", "--output", "o", "--mapper", "cat"}, "--reducer");
+  CheckUsageError({"submit", "--input", "a", "--output", "o", "--mapper", "cat", "--reducer",
+                   "cat", "--app", "x"},
+                  "--app");
   CheckUsageError(with({"--reduces"}), "--reduces needs a value");
   CheckUsageError(with({"--param", "novalue"}), "KEY=VALUE");
   CheckUsageError(with({"--param", "=v"}), "KEY=VALUE");
