@@ -219,11 +219,14 @@ struct Coordinator::Impl {
         }
         code.plugin = Sha256Hex(plugin.data);
         blobs[code.plugin] = plugin.data;
+        // Also placed in the attempt's directory under its own name, so errors name it.
+        code.files.push_back({plugin.name, code.plugin, plugin.mode & 0777});
       } else if (!ValidateApp(submit->app, submit->params, &error)) {
         return ErrorReply(errc::kInvalid, error);
       }
     }
     std::set<std::string> names;
+    for (const FileRef& f : code.files) names.insert(f.name);
     int64_t shipped_bytes = submit->plugin ? static_cast<int64_t>(submit->plugin->data.size()) : 0;
     for (const SubmitFile& f : submit->files) {
       if (!names.insert(f.name).second) {
