@@ -198,6 +198,26 @@ TEST_CASE("a worker silent for liveness intervals loses its tasks to the queue")
   CHECK(h.s.JobInfo(job, h.now)->Find("maps")->Find("done")->as_int() == 0);
 }
 
+TEST_CASE("counters add up over accepted attempts only, never failed or stale ones") {
+  Harness h;
+  h.Ready("k1", "w1", 1);
+  std::string job = h.Submit(1, 1);
+  h.s.Tick(h.now);
+  auto first = h.Assigns(h.Take());
+  REQUIRE(first.size() == 1);
+  TaskFailedMsg f;
+  f.ref = {job, "m-00000", 1};
+  f.error = "boom";
+  h.s.TaskFailed("k1", f, h.now);
+  h.s.Tick(h.now);
+  auto second = h.Assigns(h.Take());
+  REQUIRE(second.size() == 1);
+  h.Done("k1", first[0].second, 1);   // the failed attempt reporting success later: ignored
+  h.Done("k1", second[0].second, 1);  // accepted
+  h.Done("k1", second[0].second, 1);  // duplicate: ignored
+  CHECK(h.s.JobInfo(job, h.now)->Find("counters")->Find("records")->as_int() == 1);
+}
+
 TEST_CASE("results from a replaced registration of the same worker name are ignored") {
   Harness h;
   h.Ready("old", "w1", 1);
@@ -354,9 +374,10 @@ TEST_CASE("the first finished reduce attempt is committed and a later finisher i
   CHECK(commits[0].body.Find("to")->as_string() == "/tmp/out/part-00000");
   CHECK(commits[0].body.Find("from")->as_string().find("/tmp/out/_temporary/r-00000.a1/") == 0);
   CHECK(OfKind(out, Outgoing::Kind::kCommitJob).size() == 1);
-  // The same attempt reporting again commits nothing more.
+  // The same attempt reporting again commits nothing more and is not counted twice.
   h.Done(reduces[0].first, reduces[0].second, 1);
   CHECK(OfKind(h.Take(), Outgoing::Kind::kCommitTask).empty());
+  CHECK(h.s.JobInfo(job, h.now)->Find("counters")->Find("records")->as_int() == 2);
 }
 
 TEST_CASE("a map-only job commits one part file per map and never creates reduces") {
