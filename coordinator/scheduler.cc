@@ -243,7 +243,8 @@ struct Scheduler::Impl {
     if (it != workers.end()) it->second.running.erase({job.job_id, task.kind, task.index});
   }
 
-  void LoseWorker(const std::string& key, const std::string& reason, int64_t now_ms) {
+  // Takes the key by value: callers may pass a reference into the maps this erases from.
+  void LoseWorker(std::string key, const std::string& reason, int64_t now_ms) {
     auto it = workers.find(key);
     if (it == workers.end()) return;
     Worker w = std::move(it->second);

@@ -7,7 +7,8 @@ usage: protocol_client.py CLIENTS_ENDPOINT INPUT_DIR OUTPUT_DIR
 Steps: hello (learn the events endpoint), subscribe to "job/" and "cluster/", wait for a
 cluster/heartbeat (the subscription is live), submit, collect the job's events until a terminal
 job_state, check them, ask for status once more and print a summary.
-Exit status: 0 when every check holds, 1 with a message on stderr otherwise, 2 on bad usage."""
+Exit status: 0 when every check holds, 1 with a message on stderr otherwise, 2 on bad usage,
+3 when the job stopped making progress (no event for 30 s)."""
 
 import os
 import sys
@@ -20,11 +21,18 @@ PROTO = 1
 REPLY_TIMEOUT_MS = 10000     # one request/reply round trip
 HEARTBEAT_PATIENCE_S = 60    # until the first cluster/heartbeat arrives
 JOB_PATIENCE_S = 180         # until the job's terminal job_state arrives
+STALL_S = 30                 # no event of the job for this long: it stalled (running attempts
+                             # report progress every 0.5 s)
+EXIT_STALLED = 3             # the job stalled (a known worker bug: see job_test.cc)
 TERMINAL = {"COMPLETED", "FAILED", "CANCELLED"}
 EXPECTED_STATES = ["SUBMITTED", "MAPPING", "REDUCING", "COMPLETED"]
 
 
 class CheckFailed(Exception):
+    pass
+
+
+class Stalled(Exception):
     pass
 
 
@@ -144,10 +152,15 @@ def run(clients_endpoint, input_dir, output_dir):
         job_events = []
         deadline = time.monotonic() + JOB_PATIENCE_S
         final_state = None
+        last_event = time.monotonic()
         while final_state is None:
             remaining_ms = int((deadline - time.monotonic()) * 1000)
             check(remaining_ms > 0, "job %s did not end within %d s (%d events seen)" %
                   (job_id, JOB_PATIENCE_S, len(job_events)))
+            if time.monotonic() - last_event > STALL_S:
+                raise Stalled("job %s: no event for %d s after %d events (last: %r)" %
+                              (job_id, STALL_S, len(job_events),
+                               job_events[-1] if job_events else None))
             event = receive_event(sub, min(remaining_ms, 500))
             if event is None:
                 continue
@@ -162,6 +175,7 @@ def run(clients_endpoint, input_dir, output_dir):
             check(body.get("job_id") == job_id, "event on %s has job_id %r" %
                   (topic, body.get("job_id")))
             job_events.append(body)
+            last_event = time.monotonic()
             if body["type"] == "job_state" and body.get("state") in TERMINAL:
                 final_state = body["state"]
 
@@ -217,6 +231,9 @@ def main(argv):
     except CheckFailed as e:
         print("protocol_client.py: FAILED: %s" % e, file=sys.stderr)
         return 1
+    except Stalled as e:
+        print("protocol_client.py: STALLED: %s" % e, file=sys.stderr)
+        return EXIT_STALLED
 
 
 if __name__ == "__main__":
