@@ -302,6 +302,14 @@ struct Worker::Impl {
 
   // Forwards attempt reports to the coordinator (unless abandoned) and reaps finished threads.
   void DrainResults() {
+    // Note which threads have finished BEFORE draining: a thread sends its report and only then
+    // sets `finished`, so every report of these threads is already queued and is read below.
+    // (Checking after the drain could reap a thread whose report is still unread, and the report
+    // would then be dropped as abandoned, leaving its task RUNNING forever.)
+    std::vector<AttemptRef> finished;
+    for (const auto& [ref, a] : attempts) {
+      if (a->finished.load()) finished.push_back(ref);
+    }
     for (;;) {
       zmq::message_t frame;
       std::optional<size_t> n;
@@ -333,13 +341,10 @@ struct Worker::Impl {
         Send(*v);
       }
     }
-    for (auto it = attempts.begin(); it != attempts.end();) {
-      if (it->second->finished.load()) {
-        it->second->thread.join();
-        it = attempts.erase(it);
-      } else {
-        ++it;
-      }
+    for (const AttemptRef& ref : finished) {
+      auto it = attempts.find(ref);
+      it->second->thread.join();
+      attempts.erase(it);
     }
     for (auto it = cleanup_pending.begin(); it != cleanup_pending.end();) {
       bool busy = false;
