@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <charconv>
+#include <cmath>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
@@ -134,6 +135,8 @@ constexpr FlagSpec kFlags[] = {
     {"--file", true, false, Bit(Command::kSubmit)},
     {"--cmdenv", true, false, Bit(Command::kSubmit)},
     {"--max-attempts", true, false, Bit(Command::kSubmit)},
+    {"--priority", true, false, Bit(Command::kSubmit)},
+    {"--no-speculation", false, false, Bit(Command::kSubmit)},
     {"--json", false, false,
      Bit(Command::kSubmit) | Bit(Command::kStatus) | Bit(Command::kJobs) | Bit(Command::kWorkers) |
          Bit(Command::kWatch) | Bit(Command::kCancel)},
@@ -326,6 +329,15 @@ ParseResult ParseArgs(const std::vector<std::string>& args, std::string_view env
         return Fail("--max-attempts must be an integer from 1 to 100, got '" + value + "'");
       }
       o.max_attempts = n;
+    } else if (use.name == "--priority") {
+      int64_t n = 0;
+      if (!ParseInt(value, -1000000, 1000000, &n)) {
+        return Fail("--priority must be an integer from -1000000 to 1000000, got '" + value +
+                    "'");
+      }
+      o.priority = n;
+    } else if (use.name == "--no-speculation") {
+      o.speculation = false;
     } else if (use.name == "--plugin") {
       if (value.empty()) return Fail("--plugin needs a path to a shared library");
       o.plugin = value;
@@ -383,8 +395,8 @@ std::string UsageText() {
          "\n"
          "subcommands:\n"
          "  submit --input PATH... --output DIR --app NAME [--param K=V]... [--maps M]\n"
-         "         [--reduces R] [--name NAME] [--max-attempts N] [--wait] [--json]\n"
-         "         [--no-progress] [--plugin LIB.so]\n"
+         "         [--reduces R] [--name NAME] [--max-attempts N] [--priority P]\n"
+         "         [--no-speculation] [--wait] [--json] [--no-progress] [--plugin LIB.so]\n"
          "  submit --input PATH... --output DIR --mapper CMD [--combiner CMD]\n"
          "         --reducer CMD|NONE [--file PATH]... [--cmdenv NAME=VALUE]... [...]\n"
          "                       submit a job (a built-in app, an app from a plugin library,\n"
@@ -513,18 +525,66 @@ std::string FormatJobsTable(const Value& jobs) {
   return FormatTable({"JOB ID", "NAME", "APP", "STATE", "MAPS", "REDUCES", "ELAPSED"}, rows);
 }
 
+namespace {
+
+// "512K", "12.3M", "4.0G": sizes from bytes, one decimal above a mebibyte; "-" when unknown (< 0).
+std::string FormatBytes(int64_t bytes) {
+  if (bytes < 0) return "-";
+  char buf[32];
+  const double b = static_cast<double>(bytes);
+  if (bytes < (1 << 20)) {
+    std::snprintf(buf, sizeof buf, "%lldK", static_cast<long long>((bytes + 1023) / 1024));
+  } else if (bytes < (1ll << 30)) {
+    std::snprintf(buf, sizeof buf, "%.1fM", b / (1 << 20));
+  } else {
+    std::snprintf(buf, sizeof buf, "%.1fG", b / (1ll << 30));
+  }
+  return buf;
+}
+
+// A fraction as a whole percent, "-" when unknown (< 0).
+std::string FormatPercent(double fraction) {
+  if (fraction < 0) return "-";
+  return std::to_string(static_cast<int64_t>(std::lround(fraction * 100))) + "%";
+}
+
+}  // namespace
+
 std::string FormatWorkersTable(const Value& workers) {
   std::vector<std::vector<std::string>> rows;
   if (workers.is_array()) {
     for (const Value& w : workers.as_array()) {
-      rows.push_back(
-          {GetString(w, "name"), GetString(w, "host"), std::to_string(GetInt(w, "pid")),
-           std::to_string(GetInt(w, "running")) + "/" + std::to_string(GetInt(w, "slots")),
-           std::to_string(GetInt(w, "tasks_done")), std::to_string(GetInt(w, "tasks_failed")),
-           FormatAge(GetInt(w, "heartbeat_age_ms"))});
+      std::string slots =
+          std::to_string(GetInt(w, "running")) + "/" + std::to_string(GetInt(w, "slots"));
+      const Value* capacity = w.Find("capacity");
+      if (capacity != nullptr && capacity->is_int() && capacity->as_int() < GetInt(w, "slots")) {
+        slots += " (cap " + std::to_string(capacity->as_int()) + ")";
+      }
+      const Value* saturated = w.Find("saturated");
+      std::string host_cpu = FormatPercent(w.Find("host_cpu") ? GetDouble(w, "host_cpu") : -1);
+      if (saturated != nullptr && saturated->is_bool() && saturated->as_bool()) {
+        host_cpu += " saturated";
+      }
+      const Value* load = w.Find("load1");
+      char load_text[32] = "-";
+      if (load != nullptr && load->is_number() && load->as_double() >= 0) {
+        std::snprintf(load_text, sizeof load_text, "%.2f", load->as_double());
+      }
+      const Value* rss = w.Find("rss_kb");
+      int64_t rss_bytes = rss != nullptr && rss->is_int() && rss->as_int() >= 0
+                              ? rss->as_int() * 1024 : -1;
+      const Value* disk = w.Find("disk_free_bytes");
+      int64_t disk_bytes = disk != nullptr && disk->is_int() ? disk->as_int() : -1;
+      rows.push_back({GetString(w, "name"), GetString(w, "host"), std::to_string(GetInt(w, "pid")),
+                      slots, FormatPercent(w.Find("cpu") ? GetDouble(w, "cpu") : -1), host_cpu,
+                      load_text, FormatBytes(rss_bytes), FormatBytes(disk_bytes),
+                      std::to_string(GetInt(w, "tasks_done")),
+                      std::to_string(GetInt(w, "tasks_failed")),
+                      FormatAge(GetInt(w, "heartbeat_age_ms"))});
     }
   }
-  return FormatTable({"NAME", "HOST", "PID", "SLOTS", "TASKS DONE", "FAILED", "LAST HEARTBEAT"},
+  return FormatTable({"NAME", "HOST", "PID", "SLOTS", "CPU", "HOST CPU", "LOAD", "RSS",
+                      "DISK FREE", "TASKS DONE", "FAILED", "LAST HEARTBEAT"},
                      rows);
 }
 
@@ -566,6 +626,35 @@ std::string FormatStatus(const Value& job) {
       {"reduces", TaskCountsLine(GetField(job, "reduces"), GetDouble(job, "reduce_progress"))});
   rows.push_back({"elapsed", FormatDuration(GetInt(job, "elapsed_ms"))});
   rows.push_back({"output", GetString(job, "output")});
+  if (GetInt(job, "priority") != 0) rows.push_back({"priority", std::to_string(GetInt(job, "priority"))});
+  const std::string waiting = GetString(job, "waiting");
+  if (!waiting.empty()) rows.push_back({"waiting", waiting});
+  const Value& attempts = GetField(job, "attempts");
+  if (attempts.is_array()) {
+    for (const Value& a : attempts.as_array()) {
+      std::string line = GetString(a, "task_id") + ".a" + std::to_string(GetInt(a, "attempt")) +
+                         " on " + GetString(a, "worker") + "  " +
+                         std::to_string(Percent(GetDouble(a, "progress"))) + "%  " +
+                         FormatDuration(GetInt(a, "elapsed_ms"));
+      const Value* speculative = a.Find("speculative");
+      if (speculative != nullptr && speculative->is_bool() && speculative->as_bool()) {
+        line += "  (speculative backup)";
+      }
+      rows.push_back({"running", line});
+    }
+  }
+  if (GetInt(job, "backups_launched") > 0) {
+    rows.push_back({"backups", std::to_string(GetInt(job, "backups_launched")) +
+                                   " launched for stragglers"});
+  }
+  const Value& blacklist = GetField(job, "blacklisted_workers");
+  if (blacklist.is_array() && !blacklist.as_array().empty()) {
+    std::string names;
+    for (const Value& name : blacklist.as_array()) {
+      if (name.is_string()) names += (names.empty() ? "" : ", ") + name.as_string();
+    }
+    rows.push_back({"blacklisted", names + " (too many failed attempts of this job)"});
+  }
   const std::string error = GetString(job, "error");
   if (!error.empty()) rows.push_back({"error", OneLine(error)});
   std::string text;
@@ -971,6 +1060,8 @@ class Session {
     submit.reducer = options_.reducer;
     submit.cmdenv = options_.cmdenv;
     submit.max_attempts = options_.max_attempts;
+    submit.priority = options_.priority;
+    submit.speculation = options_.speculation;
     if (int rc = Connect(); rc != kExitOk) return rc;
 
     submit.name = options_.name;

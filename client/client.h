@@ -62,6 +62,8 @@ struct Options {
   int64_t maps = 0;  // 0: let the coordinator choose
   int64_t reduces = 1;  // 0: map-only
   int64_t max_attempts = 4;
+  int64_t priority = 0;      // --priority: higher runs first
+  bool speculation = true;   // false with --no-speculation
   std::string name;
   bool wait = false;  // submit --wait
   std::string plugin;                // --plugin: shared library to ship

@@ -244,12 +244,27 @@ std::optional<WelcomeMsg> WelcomeMsg::FromValue(const Value& v, std::string* err
 Value HeartbeatMsg::ToValue() const {
   Value v = Typed(msg::kHeartbeat);
   v.Set("running", running);
+  if (free_slots >= 0) v.Set("free_slots", free_slots);
+  if (cpu >= 0) v.Set("cpu", cpu);
+  if (host_cpu >= 0) v.Set("host_cpu", host_cpu);
+  if (cores > 0) v.Set("cores", cores);
+  if (load1 >= 0) v.Set("load1", load1);
+  if (rss_kb >= 0) v.Set("rss_kb", rss_kb);
+  if (disk_free_bytes >= 0) v.Set("disk_free_bytes", disk_free_bytes);
   return v;
 }
 
 std::optional<HeartbeatMsg> HeartbeatMsg::FromValue(const Value& v, std::string* error) {
   HeartbeatMsg m;
-  if (!RequireMap(v, error) || !ReadOptInt(v, "running", &m.running, error)) return std::nullopt;
+  if (!RequireMap(v, error) || !ReadOptInt(v, "running", &m.running, error) ||
+      !ReadOptInt(v, "free_slots", &m.free_slots, error) ||
+      !ReadOptDouble(v, "cpu", &m.cpu, error) ||
+      !ReadOptDouble(v, "host_cpu", &m.host_cpu, error) ||
+      !ReadOptInt(v, "cores", &m.cores, error) || !ReadOptDouble(v, "load1", &m.load1, error) ||
+      !ReadOptInt(v, "rss_kb", &m.rss_kb, error) ||
+      !ReadOptInt(v, "disk_free_bytes", &m.disk_free_bytes, error)) {
+    return std::nullopt;
+  }
   return m;
 }
 
@@ -541,6 +556,8 @@ Value SubmitMsg::ToValue() const {
   v.Set("maps", maps);
   v.Set("reduces", reduces);
   v.Set("max_attempts", max_attempts);
+  v.Set("priority", priority);
+  v.Set("speculation", speculation);
   if (!mapper.empty()) v.Set("mapper", mapper);
   if (!combiner.empty()) v.Set("combiner", combiner);
   if (!reducer.empty()) v.Set("reducer", reducer);
@@ -563,6 +580,8 @@ std::optional<SubmitMsg> SubmitMsg::FromValue(const Value& v, std::string* error
       !ReadStringMap(v, "params", &m.params, error) || !ReadOptInt(v, "maps", &m.maps, error) ||
       !ReadOptInt(v, "reduces", &m.reduces, error) ||
       !ReadOptInt(v, "max_attempts", &m.max_attempts, error) ||
+      !ReadOptInt(v, "priority", &m.priority, error) ||
+      !ReadOptBool(v, "speculation", &m.speculation, error) ||
       !ReadOptString(v, "mapper", &m.mapper, error) ||
       !ReadOptString(v, "combiner", &m.combiner, error) ||
       !ReadOptString(v, "reducer", &m.reducer, error) ||

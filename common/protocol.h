@@ -109,8 +109,18 @@ struct WelcomeMsg {
   bool operator==(const WelcomeMsg&) const = default;
 };
 
+// Worker -> coordinator heartbeats also carry the worker's load (all fields optional on the wire:
+// a worker that cannot read a figure leaves it at its "unknown" value). Coordinator -> worker
+// heartbeats carry none of them.
 struct HeartbeatMsg {
   int64_t running = 0;   // attempts running on the sender (0 from the coordinator)
+  int64_t free_slots = -1;      // slots not running an attempt (-1: not reported)
+  double cpu = -1;              // CPU of the worker and its attempts, in cores (1.0 = one core)
+  double host_cpu = -1;         // busy fraction of the host's CPUs since the last beat, 0..1
+  int64_t cores = 0;            // online CPUs of the host (0: unknown)
+  double load1 = -1;            // 1-minute load average of the host
+  int64_t rss_kb = -1;          // resident memory of the worker and its attempts
+  int64_t disk_free_bytes = -1; // available bytes in the worker's work dir
 
   Value ToValue() const;
   static std::optional<HeartbeatMsg> FromValue(const Value& v, std::string* error);
@@ -266,6 +276,8 @@ struct SubmitMsg {
   int64_t maps = 0;       // 0: one per 64 MiB of input, at least 1
   int64_t reduces = 1;    // 0: map-only
   int64_t max_attempts = 4;  // failed attempts per task before the job fails
+  int64_t priority = 0;      // higher runs first; equal priorities share the cluster fairly
+  bool speculation = true;   // backup attempts for stragglers (--no-speculation: false)
   std::string mapper, combiner, reducer;  // streaming commands ("NONE" reducer = map-only)
   Params cmdenv;
   std::vector<SubmitFile> files;          // --file: placed in every attempt's directory

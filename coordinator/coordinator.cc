@@ -2,11 +2,13 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <set>
 #include <vector>
 #include <zmq.hpp>
@@ -33,6 +35,46 @@ constexpr int64_t kMaxMaps = 1000000;
 constexpr int64_t kMaxReduces = 100000;
 // Upper bound on the bytes shipped with one job (--file and --plugin), kept in coordinator memory.
 constexpr int64_t kMaxShippedBytes = 256ll << 20;
+// Job priorities lie in [-kMaxPriority, kMaxPriority].
+constexpr int64_t kMaxPriority = 1000000;
+
+// The scheduler's start check: a job's inputs must still be there, at least as long as planned,
+// when its first attempt is about to start (it may have waited a long time for workers).
+bool InputsStillThere(const JobSpec& spec, std::string* error) {
+  std::map<std::string, int64_t> needed;  // path -> bytes the splits read
+  for (const Split& split : spec.splits) {
+    for (const FileRange& range : split) {
+      int64_t& end = needed[range.path];
+      end = std::max(end, range.end);
+    }
+  }
+  for (const auto& [path, end] : needed) {
+    std::error_code ec;
+    if (!fs::is_regular_file(path, ec)) {
+      *error = "input " + path + " vanished before the job started";
+      return false;
+    }
+    auto size = static_cast<int64_t>(fs::file_size(path, ec));
+    if (ec || size < end) {
+      *error = "input " + path + " shrank before the job started (" + std::to_string(size) +
+               " bytes, " + std::to_string(end) + " planned)";
+      return false;
+    }
+  }
+  return true;
+}
+
+// Removes what a failed or cancelled job left in its output dir: _temporary and the part files it
+// had committed (the dir was empty at submission, so every part-* in it is the job's). The dir
+// itself stays, empty, so the same output can be used again.
+void RemovePartialOutput(const std::string& output) {
+  std::error_code ec;
+  fs::remove_all(fs::path(output) / "_temporary", ec);
+  for (fs::directory_iterator it(output, ec), end; !ec && it != end; it.increment(ec)) {
+    std::string name = it->path().filename().string();
+    if (name.rfind("part-", 0) == 0) fs::remove(it->path(), ec);
+  }
+}
 
 std::string ClusterIdNow() {
   std::time_t t = std::time(nullptr);
@@ -59,8 +101,9 @@ struct Coordinator::Impl {
 
   // --- sending ---
 
-  void SendToWorker(const std::string& key, const Value& body) {
-    std::string bytes = Pack(body);
+  void SendToWorker(const std::string& key, const Value& body) { SendBytes(key, Pack(body)); }
+
+  void SendBytes(const std::string& key, const std::string& bytes) {
     try {
       if (!workers.send(zmq::buffer(key), zmq::send_flags::sndmore | zmq::send_flags::dontwait)) {
         ++dropped_sends;
@@ -255,6 +298,11 @@ struct Coordinator::Impl {
     if (submit->max_attempts < 1 || submit->max_attempts > 100) {
       return ErrorReply(errc::kInvalid, "max attempts must be between 1 and 100");
     }
+    if (submit->priority < -kMaxPriority || submit->priority > kMaxPriority) {
+      return ErrorReply(errc::kInvalid, "priority must be between -" +
+                                            std::to_string(kMaxPriority) + " and " +
+                                            std::to_string(kMaxPriority));
+    }
     if (submit->inputs.empty()) return ErrorReply(errc::kInvalid, "no input files");
     for (const std::string& path : submit->inputs) {
       if (path.empty() || path[0] != '/') {
@@ -279,6 +327,8 @@ struct Coordinator::Impl {
     spec.output_dir = output;
     spec.num_reduces = reduces;
     spec.max_attempts = submit->max_attempts;
+    spec.priority = submit->priority;
+    spec.speculation = submit->speculation;
     spec.code = std::move(code);
     spec.blobs = std::move(blobs);
     spec.input_files = static_cast<int64_t>(files.size());
@@ -467,19 +517,17 @@ struct Coordinator::Impl {
             scheduler->JobCommitted(a.target, ok, error, now);
             break;
           }
-          case Outgoing::Kind::kAbortJob: {
-            std::error_code ec;
-            fs::remove_all(fs::path(scheduler->OutputDir(a.target)) / "_temporary", ec);
+          case Outgoing::Kind::kAbortJob:
+            RemovePartialOutput(scheduler->OutputDir(a.target));
             break;
-          }
         }
       }
     }
   }
 
   void SendHeartbeats(int64_t now) {
-    Value hb = HeartbeatMsg{}.ToValue();
-    for (const std::string& key : scheduler->WorkerKeys()) SendToWorker(key, hb);
+    std::string hb = Pack(HeartbeatMsg{}.ToValue());
+    for (const std::string& key : scheduler->WorkerKeys()) SendBytes(key, hb);
     Value tick;
     tick.Set("type", "heartbeat");
     tick.Set("ts_ms", now);
@@ -522,6 +570,8 @@ std::unique_ptr<Coordinator> Coordinator::Create(const CoordinatorOptions& optio
   so.heartbeat_ms = options.heartbeat_ms;
   so.liveness = options.liveness;
   so.max_attempts = options.max_attempts;
+  so.speculation_slack_ms = options.speculation_slack_ms;
+  so.start_check = InputsStillThere;
   so.cluster_id = ClusterIdNow();
   s.scheduler = std::make_unique<Scheduler>(so);
   struct Binding {

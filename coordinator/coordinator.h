@@ -17,6 +17,9 @@ struct CoordinatorOptions {
   int heartbeat_ms = 1000;
   int liveness = 3;
   int max_attempts = 4;
+  // A straggler gets a backup attempt only if it is expected to finish this much later than a
+  // typical task of its phase (SchedulerOptions::speculation_slack_ms).
+  int speculation_slack_ms = 2000;
   // When set, the resolved endpoints ("workers=...", "clients=...", "events=..." lines) are written
   // here once all sockets are bound (endpoints may use port "*" to bind any free port).
   std::string ready_file;

@@ -23,6 +23,9 @@ int main(int argc, char** argv) {
        cxxopts::value<int>(o.liveness))
       ("max-attempts", "failed attempts per task before its job fails",
        cxxopts::value<int>(o.max_attempts))
+      ("speculation-slack-ms",
+       "launch a backup for a straggler only if it would finish this much after a typical task",
+       cxxopts::value<int>(o.speculation_slack_ms))
       ("ready-file", "write the bound endpoints to this file once listening",
        cxxopts::value<std::string>(o.ready_file))
       ("log-level", "trace, debug, info, warn, error, critical or off",
@@ -48,6 +51,9 @@ int main(int argc, char** argv) {
   }
   if (o.max_attempts < 1 || o.max_attempts > 100) {
     return UsageError(program, "--max-attempts must be between 1 and 100");
+  }
+  if (o.speculation_slack_ms < 0 || o.speculation_slack_ms > 86400000) {
+    return UsageError(program, "--speculation-slack-ms must be between 0 and 86400000");
   }
   if (!zmr::SetupLogging(program, flags["log-level"].as<std::string>())) {
     return UsageError(program, "unknown --log-level '" + flags["log-level"].as<std::string>() + "'");

@@ -1,7 +1,10 @@
 #include "coordinator/scheduler.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
+#include <functional>
+#include <queue>
 #include <tuple>
 
 namespace zmr {
@@ -10,24 +13,82 @@ namespace {
 
 enum class TaskState { kPending, kRunning, kDone, kFailed };
 
+// Most running attempts listed in one JobInfo (a big job has thousands; `zmr tasks` is for those).
+constexpr std::size_t kMaxListedAttempts = 64;
+// Smoothing of the heartbeat load figures: weight of the newest sample.
+constexpr double kLoadSmoothing = 0.3;
+// Heartbeats with load figures needed before a host can count as saturated.
+constexpr int64_t kSaturationSamples = 3;
+
+// One attempt of a task that is running now.
+struct LiveAttempt {
+  int64_t number = 0;
+  std::string worker_key;         // the registration running it
+  std::string worker_name;
+  int64_t start_ms = 0;
+  double progress = 0;            // 0..1, as last reported
+  int64_t progress_ms = 0;        // when `progress` was reported (start_ms before the first)
+  bool speculative = false;       // a backup launched for a straggler
+};
+
 struct Task {
   std::string task_id;
   TaskKind kind = TaskKind::kMap;
   int64_t index = 0;
   TaskState state = TaskState::kPending;
   int64_t attempt = 0;            // number of the latest attempt (0: never started)
-  std::string worker_key;         // registration running the current attempt
-  std::string worker_name;
-  double progress = 0;            // of the running attempt
-  int64_t failures = 0;           // failed attempts (lost workers do not count)
+  std::vector<LiveAttempt> live;  // running attempts: none, one, or the original and a backup
+  bool speculated = false;        // a backup was launched (at most one per task)
+  int64_t failures = 0;           // failed attempts (lost workers and killed attempts do not count)
   std::string last_failed_worker;  // avoided when re-assigning, if another worker is free
-  std::string last_error;
   std::vector<std::string> history;  // "attempt N on WORKER: error" per failed attempt
   std::vector<MapOutput> outputs;  // map tasks, once done
+  int64_t duration_ms = 0;        // of the winning attempt, once done
+  std::string done_worker;        // who ran the winning attempt
 };
 
-struct TaskCounts {
-  int64_t total = 0, pending = 0, running = 0, done = 0, failed = 0;
+// Median of a growing set of durations in O(log n) per insertion (two heaps).
+class RunningMedian {
+ public:
+  void Add(int64_t x) {
+    if (low_.empty() || x <= low_.top()) {
+      low_.push(x);
+    } else {
+      high_.push(x);
+    }
+    if (low_.size() > high_.size() + 1) {
+      high_.push(low_.top());
+      low_.pop();
+    } else if (high_.size() > low_.size()) {
+      low_.push(high_.top());
+      high_.pop();
+    }
+  }
+  // Requires at least one value; the lower median for an even count.
+  int64_t Median() const { return low_.top(); }
+  std::size_t size() const { return low_.size() + high_.size(); }
+
+ private:
+  std::priority_queue<int64_t> low_;
+  std::priority_queue<int64_t, std::vector<int64_t>, std::greater<int64_t>> high_;
+};
+
+// The tasks of one kind of a job.
+struct Phase {
+  std::vector<Task> tasks;
+  int64_t done = 0;
+  std::set<int64_t> running;      // indexes of tasks with a live attempt
+  RunningMedian durations;        // of done tasks, for speculation
+};
+
+// Scheduling order of jobs with pending tasks: priority (higher first), then fewest running
+// tasks (fair share), then submission order.
+using JobKey = std::tuple<int64_t, int64_t, int64_t>;
+
+// Why a job failed: the stage ("SUBMITTED", "MAPPING", "REDUCING", "COMMITTING") and task.
+struct Failure {
+  std::string stage;
+  std::string task_id;
 };
 
 struct Job {
@@ -36,21 +97,38 @@ struct Job {
   JobSpec spec;
   JobState state = JobState::kSubmitted;
   std::string error;
-  std::vector<Task> maps;
-  std::vector<Task> reduces;
+  Failure failure;
+  Phase maps;
+  Phase reduces;                  // created when every map is done
   int64_t seq = 0;                // of the last event published
   int64_t submitted_ms = 0;
+  int64_t started_ms = 0;         // first attempt
   int64_t finished_ms = 0;
-  int64_t maps_done = 0;
-  int64_t reduces_done = 0;
+  bool start_checked = false;
+  std::set<std::pair<TaskKind, int64_t>> pending;  // queued tasks: maps first, by index
+  std::optional<JobKey> queued_as;  // key in Impl::runnable while pending is non-empty
   std::vector<int64_t> blocked_reduces;  // waiting for re-run maps (their input went bad)
+  int64_t live_attempts = 0;
+  int64_t live_backups = 0;
+  int64_t backups_launched = 0;
+  std::map<std::string, int64_t> failures_by_worker;  // worker name -> failed attempts
+  std::set<std::string> blacklist;  // worker names given no more of this job's tasks
   Counters counters;              // summed over accepted attempts
 
   bool map_only() const { return spec.num_reduces == 0; }
   int64_t max_attempts(int64_t fallback) const {
     return spec.max_attempts > 0 ? spec.max_attempts : fallback;
   }
+  Phase& phase(TaskKind kind) { return kind == TaskKind::kMap ? maps : reduces; }
+  const Phase& phase(TaskKind kind) const { return kind == TaskKind::kMap ? maps : reduces; }
+  int64_t running_tasks() const {
+    return static_cast<int64_t>(maps.running.size() + reduces.running.size());
+  }
+  bool all_maps_done() const { return maps.done == static_cast<int64_t>(maps.tasks.size()); }
 };
+
+// (job_id, kind, index, attempt) of an attempt running on a worker.
+using AttemptKey = std::tuple<std::string, TaskKind, int64_t, int64_t>;
 
 struct Worker {
   std::string key;
@@ -61,16 +139,32 @@ struct Worker {
   std::string work_dir;
   int64_t joined_ms = 0;
   int64_t last_seen_ms = 0;
-  int64_t reported_running = 0;
   int64_t tasks_done = 0;
   int64_t tasks_failed = 0;
   std::set<std::string> jobs_with_files;  // jobs whose shipped files this registration has
-  // Attempts running here: (job_id, kind, index).
-  std::set<std::tuple<std::string, TaskKind, int64_t>> running;
-};
+  std::set<AttemptKey> running;
+  HeartbeatMsg load;               // the last heartbeat's figures
+  int64_t load_samples = 0;        // heartbeats that carried host_cpu
+  double host_cpu_avg = 0;         // smoothed host_cpu
+  double other_cores_avg = 0;      // smoothed CPU of the host's other processes, in cores
+  std::optional<std::pair<double, std::string>> free_as;  // key in Impl::free_workers
 
-// Pending-queue order: job submission order, then maps before reduces, then task index.
-using PendingKey = std::tuple<int64_t, TaskKind, int64_t>;
+  bool saturated() const {
+    return load_samples >= kSaturationSamples && host_cpu_avg >= kSaturatedHostCpu;
+  }
+  // Slots this worker may fill now: all of them, unless its host stays saturated; then only as
+  // many as the cores the host's other processes leave (at least one).
+  int64_t capacity() const {
+    if (!saturated() || load.cores <= 0) return slots;
+    int64_t left = std::llround(static_cast<double>(load.cores) - other_cores_avg);
+    return std::clamp<int64_t>(left, 1, slots);
+  }
+  // Lower is preferred: the share of its capacity in use, then how busy its host is.
+  double score() const {
+    double used = static_cast<double>(running.size()) / static_cast<double>(capacity());
+    return used + (load_samples > 0 ? 0.25 * host_cpu_avg : 0.0);
+  }
+};
 
 std::string TaskIdFor(TaskKind kind, int64_t index) {
   char buf[32];
@@ -98,39 +192,46 @@ bool ParseTaskId(const std::string& task_id, TaskKind* kind, int64_t* index) {
   return true;
 }
 
-Value CountsValue(const std::vector<Task>& tasks, int64_t planned_total) {
-  TaskCounts c;
-  c.total = std::max<int64_t>(planned_total, static_cast<int64_t>(tasks.size()));
-  for (const Task& t : tasks) {
+Value CountsValue(const Phase& phase, int64_t planned_total) {
+  int64_t total = std::max<int64_t>(planned_total, static_cast<int64_t>(phase.tasks.size()));
+  int64_t pending = 0, running = 0, done = 0, failed = 0;
+  for (const Task& t : phase.tasks) {
     switch (t.state) {
-      case TaskState::kPending: ++c.pending; break;
-      case TaskState::kRunning: ++c.running; break;
-      case TaskState::kDone: ++c.done; break;
-      case TaskState::kFailed: ++c.failed; break;
+      case TaskState::kPending: ++pending; break;
+      case TaskState::kRunning: ++running; break;
+      case TaskState::kDone: ++done; break;
+      case TaskState::kFailed: ++failed; break;
     }
   }
   // Reduce tasks not created yet count as pending.
-  c.pending += c.total - static_cast<int64_t>(tasks.size());
+  pending += total - static_cast<int64_t>(phase.tasks.size());
   Value v;
-  v.Set("total", c.total);
-  v.Set("pending", c.pending);
-  v.Set("running", c.running);
-  v.Set("done", c.done);
-  v.Set("failed", c.failed);
+  v.Set("total", total);
+  v.Set("pending", pending);
+  v.Set("running", running);
+  v.Set("done", done);
+  v.Set("failed", failed);
   return v;
 }
 
-double PhaseProgress(const std::vector<Task>& tasks, int64_t total) {
+double PhaseProgress(const Phase& phase, int64_t total) {
   if (total <= 0) return 0;
-  double sum = 0;
-  for (const Task& t : tasks) {
-    if (t.state == TaskState::kDone) {
-      sum += 1;
-    } else if (t.state == TaskState::kRunning) {
-      sum += t.progress;
-    }
+  double sum = static_cast<double>(phase.done);
+  for (int64_t index : phase.running) {
+    double best = 0;
+    for (const LiveAttempt& a : phase.tasks[index].live) best = std::max(best, a.progress);
+    sum += best;
   }
   return std::min(1.0, sum / static_cast<double>(total));
+}
+
+const char* StageOf(const Job& job) {
+  switch (job.state) {
+    case JobState::kSubmitted: return "SUBMITTED";
+    case JobState::kMapping: return "MAPPING";
+    case JobState::kReducing: return "REDUCING";
+    default: return JobStateName(job.state);
+  }
 }
 
 }  // namespace
@@ -143,9 +244,11 @@ struct Scheduler::Impl {
   int64_t next_job_number = 1;
   std::map<std::string, Worker> workers;               // by routing key
   std::map<std::string, std::string> key_by_name;
-  std::set<PendingKey> pending;
+  std::set<JobKey> runnable;                           // jobs with pending tasks, in turn order
+  std::set<std::pair<double, std::string>> free_workers;  // (score, key) of workers with room
   std::vector<Outgoing> out;
   int64_t last_expiry_check_ms = 0;
+  int64_t last_speculation_ms = 0;
 
   // --- events ---
 
@@ -162,12 +265,13 @@ struct Scheduler::Impl {
     out.push_back({Outgoing::Kind::kPublish, "job/" + job.job_id + "/" + type, std::move(body)});
   }
 
-  void PublishTask(Job& job, const Task& task, const char* type, int64_t now_ms, Value extra) {
+  void PublishTask(Job& job, const Task& task, int64_t attempt, const std::string& worker_name,
+                   const char* type, int64_t now_ms, Value extra) {
     Value v = JobEvent(job, type, now_ms);
     v.Set("task_id", task.task_id);
     v.Set("kind", TaskKindName(task.kind));
-    v.Set("attempt", task.attempt);
-    v.Set("worker", task.worker_name);
+    v.Set("attempt", attempt);
+    v.Set("worker", worker_name);
     if (extra.is_map()) {
       for (auto& [k, item] : extra.as_map()) v.Set(k, item);
     }
@@ -191,7 +295,11 @@ struct Scheduler::Impl {
     Value v = JobEvent(job, "job_state", now_ms);
     v.Set("state", JobStateName(state));
     v.Set("prev_state", job.seq == 1 ? "" : JobStateName(prev));
-    if (state == JobState::kFailed) v.Set("error", job.error);
+    if (state == JobState::kFailed) {
+      v.Set("error", job.error);
+      v.Set("stage", job.failure.stage);
+      v.Set("task_id", job.failure.task_id);
+    }
     PublishJob(job, "job_state", std::move(v));
   }
 
@@ -207,107 +315,188 @@ struct Scheduler::Impl {
   }
 
   Task* FindTask(Job& job, TaskKind kind, int64_t index) {
-    std::vector<Task>& tasks = kind == TaskKind::kMap ? job.maps : job.reduces;
+    std::vector<Task>& tasks = job.phase(kind).tasks;
     if (index < 0 || index >= static_cast<int64_t>(tasks.size())) return nullptr;
     return &tasks[index];
   }
 
-  // The task a worker message refers to, if that worker runs exactly that attempt now.
-  Task* RunningAttempt(const std::string& worker_key, const AttemptRef& ref, Job** job_out) {
+  // The task a worker message refers to, if that registration runs exactly that attempt now;
+  // *live_index is the attempt's position in task->live.
+  Task* FindLive(const std::string& worker_key, const AttemptRef& ref, Job** job_out,
+                 std::size_t* live_index) {
     Job* job = FindJob(ref.job_id);
     if (job == nullptr || IsTerminal(job->state)) return nullptr;
     TaskKind kind;
     int64_t index;
     if (!ParseTaskId(ref.task_id, &kind, &index)) return nullptr;
     Task* task = FindTask(*job, kind, index);
-    if (task == nullptr || task->state != TaskState::kRunning || task->attempt != ref.attempt ||
-        task->worker_key != worker_key) {
-      return nullptr;
+    if (task == nullptr || task->state != TaskState::kRunning) return nullptr;
+    for (std::size_t i = 0; i < task->live.size(); ++i) {
+      if (task->live[i].number == ref.attempt && task->live[i].worker_key == worker_key) {
+        *job_out = job;
+        *live_index = i;
+        return task;
+      }
     }
-    *job_out = job;
-    return task;
+    return nullptr;
   }
 
-  // --- state changes ---
+  // --- queues ---
+
+  // Puts the job in (or takes it out of) the runnable set under its current key.
+  void Requeue(Job& job) {
+    if (job.queued_as) {
+      runnable.erase(*job.queued_as);
+      job.queued_as.reset();
+    }
+    if (!job.pending.empty() && !IsTerminal(job.state)) {
+      job.queued_as = JobKey{-job.spec.priority, job.running_tasks(), job.order};
+      runnable.insert(*job.queued_as);
+    }
+  }
+
+  // Puts the worker in (or takes it out of) the free set under its current score.
+  void UpdateFree(Worker& w) {
+    if (w.free_as) {
+      free_workers.erase(*w.free_as);
+      w.free_as.reset();
+    }
+    if (static_cast<int64_t>(w.running.size()) < w.capacity()) {
+      w.free_as = std::make_pair(w.score(), w.key);
+      free_workers.insert(*w.free_as);
+    }
+  }
 
   void Enqueue(Job& job, Task& task) {
     task.state = TaskState::kPending;
-    task.worker_key.clear();
-    task.progress = 0;
-    pending.insert({job.order, task.kind, task.index});
+    job.phase(task.kind).running.erase(task.index);
+    job.pending.insert({task.kind, task.index});
+    Requeue(job);
   }
 
-  // Frees the worker slot of a running task (the task's state is set by the caller).
-  void ReleaseSlot(Job& job, Task& task) {
-    auto it = workers.find(task.worker_key);
-    if (it != workers.end()) it->second.running.erase({job.job_id, task.kind, task.index});
+  // --- attempts ---
+
+  // Removes task.live[i] and frees its worker slot. Returns the removed attempt. The task's state
+  // is the caller's to set.
+  LiveAttempt RemoveLive(Job& job, Task& task, std::size_t i) {
+    LiveAttempt a = std::move(task.live[i]);
+    task.live.erase(task.live.begin() + static_cast<std::ptrdiff_t>(i));
+    --job.live_attempts;
+    if (a.speculative) --job.live_backups;
+    auto it = workers.find(a.worker_key);
+    if (it != workers.end()) {
+      it->second.running.erase({job.job_id, task.kind, task.index, a.number});
+      UpdateFree(it->second);
+    }
+    if (task.live.empty()) job.phase(task.kind).running.erase(task.index);
+    return a;
+  }
+
+  // Tells the workers to stop every live attempt of the task and forgets them.
+  void KillLive(Job& job, Task& task, const std::string& reason, int64_t now_ms) {
+    while (!task.live.empty()) {
+      LiveAttempt a = RemoveLive(job, task, task.live.size() - 1);
+      CancelAttemptMsg c;
+      c.ref = {job.job_id, task.task_id, a.number};
+      SendToWorker(a.worker_key, c.ToValue());
+      Value extra;
+      extra.Set("reason", reason);
+      PublishTask(job, task, a.number, a.worker_name, "task_killed", now_ms, std::move(extra));
+    }
   }
 
   // Takes the key by value: callers may pass a reference into the maps this erases from.
   void LoseWorker(std::string key, const std::string& reason, int64_t now_ms) {
     auto it = workers.find(key);
     if (it == workers.end()) return;
+    if (it->second.free_as) free_workers.erase(*it->second.free_as);
     Worker w = std::move(it->second);
     workers.erase(it);
     auto name_it = key_by_name.find(w.name);
     if (name_it != key_by_name.end() && name_it->second == key) key_by_name.erase(name_it);
-    for (const auto& [job_id, kind, index] : w.running) {
+    for (const auto& [job_id, kind, index, number] : w.running) {
       Job* job = FindJob(job_id);
       if (job == nullptr || IsTerminal(job->state)) continue;
       Task* task = FindTask(*job, kind, index);
-      if (task == nullptr || task->state != TaskState::kRunning || task->worker_key != key) {
-        continue;
+      if (task == nullptr) continue;
+      for (std::size_t i = 0; i < task->live.size(); ++i) {
+        if (task->live[i].number != number || task->live[i].worker_key != key) continue;
+        LiveAttempt a = RemoveLive(*job, *task, i);
+        Value extra;
+        extra.Set("error", "worker " + w.name + " lost (" + reason + ")");
+        PublishTask(*job, *task, a.number, a.worker_name, "task_failed", now_ms,
+                    std::move(extra));
+        // Re-queued at once, unless its other attempt goes on.
+        if (task->live.empty()) Enqueue(*job, *task);
+        Requeue(*job);
+        break;
       }
-      Value extra;
-      extra.Set("error", "worker " + w.name + " lost (" + reason + ")");
-      PublishTask(*job, *task, "task_failed", now_ms, std::move(extra));
-      Enqueue(*job, *task);
     }
     Value extra;
     extra.Set("reason", reason);
     PublishWorker(w, "worker_lost", now_ms, std::move(extra));
   }
 
-  Worker* PickWorker(const std::string& avoid_name) {
-    Worker* best = nullptr;
-    Worker* fallback = nullptr;
-    double best_load = 2.0, fallback_load = 2.0;
-    for (auto& [key, w] : workers) {
-      int64_t used = static_cast<int64_t>(w.running.size());
-      if (used >= w.slots) continue;
-      double load = static_cast<double>(used) / static_cast<double>(w.slots);
-      if (!avoid_name.empty() && w.name == avoid_name) {
-        if (load < fallback_load) {
-          fallback = &w;
-          fallback_load = load;
-        }
-      } else if (load < best_load) {
-        best = &w;
-        best_load = load;
-      }
-    }
-    return best != nullptr ? best : fallback;
+  // Whether every registered worker is on the job's blacklist (then the blacklist is ignored:
+  // a job is never left with nowhere to run).
+  bool BlacklistCoversAll(const Job& job) const {
+    if (job.blacklist.empty()) return false;
+    std::size_t listed = 0;
+    for (const std::string& name : job.blacklist) listed += key_by_name.count(name);
+    return listed >= workers.size();
   }
 
-  void Assign(Job& job, Task& task, Worker& w, int64_t now_ms) {
-    task.state = TaskState::kRunning;
-    ++task.attempt;
-    task.worker_key = w.key;
-    task.worker_name = w.name;
-    task.progress = 0;
-    w.running.insert({job.job_id, task.kind, task.index});
+  // The least loaded worker with room for an attempt of `task`: not on the job's blacklist, not
+  // already running an attempt of the task, and preferably not where it last failed.
+  Worker* PickWorker(const Job& job, const Task& task) {
+    bool use_blacklist = !job.blacklist.empty() && !BlacklistCoversAll(job);
+    Worker* fallback = nullptr;
+    for (const auto& [score, key] : free_workers) {
+      Worker& w = workers.at(key);
+      if (use_blacklist && job.blacklist.count(w.name) != 0) continue;
+      bool runs_it = false;
+      for (const LiveAttempt& a : task.live) runs_it = runs_it || a.worker_key == key;
+      if (runs_it) continue;
+      if (!task.last_failed_worker.empty() && w.name == task.last_failed_worker) {
+        if (fallback == nullptr) fallback = &w;
+        continue;
+      }
+      return &w;
+    }
+    return fallback;
+  }
 
-    AssignMsg a;
-    a.job_id = job.job_id;
-    a.task_id = task.task_id;
-    a.attempt = task.attempt;
-    a.kind = task.kind;
-    a.app = job.spec.app;
-    a.params = job.spec.params;
-    a.code = job.spec.code;
-    a.num_reduces = job.spec.num_reduces;
-    a.output_dir = job.spec.output_dir;
-    a.partition = task.index;
+  void StartAttempt(Job& job, Task& task, Worker& w, bool speculative, int64_t now_ms) {
+    ++task.attempt;
+    LiveAttempt a;
+    a.number = task.attempt;
+    a.worker_key = w.key;
+    a.worker_name = w.name;
+    a.start_ms = now_ms;
+    a.progress_ms = now_ms;
+    a.speculative = speculative;
+    task.live.push_back(a);
+    task.state = TaskState::kRunning;
+    job.phase(task.kind).running.insert(task.index);
+    ++job.live_attempts;
+    if (speculative) {
+      ++job.live_backups;
+      ++job.backups_launched;
+    }
+    w.running.insert({job.job_id, task.kind, task.index, a.number});
+    UpdateFree(w);
+
+    AssignMsg m;
+    m.job_id = job.job_id;
+    m.task_id = task.task_id;
+    m.attempt = a.number;
+    m.kind = task.kind;
+    m.app = job.spec.app;
+    m.params = job.spec.params;
+    m.code = job.spec.code;
+    m.num_reduces = job.spec.num_reduces;
+    m.output_dir = job.spec.output_dir;
+    m.partition = task.index;
     if (!job.spec.blobs.empty() && w.jobs_with_files.insert(job.job_id).second) {
       JobFilesMsg files;
       files.job_id = job.job_id;
@@ -315,73 +504,171 @@ struct Scheduler::Impl {
       SendToWorker(w.key, files.ToValue());
     }
     if (task.kind == TaskKind::kMap) {
-      a.split = job.spec.splits[task.index];
+      m.split = job.spec.splits[task.index];
     } else {
-      for (const Task& m : job.maps) {
-        for (const MapOutput& o : m.outputs) {
-          if (o.partition == task.index) a.inputs.push_back(o.location);
+      for (const Task& map : job.maps.tasks) {
+        for (const MapOutput& o : map.outputs) {
+          if (o.partition == task.index) m.inputs.push_back(o.location);
         }
       }
     }
-    SendToWorker(w.key, a.ToValue());
-    if (job.state == JobState::kSubmitted) SetState(job, JobState::kMapping, now_ms);
-    PublishTask(job, task, "task_assigned", now_ms, Value());
+    SendToWorker(w.key, m.ToValue());
+    if (job.state == JobState::kSubmitted) {
+      job.started_ms = now_ms;
+      SetState(job, JobState::kMapping, now_ms);
+    }
+    Value extra;
+    extra.Set("speculative", speculative);
+    PublishTask(job, task, a.number, a.worker_name, "task_assigned", now_ms, std::move(extra));
+    Requeue(job);
+  }
+
+  // Starts the job's next pending task on a worker, if one can take it. False when the job has
+  // nothing it can start now.
+  bool StartNext(Job& job, int64_t now_ms) {
+    if (!job.start_checked && options.start_check) {
+      job.start_checked = true;
+      std::string error;
+      if (!options.start_check(job.spec, &error)) {
+        FailJob(job, {"SUBMITTED", ""}, "SUBMITTED: " + error, now_ms);
+        return false;
+      }
+    }
+    job.start_checked = true;
+    while (!job.pending.empty()) {
+      auto [kind, index] = *job.pending.begin();
+      Task* task = FindTask(job, kind, index);
+      if (task == nullptr || task->state != TaskState::kPending) {
+        job.pending.erase(job.pending.begin());
+        continue;
+      }
+      if (kind == TaskKind::kReduce && !job.all_maps_done()) {
+        // Some map is being re-run: this reduce waits for it (MapsDone re-queues it).
+        job.pending.erase(job.pending.begin());
+        job.blocked_reduces.push_back(index);
+        continue;
+      }
+      Worker* w = PickWorker(job, *task);
+      if (w == nullptr) break;
+      job.pending.erase(job.pending.begin());
+      StartAttempt(job, *task, *w, /*speculative=*/false, now_ms);
+      return true;
+    }
+    Requeue(job);
+    return false;
   }
 
   void Schedule(int64_t now_ms) {
-    while (!pending.empty()) {
-      auto it = pending.begin();
-      const auto& [order, kind, index] = *it;
-      auto job_it = jobs_by_order.find(order);
-      if (job_it == jobs_by_order.end() || IsTerminal(job_it->second->state)) {
-        pending.erase(it);
-        continue;
+    // Each round starts one attempt for the first job in turn order that can use a free slot;
+    // starting it changes the job's key (one more running task), so the next round looks again.
+    while (!free_workers.empty() && !runnable.empty()) {
+      bool started = false;
+      for (auto it = runnable.begin(); it != runnable.end() && !started;) {
+        Job* job = jobs_by_order.at(std::get<2>(*it));
+        ++it;  // StartNext re-keys this job; `it` stays valid (it points at another element)
+        started = StartNext(*job, now_ms);
       }
-      Job& job = *job_it->second;
-      Task* task = FindTask(job, kind, index);
-      if (task == nullptr || task->state != TaskState::kPending) {
-        pending.erase(it);
-        continue;
+      if (!started) break;
+    }
+    if (!free_workers.empty() && runnable.empty()) Speculate(now_ms);
+  }
+
+  // --- speculation ---
+
+  // Launches backups for stragglers while slots are free and no task is waiting.
+  void Speculate(int64_t now_ms) {
+    if (now_ms - last_speculation_ms < options.speculation_interval_ms) return;
+    last_speculation_ms = now_ms;
+    for (auto& [order, job_ptr] : jobs_by_order) {
+      if (free_workers.empty()) return;
+      Job& job = *job_ptr;
+      if (!job.spec.speculation) continue;
+      Phase* phase = nullptr;
+      if (job.state == JobState::kMapping) phase = &job.maps;
+      if (job.state == JobState::kReducing && job.all_maps_done()) phase = &job.reduces;
+      if (phase == nullptr || phase->running.empty()) continue;
+      auto total = static_cast<double>(phase->tasks.size());
+      auto needed = static_cast<int64_t>(std::ceil(kSpeculationMinDoneFraction * total));
+      if (phase->done < std::max<int64_t>(1, needed)) continue;
+      int64_t typical = phase->durations.Median();
+      int64_t cap = std::max<int64_t>(1, job.running_tasks() / kSpeculationCapDivisor);
+      while (job.live_backups < cap && !free_workers.empty()) {
+        Task* best = nullptr;
+        int64_t best_finish = 0, best_estimate = 0;
+        for (int64_t index : phase->running) {
+          Task& t = phase->tasks[index];
+          if (t.speculated || t.live.size() != 1) continue;
+          const LiveAttempt& a = t.live[0];
+          int64_t elapsed = now_ms - a.start_ms;
+          if (elapsed < typical) continue;
+          // Rate from the last report; an attempt that stopped reporting is at least as slow as
+          // its elapsed time says.
+          int64_t estimate = elapsed;
+          if (a.progress > 0) {
+            auto by_rate = static_cast<int64_t>(
+                static_cast<double>(a.progress_ms - a.start_ms) / a.progress);
+            estimate = std::max(estimate, by_rate);
+          }
+          if (static_cast<double>(estimate) <= kSpeculationFactor * static_cast<double>(typical) ||
+              estimate - typical < options.speculation_slack_ms) {
+            continue;
+          }
+          int64_t finish = a.start_ms + estimate;
+          if (best == nullptr || finish > best_finish) {
+            best = &t;
+            best_finish = finish;
+            best_estimate = estimate;
+          }
+        }
+        if (best == nullptr) break;
+        Worker* w = PickWorker(job, *best);
+        if (w == nullptr) break;
+        best->speculated = true;
+        const LiveAttempt& original = best->live[0];
+        Value extra;
+        extra.Set("original_attempt", original.number);
+        extra.Set("original_worker", original.worker_name);
+        extra.Set("elapsed_ms", now_ms - original.start_ms);
+        extra.Set("estimated_ms", best_estimate);
+        extra.Set("typical_ms", typical);
+        PublishTask(job, *best, best->attempt + 1, w->name, "task_speculated", now_ms,
+                    std::move(extra));
+        StartAttempt(job, *best, *w, /*speculative=*/true, now_ms);
       }
-      if (kind == TaskKind::kReduce && job.maps_done < static_cast<int64_t>(job.maps.size())) {
-        // Some map is being re-run: this reduce waits for it (MapsDone re-queues it).
-        pending.erase(it);
-        job.blocked_reduces.push_back(task->index);
-        continue;
-      }
-      Worker* w = PickWorker(task->last_failed_worker);
-      if (w == nullptr) return;
-      pending.erase(it);
-      Assign(job, *task, *w, now_ms);
     }
   }
 
-  void StopAttempts(Job& job) {
-    for (std::vector<Task>* tasks : {&job.maps, &job.reduces}) {
-      for (Task& t : *tasks) {
-        if (t.state == TaskState::kRunning) {
-          ReleaseSlot(job, t);
-          CancelAttemptMsg c;
-          c.ref = {job.job_id, t.task_id, t.attempt};
-          SendToWorker(t.worker_key, c.ToValue());
-          t.state = TaskState::kPending;
-          t.worker_key.clear();
-        }
+  // --- job ends ---
+
+  void StopAttempts(Job& job, const std::string& reason, int64_t now_ms) {
+    for (Phase* phase : {&job.maps, &job.reduces}) {
+      std::vector<int64_t> running(phase->running.begin(), phase->running.end());
+      for (int64_t index : running) {
+        Task& t = phase->tasks[index];
+        KillLive(job, t, reason, now_ms);
+        if (t.state == TaskState::kRunning) t.state = TaskState::kPending;
       }
     }
+    job.pending.clear();
+    job.blocked_reduces.clear();
+    Requeue(job);
   }
 
   void Finish(Job& job, JobState state, int64_t now_ms) {
-    if (state != JobState::kCompleted) StopAttempts(job);
+    if (state != JobState::kCompleted) {
+      StopAttempts(job, state == JobState::kCancelled ? "job cancelled" : "job failed", now_ms);
+    }
     job.spec.blobs.clear();  // shipped files are only needed while attempts may start
     job.finished_ms = now_ms;
     SetState(job, state, now_ms);
+    Requeue(job);
     if (state != JobState::kCompleted) {
       out.push_back({Outgoing::Kind::kAbortJob, job.job_id, Value()});
     }
     CleanupMsg cleanup;
     cleanup.job_id = job.job_id;
-    for (const auto& [key, w] : workers) SendToWorker(key, cleanup.ToValue());
+    Value body = cleanup.ToValue();
+    for (const auto& [key, w] : workers) SendToWorker(key, body);
     finished.push_back(job.job_id);
     while (finished.size() > options.max_finished_jobs) {
       auto it = jobs.find(finished.front());
@@ -393,8 +680,9 @@ struct Scheduler::Impl {
     }
   }
 
-  void FailJob(Job& job, const std::string& error, int64_t now_ms) {
+  void FailJob(Job& job, Failure failure, const std::string& error, int64_t now_ms) {
     job.error = error;
+    job.failure = std::move(failure);
     Finish(job, JobState::kFailed, now_ms);
   }
 
@@ -411,25 +699,57 @@ struct Scheduler::Impl {
   void MapsDone(Job& job, int64_t now_ms) {
     if (job.map_only()) {
       out.push_back({Outgoing::Kind::kCommitJob, job.job_id, Value()});
-    } else if (job.reduces.empty()) {
+    } else if (job.reduces.tasks.empty()) {
       StartReduces(job, now_ms);
     } else {
       // Maps re-run after a reduce found their output bad: the waiting reduces may go again.
-      for (int64_t r : job.blocked_reduces) Enqueue(job, job.reduces[r]);
+      for (int64_t r : job.blocked_reduces) Enqueue(job, job.reduces.tasks[r]);
       job.blocked_reduces.clear();
     }
   }
 
   void StartReduces(Job& job, int64_t now_ms) {
-    job.reduces.resize(job.spec.num_reduces);
+    job.reduces.tasks.resize(job.spec.num_reduces);
     for (int64_t r = 0; r < job.spec.num_reduces; ++r) {
-      Task& t = job.reduces[r];
+      Task& t = job.reduces.tasks[r];
       t.kind = TaskKind::kReduce;
       t.index = r;
       t.task_id = TaskIdFor(TaskKind::kReduce, r);
-      Enqueue(job, t);
+      job.pending.insert({TaskKind::kReduce, r});
     }
+    Requeue(job);
     SetState(job, JobState::kReducing, now_ms);
+  }
+
+  // A failed attempt counts against its worker for this job; enough failures blacklist it.
+  void CountFailure(Job& job, const std::string& worker_name, int64_t now_ms) {
+    int64_t n = ++job.failures_by_worker[worker_name];
+    if (n == kBlacklistFailures && job.blacklist.insert(worker_name).second) {
+      Value v = JobEvent(job, "worker_blacklisted", now_ms);
+      v.Set("worker", worker_name);
+      v.Set("failures", n);
+      PublishJob(job, "worker_blacklisted", std::move(v));
+    }
+  }
+
+  // Why a job with pending tasks is not running them, or "".
+  std::string WaitingReason(const Job& job) const {
+    if (IsTerminal(job.state)) return "";
+    bool has_pending = !job.pending.empty() || !job.blocked_reduces.empty();
+    if (!has_pending && job.live_attempts > 0) return "";
+    if (workers.empty()) return "no workers connected";
+    if (!job.blocked_reduces.empty() && job.pending.empty()) {
+      return "reduces wait for re-run maps";
+    }
+    if (!has_pending) return "";
+    if (free_workers.empty()) return "every worker slot is busy";
+    if (BlacklistCoversAll(job)) return "";
+    bool any = false;
+    for (const auto& [score, key] : free_workers) {
+      any = any || job.blacklist.count(workers.at(key).name) == 0;
+    }
+    if (!any) return "free slots are only on workers blacklisted for this job";
+    return "";
   }
 };
 
@@ -461,7 +781,7 @@ void Scheduler::WorkerReady(const std::string& worker_key, const ReadyMsg& ready
   w.name = ready.name;
   w.host = ready.host;
   w.pid = ready.pid;
-  w.slots = ready.slots;
+  w.slots = std::max<int64_t>(1, ready.slots);
   w.work_dir = ready.work_dir;
   w.joined_ms = now_ms;
   w.last_seen_ms = now_ms;
@@ -470,7 +790,8 @@ void Scheduler::WorkerReady(const std::string& worker_key, const ReadyMsg& ready
   extra.Set("host", w.host);
   extra.Set("slots", w.slots);
   s.PublishWorker(w, "worker_joined", now_ms, std::move(extra));
-  s.workers.emplace(worker_key, std::move(w));
+  Worker& registered = s.workers.emplace(worker_key, std::move(w)).first->second;
+  s.UpdateFree(registered);
 
   WelcomeMsg welcome;
   welcome.worker = ready.name;
@@ -492,8 +813,26 @@ void Scheduler::WorkerHeartbeat(const std::string& worker_key, const HeartbeatMs
                                 int64_t now_ms) {
   auto it = impl_->workers.find(worker_key);
   if (it == impl_->workers.end()) return;
-  it->second.last_seen_ms = now_ms;
-  it->second.reported_running = heartbeat.running;
+  Worker& w = it->second;
+  w.last_seen_ms = now_ms;
+  w.load = heartbeat;
+  if (heartbeat.host_cpu >= 0) {
+    double host = std::clamp(heartbeat.host_cpu, 0.0, 1.0);
+    double other = 0;
+    if (heartbeat.cores > 0) {
+      other = std::max(0.0, host * static_cast<double>(heartbeat.cores) -
+                                std::max(0.0, heartbeat.cpu));
+    }
+    if (w.load_samples == 0) {
+      w.host_cpu_avg = host;
+      w.other_cores_avg = other;
+    } else {
+      w.host_cpu_avg += kLoadSmoothing * (host - w.host_cpu_avg);
+      w.other_cores_avg += kLoadSmoothing * (other - w.other_cores_avg);
+    }
+    ++w.load_samples;
+  }
+  impl_->UpdateFree(w);
 }
 
 void Scheduler::WorkerDisconnected(const std::string& worker_key, int64_t now_ms) {
@@ -503,18 +842,23 @@ void Scheduler::WorkerDisconnected(const std::string& worker_key, int64_t now_ms
 void Scheduler::TaskProgress(const std::string& worker_key, const TaskProgressMsg& msg,
                              int64_t now_ms) {
   Job* job = nullptr;
-  Task* task = impl_->RunningAttempt(worker_key, msg.ref, &job);
+  std::size_t i = 0;
+  Task* task = impl_->FindLive(worker_key, msg.ref, &job, &i);
   if (task == nullptr) return;
-  task->progress = std::clamp(msg.progress, 0.0, 1.0);
+  LiveAttempt& a = task->live[i];
+  a.progress = std::clamp(msg.progress, 0.0, 1.0);
+  a.progress_ms = now_ms;
   Value extra;
-  extra.Set("progress", task->progress);
-  impl_->PublishTask(*job, *task, "task_progress", now_ms, std::move(extra));
+  extra.Set("progress", a.progress);
+  impl_->PublishTask(*job, *task, a.number, a.worker_name, "task_progress", now_ms,
+                     std::move(extra));
 }
 
 void Scheduler::TaskDone(const std::string& worker_key, const TaskDoneMsg& msg, int64_t now_ms) {
   Impl& s = *impl_;
   Job* job = nullptr;
-  Task* task = s.RunningAttempt(worker_key, msg.ref, &job);
+  std::size_t i = 0;
+  Task* task = s.FindLive(worker_key, msg.ref, &job, &i);
   if (task == nullptr) return;
   bool commits = task->kind == TaskKind::kReduce || job->map_only();
   if (commits) {
@@ -547,9 +891,13 @@ void Scheduler::TaskDone(const std::string& worker_key, const TaskDoneMsg& msg, 
     }
     task->outputs = msg.outputs;
   }
-  s.ReleaseSlot(*job, *task);
+  LiveAttempt winner = s.RemoveLive(*job, *task, i);
   task->state = TaskState::kDone;
-  task->progress = 1.0;
+  task->duration_ms = now_ms - winner.start_ms;
+  task->done_worker = winner.worker_name;
+  Phase& phase = job->phase(task->kind);
+  phase.durations.Add(task->duration_ms);
+  ++phase.done;
   for (const auto& [name, amount] : msg.counters) {
     // Peak memory is a maximum over attempts, not a sum; every other counter adds up.
     int64_t& total = job->counters[name];
@@ -561,12 +909,18 @@ void Scheduler::TaskDone(const std::string& worker_key, const TaskDoneMsg& msg, 
   Map counters;
   for (const auto& [name, amount] : msg.counters) counters.emplace_back(name, Value(amount));
   extra.Set("counters", Value(std::move(counters)));
-  s.PublishTask(*job, *task, "task_completed", now_ms, std::move(extra));
+  extra.Set("duration_ms", task->duration_ms);
+  extra.Set("speculative", winner.speculative);
+  s.PublishTask(*job, *task, winner.number, winner.worker_name, "task_completed", now_ms,
+                std::move(extra));
+  // The other attempt (the backup, or the original a backup overtook) is of no use now.
+  s.KillLive(*job, *task, "attempt " + std::to_string(winner.number) + " finished first", now_ms);
   if (commits) s.Commit(*job, *task, msg.outputs[0].location);
+  s.Requeue(*job);
 
   if (task->kind == TaskKind::kMap) {
-    if (++job->maps_done == static_cast<int64_t>(job->maps.size())) s.MapsDone(*job, now_ms);
-  } else if (++job->reduces_done == static_cast<int64_t>(job->reduces.size())) {
+    if (job->all_maps_done()) s.MapsDone(*job, now_ms);
+  } else if (phase.done == static_cast<int64_t>(phase.tasks.size())) {
     s.out.push_back({Outgoing::Kind::kCommitJob, job->job_id, Value()});
   }
 }
@@ -575,62 +929,67 @@ void Scheduler::TaskFailed(const std::string& worker_key, const TaskFailedMsg& m
                            int64_t now_ms) {
   Impl& s = *impl_;
   Job* job = nullptr;
-  Task* task = s.RunningAttempt(worker_key, msg.ref, &job);
+  std::size_t i = 0;
+  Task* task = s.FindLive(worker_key, msg.ref, &job, &i);
   if (task == nullptr) return;
-  s.ReleaseSlot(*job, *task);
+  LiveAttempt a = s.RemoveLive(*job, *task, i);
   auto w = s.workers.find(worker_key);
   if (w != s.workers.end()) ++w->second.tasks_failed;
   Value extra;
   extra.Set("error", msg.error);
-  s.PublishTask(*job, *task, "task_failed", now_ms, std::move(extra));
+  s.PublishTask(*job, *task, a.number, a.worker_name, "task_failed", now_ms, std::move(extra));
 
   // A reduce that found map output missing or corrupt is not at fault: re-run the maps that
   // produced it and let the reduce wait for them.
   std::set<int64_t> bad_maps;
   if (task->kind == TaskKind::kReduce) {
     for (const std::string& location : msg.bad_inputs) {
-      for (Task& m : job->maps) {
+      for (Task& m : job->maps.tasks) {
         for (const MapOutput& o : m.outputs) {
           if (o.location == location && m.state == TaskState::kDone) bad_maps.insert(m.index);
         }
       }
     }
   }
-  bool maps_rerunning = job->maps_done < static_cast<int64_t>(job->maps.size());
-  if (!bad_maps.empty() || (!msg.bad_inputs.empty() && maps_rerunning)) {
+  if (!bad_maps.empty() || (!msg.bad_inputs.empty() && !job->all_maps_done())) {
     for (int64_t index : bad_maps) {
-      Task& m = job->maps[index];
+      Task& m = job->maps.tasks[index];
       m.outputs.clear();
-      --job->maps_done;
+      --job->maps.done;
+      m.speculated = false;
       m.history.push_back("output of attempt " + std::to_string(m.attempt) +
                           " found bad by " + task->task_id);
       s.Enqueue(*job, m);
     }
-    task->state = TaskState::kPending;
-    task->worker_key.clear();
-    task->progress = 0;
-    job->blocked_reduces.push_back(task->index);
+    if (task->live.empty()) {
+      task->state = TaskState::kPending;
+      job->blocked_reduces.push_back(task->index);
+    }
+    s.Requeue(*job);
     return;
   }
 
   ++task->failures;
-  task->last_failed_worker = task->worker_name;
-  task->last_error = msg.error;
-  task->history.push_back("attempt " + std::to_string(task->attempt) + " on " +
-                          task->worker_name + ": " + msg.error);
+  task->last_failed_worker = a.worker_name;
+  task->history.push_back("attempt " + std::to_string(a.number) + " on " + a.worker_name +
+                          ": " + msg.error);
+  s.CountFailure(*job, a.worker_name, now_ms);
   if (task->failures >= job->max_attempts(s.options.max_attempts)) {
+    std::string stage = StageOf(*job);
+    s.KillLive(*job, *task, "task failed", now_ms);
     task->state = TaskState::kFailed;
-    task->worker_key.clear();
-    std::string stage = task->kind == TaskKind::kMap ? "map" : "reduce";
-    std::string error = stage + " task " + task->task_id + " failed " +
+    std::string kind = task->kind == TaskKind::kMap ? "map" : "reduce";
+    std::string error = stage + ": " + kind + " task " + task->task_id + " failed " +
                         std::to_string(task->failures) + " attempts: ";
-    for (std::size_t i = 0; i < task->history.size(); ++i) {
-      error += (i == 0 ? "" : "; ") + task->history[i];
+    for (std::size_t h = 0; h < task->history.size(); ++h) {
+      error += (h == 0 ? "" : "; ") + task->history[h];
     }
-    s.FailJob(*job, error, now_ms);
+    s.FailJob(*job, {stage, task->task_id}, error, now_ms);
     return;
   }
-  s.Enqueue(*job, *task);
+  // Retried at once, unless its other attempt goes on.
+  if (task->live.empty()) s.Enqueue(*job, *task);
+  s.Requeue(*job);
 }
 
 std::string Scheduler::AddJob(JobSpec spec, int64_t now_ms) {
@@ -642,12 +1001,13 @@ std::string Scheduler::AddJob(JobSpec spec, int64_t now_ms) {
   job->job_id = id;
   job->order = s.next_job_number++;
   job->submitted_ms = now_ms;
-  job->maps.resize(spec.splits.size());
-  for (std::size_t i = 0; i < job->maps.size(); ++i) {
-    Task& t = job->maps[i];
+  job->maps.tasks.resize(spec.splits.size());
+  for (std::size_t i = 0; i < job->maps.tasks.size(); ++i) {
+    Task& t = job->maps.tasks[i];
     t.kind = TaskKind::kMap;
     t.index = static_cast<int64_t>(i);
     t.task_id = TaskIdFor(TaskKind::kMap, t.index);
+    job->pending.insert(job->pending.end(), {TaskKind::kMap, t.index});
   }
   job->spec = std::move(spec);
   Job& j = *job;
@@ -655,7 +1015,7 @@ std::string Scheduler::AddJob(JobSpec spec, int64_t now_ms) {
   s.jobs.emplace(j.job_id, std::move(job));
   j.state = JobState::kSubmitted;
   s.SetState(j, JobState::kSubmitted, now_ms);
-  for (Task& t : j.maps) s.Enqueue(j, t);
+  s.Requeue(j);
   return j.job_id;
 }
 
@@ -675,18 +1035,21 @@ void Scheduler::JobCommitted(const std::string& job_id, bool ok, const std::stri
   if (ok) {
     impl_->Finish(*job, JobState::kCompleted, now_ms);
   } else {
-    impl_->FailJob(*job, "commit failed: " + error, now_ms);
+    impl_->FailJob(*job, {"COMMITTING", ""}, "COMMITTING: " + error, now_ms);
   }
 }
 
 void Scheduler::Tick(int64_t now_ms) {
   Impl& s = *impl_;
-  int64_t deadline = s.options.liveness * s.options.heartbeat_ms;
-  std::vector<std::string> expired;
-  for (const auto& [key, w] : s.workers) {
-    if (now_ms - w.last_seen_ms > deadline) expired.push_back(key);
+  if (now_ms - s.last_expiry_check_ms >= std::max<int64_t>(1, s.options.heartbeat_ms / 10)) {
+    s.last_expiry_check_ms = now_ms;
+    int64_t deadline = s.options.liveness * s.options.heartbeat_ms;
+    std::vector<std::string> expired;
+    for (const auto& [key, w] : s.workers) {
+      if (now_ms - w.last_seen_ms > deadline) expired.push_back(key);
+    }
+    for (const std::string& key : expired) s.LoseWorker(key, "heartbeat expired", now_ms);
   }
-  for (const std::string& key : expired) s.LoseWorker(key, "heartbeat expired", now_ms);
   s.Schedule(now_ms);
 }
 
@@ -706,19 +1069,53 @@ std::optional<Value> Scheduler::JobInfo(const std::string& job_id, int64_t now_m
   v.Set("app", job.spec.app);
   v.Set("state", JobStateName(job.state));
   v.Set("error", job.error);
+  if (job.state == JobState::kFailed) {
+    Value failure;
+    failure.Set("stage", job.failure.stage);
+    failure.Set("task_id", job.failure.task_id);
+    v.Set("failure", std::move(failure));
+  }
   v.Set("output", job.spec.output_dir);
   v.Set("input_files", job.spec.input_files);
   v.Set("input_bytes", job.spec.input_bytes);
+  v.Set("priority", job.spec.priority);
+  v.Set("speculation", job.spec.speculation);
   v.Set("submitted_ms", job.submitted_ms);
+  v.Set("started_ms", job.started_ms);
   v.Set("finished_ms", job.finished_ms);
   v.Set("elapsed_ms", (job.finished_ms != 0 ? job.finished_ms : now_ms) - job.submitted_ms);
-  int64_t num_maps = static_cast<int64_t>(job.maps.size());
+  int64_t num_maps = static_cast<int64_t>(job.maps.tasks.size());
   v.Set("maps", CountsValue(job.maps, num_maps));
   v.Set("reduces", CountsValue(job.reduces, job.spec.num_reduces));
   v.Set("map_progress", PhaseProgress(job.maps, num_maps));
   v.Set("reduce_progress", PhaseProgress(job.reduces, job.spec.num_reduces));
-  bool waiting = !IsTerminal(job.state) && impl_->workers.empty();
-  v.Set("waiting_for_workers", waiting);
+  std::string waiting = impl_->WaitingReason(job);
+  v.Set("waiting_for_workers", !IsTerminal(job.state) && impl_->workers.empty());
+  v.Set("waiting", waiting);
+  v.Set("running_attempts", job.live_attempts);
+  v.Set("speculative_attempts", job.live_backups);
+  v.Set("backups_launched", job.backups_launched);
+  Array blacklist;
+  for (const std::string& name : job.blacklist) blacklist.emplace_back(name);
+  v.Set("blacklisted_workers", Value(std::move(blacklist)));
+  Array attempts;
+  for (const Phase* phase : {&job.maps, &job.reduces}) {
+    for (int64_t index : phase->running) {
+      const Task& t = phase->tasks[index];
+      for (const LiveAttempt& a : t.live) {
+        if (attempts.size() >= kMaxListedAttempts) break;
+        Value item;
+        item.Set("task_id", t.task_id);
+        item.Set("attempt", a.number);
+        item.Set("worker", a.worker_name);
+        item.Set("progress", a.progress);
+        item.Set("elapsed_ms", now_ms - a.start_ms);
+        item.Set("speculative", a.speculative);
+        attempts.push_back(std::move(item));
+      }
+    }
+  }
+  v.Set("attempts", Value(std::move(attempts)));
   Map counters;
   for (const auto& [name, amount] : job.counters) counters.emplace_back(name, Value(amount));
   v.Set("counters", Value(std::move(counters)));
@@ -747,10 +1144,24 @@ Value Scheduler::WorkerList(int64_t now_ms) const {
     v.Set("pid", w->pid);
     v.Set("slots", w->slots);
     v.Set("running", static_cast<int64_t>(w->running.size()));
+    v.Set("capacity", w->capacity());
+    v.Set("saturated", w->saturated());
+    v.Set("cpu", w->load.cpu);
+    v.Set("host_cpu", w->load.host_cpu);
+    v.Set("cores", w->load.cores);
+    v.Set("load1", w->load.load1);
+    v.Set("rss_kb", w->load.rss_kb);
+    v.Set("disk_free_bytes", w->load.disk_free_bytes);
     v.Set("heartbeat_age_ms", now_ms - w->last_seen_ms);
     v.Set("tasks_done", w->tasks_done);
     v.Set("tasks_failed", w->tasks_failed);
     v.Set("joined_ms", w->joined_ms);
+    Array attempts;
+    for (const auto& [job_id, kind, index, number] : w->running) {
+      attempts.emplace_back(job_id + "/" + TaskIdFor(kind, index) + ".a" + std::to_string(number));
+      if (attempts.size() >= kMaxListedAttempts) break;
+    }
+    v.Set("attempts", Value(std::move(attempts)));
     list.push_back(std::move(v));
   }
   return Value(std::move(list));
@@ -758,6 +1169,7 @@ Value Scheduler::WorkerList(int64_t now_ms) const {
 
 std::vector<std::string> Scheduler::WorkerKeys() const {
   std::vector<std::string> keys;
+  keys.reserve(impl_->workers.size());
   for (const auto& [key, w] : impl_->workers) keys.push_back(key);
   return keys;
 }

@@ -3,15 +3,19 @@
 // events with the current time and executes the Outgoing actions it queues. Single-threaded.
 //
 // Invariants kept here:
-// - a task has at most one running attempt, on exactly one registered worker;
+// - a task has at most two running attempts (the second a speculative backup), each on its own
+//   registered worker; the first to finish wins and the other is killed;
 // - a worker never runs more attempts than its slots;
 // - only a message from the registration that runs an attempt, naming that attempt, changes the
-//   task (results of lost, replaced or superseded attempts are ignored);
+//   task (results of lost, replaced, killed or superseded attempts are ignored);
 // - every job event carries the job's next seq (1, 2, 3, ... with no gaps).
+// Costs: assigning a freed slot is O(log jobs + log workers), never a scan of tasks or workers;
+// expiry looks at every worker at most every heartbeat/10.
 #pragma once
 
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -25,12 +29,34 @@
 
 namespace zmr {
 
+struct JobSpec;
+
+// Speculation: a running attempt gets a backup when its estimated total time is more than
+// kSpeculationFactor x the phase's median task time and at least speculation_slack_ms beyond it.
+inline constexpr double kSpeculationFactor = 2.0;
+// Fraction of a phase's tasks that must be done before its median task time is trusted.
+inline constexpr double kSpeculationMinDoneFraction = 0.05;
+// Concurrent backups per job: at most max(1, running tasks / kSpeculationCapDivisor).
+inline constexpr int64_t kSpeculationCapDivisor = 10;
+// A worker that failed this many attempts of one job gets no more of that job's tasks.
+inline constexpr int64_t kBlacklistFailures = 3;
+// A host is saturated when its smoothed CPU use is at least this (fraction of all its cores).
+inline constexpr double kSaturatedHostCpu = 0.9;
+
 struct SchedulerOptions {
   int64_t heartbeat_ms = kDefaultHeartbeatMs;
   int64_t liveness = kDefaultLiveness;
   int64_t max_attempts = 4;          // failed attempts per task before the job fails
   std::size_t max_finished_jobs = 1000;  // finished jobs kept for status/jobs, oldest dropped
   std::string cluster_id = "0";      // embedded in job ids: job_<cluster_id>_<NNNN>
+  // A backup is launched only for an attempt expected to finish this much after a typical one:
+  // it keeps noise in short tasks (a slow process start, a busy disk) from costing slots.
+  int64_t speculation_slack_ms = 2000;
+  // Candidates for speculation are looked at no more often than this.
+  int64_t speculation_interval_ms = 250;
+  // Called once per job, just before its first attempt starts; false (with a one-line reason)
+  // fails the job in its SUBMITTED stage. Unset: no check. The coordinator re-checks the inputs.
+  std::function<bool(const JobSpec& spec, std::string* error)> start_check;
 };
 
 // A validated job, ready to plan: the coordinator checked the inputs and output and cut the splits.
@@ -44,6 +70,8 @@ struct JobSpec {
   int64_t input_files = 0;
   int64_t input_bytes = 0;
   int64_t max_attempts = 0;          // failed attempts per task before the job fails (0: default)
+  int64_t priority = 0;              // higher first; equal priorities share the slots fairly
+  bool speculation = true;           // backup attempts for stragglers
   JobCode code;                      // plugin / streaming commands / shipped file refs
   std::map<std::string, std::string> blobs;  // sha256 -> bytes of every file in code.files
 };
@@ -79,6 +107,8 @@ class Scheduler {
   bool IsRegistered(const std::string& worker_key) const;
   // Any message from a registered worker: refreshes its liveness.
   void WorkerSeen(const std::string& worker_key, int64_t now_ms);
+  // Heartbeat figures (cpu, host_cpu, ...) feed placement: the less loaded worker is preferred and
+  // a saturated host gets fewer attempts (ARCHITECTURE.md, Scheduling).
   void WorkerHeartbeat(const std::string& worker_key, const HeartbeatMsg& heartbeat,
                        int64_t now_ms);
   // The worker said goodbye: lost at once, attempts re-queued.

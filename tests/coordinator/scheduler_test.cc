@@ -73,6 +73,41 @@ struct Harness {
     s.TaskDone(key, d, now);
   }
 
+  void Progress(const std::string& key, const AssignMsg& a, double progress) {
+    TaskProgressMsg p;
+    p.ref = {a.job_id, a.task_id, a.attempt};
+    p.progress = progress;
+    s.TaskProgress(key, p, now);
+  }
+
+  void Fail(const std::string& key, const AssignMsg& a, const std::string& error) {
+    TaskFailedMsg f;
+    f.ref = {a.job_id, a.task_id, a.attempt};
+    f.error = error;
+    s.TaskFailed(key, f, now);
+  }
+
+  // A heartbeat carrying load figures.
+  void Load(const std::string& key, double host_cpu, double cpu, int64_t cores) {
+    HeartbeatMsg hb;
+    hb.host_cpu = host_cpu;
+    hb.cpu = cpu;
+    hb.cores = cores;
+    s.WorkerHeartbeat(key, hb, now);
+  }
+
+  // Published events of a type (e.g. "task_speculated"), in order.
+  std::vector<Value> Events(const std::string& type) {
+    std::vector<Value> events;
+    for (const Outgoing& o : log) {
+      if (o.kind == Outgoing::Kind::kPublish && o.body.Find("type") != nullptr &&
+          o.body.Find("type")->as_string() == type) {
+        events.push_back(o.body);
+      }
+    }
+    return events;
+  }
+
   std::string State(const std::string& job_id) {
     return s.JobInfo(job_id, now)->Find("state")->as_string();
   }
@@ -492,6 +527,438 @@ TEST_CASE("a job's own max attempts overrides the coordinator default") {
     h.s.TaskFailed(a[0].first, f, h.now);
   }
   CHECK(h.State(job) == "FAILED");
+}
+
+// Messages of a type sent to workers, as (worker key, body).
+std::vector<std::pair<std::string, Value>> ToWorkers(const std::vector<Outgoing>& out,
+                                                     const std::string& type) {
+  std::vector<std::pair<std::string, Value>> result;
+  for (const Outgoing& o : out) {
+    if (o.kind == Outgoing::Kind::kToWorker && o.body.Find("type")->as_string() == type) {
+      result.emplace_back(o.target, o.body);
+    }
+  }
+  return result;
+}
+
+TEST_CASE("a higher-priority job gets free slots before an older job of lower priority") {
+  Harness h;
+  JobSpec low;
+  std::string old_job = h.Submit(3, 1, low);
+  JobSpec high;
+  high.priority = 5;
+  std::string urgent = h.Submit(3, 1, high);
+  h.Ready("k1", "w1", 2);
+  h.s.Tick(h.now);
+  auto first = h.Assigns(h.Take());
+  REQUIRE(first.size() == 2);
+  for (auto& [key, a] : first) CHECK(a.job_id == urgent);
+  // Within the job, tasks go in order.
+  CHECK(first[0].second.task_id == "m-00000");
+  CHECK(first[1].second.task_id == "m-00001");
+  h.Done(first[0].first, first[0].second, 1);
+  h.s.Tick(h.now);
+  auto next = h.Assigns(h.Take());
+  REQUIRE(next.size() == 1);
+  CHECK(next[0].second.job_id == urgent);
+  CHECK(next[0].second.task_id == "m-00002");
+  // Only when the urgent job has nothing pending does the older one run.
+  h.Done(first[1].first, first[1].second, 1);
+  h.s.Tick(h.now);
+  auto later = h.Assigns(h.Take());
+  REQUIRE(later.size() == 1);
+  CHECK(later[0].second.job_id == old_job);
+}
+
+TEST_CASE("at equal priority a freed slot goes to the job with the fewest running tasks") {
+  Harness h;
+  h.Ready("k1", "w1", 4);
+  std::string long_job = h.Submit(20, 1);
+  h.s.Tick(h.now);
+  auto first = h.Assigns(h.Take());
+  REQUIRE(first.size() == 4);
+  std::string short_job = h.Submit(2, 1);
+  h.s.Tick(h.now);
+  CHECK(h.Assigns(h.Take()).empty());  // no free slot yet
+  // Two slots free up: the short job (0 running) gets both, not the older long job (2 running).
+  h.Done(first[0].first, first[0].second, 1);
+  h.Done(first[1].first, first[1].second, 1);
+  h.s.Tick(h.now);
+  auto freed = h.Assigns(h.Take());
+  REQUIRE(freed.size() == 2);
+  CHECK(freed[0].second.job_id == short_job);
+  // With one running it still has fewer than the long job's two: the second slot too.
+  CHECK(freed[1].second.job_id == short_job);
+  // The short job has nothing left to start: freed slots go back to the long job.
+  h.Done(first[2].first, first[2].second, 1);
+  h.Done(freed[0].first, freed[0].second, 1);
+  h.s.Tick(h.now);
+  auto tie = h.Assigns(h.Take());
+  REQUIRE(tie.size() == 2);
+  CHECK(tie[0].second.job_id == long_job);
+  CHECK(tie[1].second.job_id == long_job);  // the short job has nothing pending
+}
+
+TEST_CASE("placement prefers the less loaded worker and never exceeds slots") {
+  Harness h;
+  h.Ready("busy", "w-busy", 2);
+  h.Ready("idle", "w-idle", 2);
+  h.Load("busy", 0.8, 0.5, 4);
+  h.Load("idle", 0.1, 0.1, 4);
+  std::string job = h.Submit(1, 1);
+  h.s.Tick(h.now);
+  auto one = h.Assigns(h.Take());
+  REQUIRE(one.size() == 1);
+  CHECK(one[0].first == "idle");
+  // A somewhat busier host with an empty slot beats a calmer one that is half full.
+  h.Load("busy", 0.3, 0.1, 4);
+  h.Load("idle", 0.3, 0.1, 4);
+  std::string job2 = h.Submit(1, 1);
+  h.s.Tick(h.now);
+  auto two = h.Assigns(h.Take());
+  REQUIRE(two.size() == 1);
+  CHECK(two[0].first == "busy");
+  // Plenty of work: exactly the 4 slots are used, whatever the load says.
+  h.Submit(10, 1);
+  h.s.Tick(h.now);
+  auto rest = h.Assigns(h.Take());
+  CHECK(rest.size() == 2);
+  std::map<std::string, int> running;
+  Value list = h.s.WorkerList(h.now);
+  for (const Value& w : list.as_array()) {
+    running[w.Find("name")->as_string()] = static_cast<int>(w.Find("running")->as_int());
+  }
+  CHECK(running["w-busy"] == 2);
+  CHECK(running["w-idle"] == 2);
+  (void)job;
+  (void)job2;
+}
+
+TEST_CASE("a worker whose host stays saturated by other processes is given fewer attempts") {
+  Harness h;
+  h.Ready("k1", "w1", 4);
+  // A 4-core host, 100% busy, of which the worker and its attempts use half a core: 3.5 cores
+  // are taken by something else. One such heartbeat is not enough to call it saturated.
+  h.Load("k1", 1.0, 0.5, 4);
+  Value list = h.s.WorkerList(h.now);
+  CHECK_FALSE(list.as_array()[0].Find("saturated")->as_bool());
+  h.Load("k1", 1.0, 0.5, 4);
+  h.Load("k1", 1.0, 0.5, 4);
+  Value w = h.s.WorkerList(h.now).as_array()[0];
+  CHECK(w.Find("saturated")->as_bool());
+  CHECK(w.Find("capacity")->as_int() == 1);
+  std::string job = h.Submit(8, 1);
+  h.s.Tick(h.now);
+  CHECK(h.Assigns(h.Take()).size() == 1);
+  // The other load goes away: the worker gets its slots back.
+  h.Load("k1", 0.1, 0.1, 4);
+  h.s.Tick(h.now);
+  CHECK(h.Assigns(h.Take()).size() == 3);
+  list = h.s.WorkerList(h.now);
+  CHECK(list.as_array()[0].Find("capacity")->as_int() == 4);
+  (void)job;
+}
+
+TEST_CASE("a worker that says goodbye has its attempts re-queued at once onto another worker") {
+  Harness h;
+  h.Ready("k1", "w1", 2);
+  std::string job = h.Submit(2, 1);
+  h.s.Tick(h.now);
+  auto first = h.Assigns(h.Take());
+  REQUIRE(first.size() == 2);
+  h.Ready("k2", "w2", 2);
+  h.s.WorkerDisconnected("k1", h.now);  // no time passes
+  h.s.Tick(h.now);
+  auto again = h.Assigns(h.Take());
+  REQUIRE(again.size() == 2);
+  for (auto& [key, a] : again) {
+    CHECK(key == "k2");
+    CHECK(a.attempt == 2);
+  }
+  // Neither the lost attempts nor the worker's loss count as task failures.
+  Value info = *h.s.JobInfo(job, h.now);
+  CHECK(info.Find("maps")->Find("failed")->as_int() == 0);
+  CHECK(h.Events("task_failed").size() == 2);
+  CHECK(h.Events("worker_blacklisted").empty());
+}
+
+TEST_CASE("a worker that failed three attempts of a job gets no more of its tasks") {
+  Harness h;
+  h.Ready("k1", "w1", 1);
+  h.Ready("k2", "w2", 1);
+  std::string job = h.Submit(6, 1);
+  // w1 fails every attempt it gets until it is blacklisted; w2 holds on to its first task.
+  h.s.Tick(h.now);
+  auto first = h.Assigns(h.Take());
+  REQUIRE(first.size() == 2);
+  AssignMsg held;
+  std::string current_key;
+  AssignMsg current;
+  for (auto& [key, a] : first) {
+    if (key == "k2") held = a;
+    if (key == "k1") current = a;
+  }
+  REQUIRE(!held.task_id.empty());
+  REQUIRE(!current.task_id.empty());
+  for (int i = 0; i < 3; ++i) {
+    h.Fail("k1", current, "boom");
+    h.s.Tick(h.now);
+    auto next = h.Assigns(h.Take());
+    if (i < 2) {
+      // w2 is busy, so w1 gets work again (a retry elsewhere is only preferred).
+      REQUIRE(next.size() == 1);
+      CHECK(next[0].first == "k1");
+      current = next[0].second;
+    } else {
+      CHECK(next.empty());  // blacklisted: the free slot on w1 stays empty
+    }
+  }
+  auto listed = h.Events("worker_blacklisted");
+  REQUIRE(listed.size() == 1);
+  CHECK(listed[0].Find("worker")->as_string() == "w1");
+  Value info = *h.s.JobInfo(job, h.now);
+  REQUIRE(info.Find("blacklisted_workers")->as_array().size() == 1);
+  CHECK(info.Find("state")->as_string() == "MAPPING");
+  // Another job may still use w1.
+  std::string other = h.Submit(1, 1);
+  h.s.Tick(h.now);
+  auto others = h.Assigns(h.Take());
+  REQUIRE(others.size() == 1);
+  CHECK(others[0].first == "k1");
+  CHECK(others[0].second.job_id == other);
+  h.Done("k1", others[0].second, 1);
+  // w2 goes away: w1 is the only worker left, so the blacklist no longer holds it back.
+  h.s.WorkerDisconnected("k2", h.now);
+  h.s.Tick(h.now);
+  auto last = h.Assigns(h.Take());
+  REQUIRE(last.size() == 1);
+  CHECK(last[0].first == "k1");
+  CHECK(last[0].second.job_id == job);
+}
+
+// Four single-slot workers and a job of four maps that all start at once; the fourth worker's
+// map reports `slow_progress` when the others finish after one second.
+struct SpeculationSetup {
+  Harness h;
+  std::string job;
+  std::vector<std::pair<std::string, AssignMsg>> maps;
+  std::pair<std::string, AssignMsg> slow;
+
+  explicit SpeculationSetup(double slow_progress, JobSpec spec = {}) {
+    for (int i = 1; i <= 4; ++i) h.Ready("k" + std::to_string(i), "w" + std::to_string(i), 1);
+    job = h.Submit(4, 1, spec);
+    h.s.Tick(h.now);
+    maps = h.Assigns(h.Take());
+    REQUIRE(maps.size() == 4);
+    h.now += 500;
+    for (auto& [key, a] : maps) h.Progress(key, a, 0.5);
+    h.now += 500;
+    for (std::size_t i = 0; i < 3; ++i) h.Done(maps[i].first, maps[i].second, 1);
+    slow = maps[3];
+    h.Progress(slow.first, slow.second, slow_progress);
+  }
+};
+
+TEST_CASE("a clearly slow map gets one backup on another worker and the first finisher wins") {
+  SpeculationSetup setup(0.1);  // 10% in one second: about ten seconds in all
+  Harness& h = setup.h;
+  h.s.Tick(h.now);
+  auto out = h.Take();
+  auto backups = h.Assigns(out);
+  REQUIRE(backups.size() == 1);
+  CHECK(backups[0].first != setup.slow.first);
+  CHECK(backups[0].second.task_id == setup.slow.second.task_id);
+  CHECK(backups[0].second.attempt == 2);
+  auto speculated = h.Events("task_speculated");
+  REQUIRE(speculated.size() == 1);
+  CHECK(speculated[0].Find("original_worker")->as_string() == "w4");
+  CHECK(speculated[0].Find("attempt")->as_int() == 2);
+  CHECK(h.s.JobInfo(setup.job, h.now)->Find("speculative_attempts")->as_int() == 1);
+  // More ticks launch nothing more: one backup per task.
+  h.now += 1000;
+  h.s.Tick(h.now);
+  CHECK(h.Assigns(h.Take()).empty());
+  // The backup finishes first: the original is killed, its late result ignored.
+  h.Done(backups[0].first, backups[0].second, 1);
+  auto after = h.Take();
+  auto cancels = ToWorkers(after, msg::kCancel);
+  REQUIRE(cancels.size() == 1);
+  CHECK(cancels[0].first == setup.slow.first);
+  CHECK(cancels[0].second.Find("attempt")->as_int() == 1);
+  REQUIRE(h.Events("task_killed").size() == 1);
+  CHECK(h.State(setup.job) == "REDUCING");
+  h.Done(setup.slow.first, setup.slow.second, 1);
+  Value info = *h.s.JobInfo(setup.job, h.now);
+  CHECK(info.Find("counters")->Find("records")->as_int() == 4);
+  CHECK(info.Find("running_attempts")->as_int() == 0);
+}
+
+TEST_CASE("tasks progressing evenly get no backup attempts") {
+  SpeculationSetup setup(0.9);  // a little behind the others, nowhere near twice as slow
+  Harness& h = setup.h;
+  for (int i = 0; i < 20; ++i) {
+    h.now += 50;
+    h.s.Tick(h.now);
+    CHECK(h.Assigns(h.Take()).empty());
+  }
+  h.Done(setup.slow.first, setup.slow.second, 1);
+  CHECK(h.Events("task_speculated").empty());
+  CHECK(h.State(setup.job) == "REDUCING");
+}
+
+TEST_CASE("a job submitted without speculation never gets backups") {
+  JobSpec spec;
+  spec.speculation = false;
+  SpeculationSetup setup(0.01, spec);
+  Harness& h = setup.h;
+  for (int i = 0; i < 10; ++i) {
+    h.now += 1000;
+    h.s.Tick(h.now);
+    CHECK(h.Assigns(h.Take()).empty());
+  }
+  CHECK(h.Events("task_speculated").empty());
+}
+
+TEST_CASE("no backup is launched while other work is waiting for slots") {
+  SpeculationSetup setup(0.1);
+  Harness& h = setup.h;
+  // A second job fills the three free slots (and has more waiting): no speculation.
+  std::string other = h.Submit(5, 1);
+  h.s.Tick(h.now);
+  auto assigns = h.Assigns(h.Take());
+  CHECK(assigns.size() == 3);
+  for (auto& [key, a] : assigns) CHECK(a.job_id == other);
+  CHECK(h.Events("task_speculated").empty());
+}
+
+TEST_CASE("concurrent backups are capped at a tenth of the job's running tasks") {
+  Harness h;
+  for (int i = 0; i < 40; ++i) h.Ready("k" + std::to_string(i), "w" + std::to_string(i), 1);
+  std::string job = h.Submit(30, 1);
+  h.s.Tick(h.now);
+  auto maps = h.Assigns(h.Take());
+  REQUIRE(maps.size() == 30);
+  h.now += 1000;
+  for (std::size_t i = 0; i < 10; ++i) h.Done(maps[i].first, maps[i].second, 1);
+  for (std::size_t i = 10; i < 30; ++i) h.Progress(maps[i].first, maps[i].second, 0.05);
+  // 20 stragglers, 20 free slots: at most max(1, 20 / 10) = 2 backups at a time.
+  for (int i = 0; i < 5; ++i) {
+    h.now += 300;
+    h.s.Tick(h.now);
+  }
+  auto backups = h.Assigns(h.Take());
+  CHECK(backups.size() == 2);
+  CHECK(h.Events("task_speculated").size() == 2);
+  CHECK(h.s.JobInfo(job, h.now)->Find("speculative_attempts")->as_int() == 2);
+}
+
+TEST_CASE("cancelling a job kills every running attempt, backups included") {
+  SpeculationSetup setup(0.1);
+  Harness& h = setup.h;
+  h.s.Tick(h.now);
+  REQUIRE(h.Assigns(h.Take()).size() == 1);  // the backup
+  auto result = h.s.CancelJob(setup.job, h.now);
+  REQUIRE(result);
+  CHECK(result->changed);
+  auto out = h.Take();
+  auto cancels = ToWorkers(out, msg::kCancel);
+  CHECK(cancels.size() == 2);
+  std::set<int64_t> attempts;
+  for (auto& [key, body] : cancels) attempts.insert(body.Find("attempt")->as_int());
+  CHECK(attempts == std::set<int64_t>{1, 2});
+  CHECK(OfKind(out, Outgoing::Kind::kAbortJob).size() == 1);
+  CHECK(ToWorkers(out, msg::kCleanup).size() == 4);
+  CHECK(h.State(setup.job) == "CANCELLED");
+  CHECK(h.s.JobInfo(setup.job, h.now)->Find("running_attempts")->as_int() == 0);
+}
+
+TEST_CASE("a failure names its stage: inputs gone before the start, a map, the commit") {
+  SchedulerOptions o;
+  o.max_attempts = 1;
+  bool inputs_ok = false;
+  o.start_check = [&](const JobSpec&, std::string* error) {
+    if (!inputs_ok) *error = "input /in/f vanished before the job started";
+    return inputs_ok;
+  };
+  Harness h(o);
+  std::string gone = h.Submit(2, 1);
+  h.s.Tick(h.now);  // no workers: nothing is checked yet
+  CHECK(h.State(gone) == "SUBMITTED");
+  h.Ready("k1", "w1", 2);
+  h.s.Tick(h.now);
+  CHECK(h.State(gone) == "FAILED");
+  CHECK(h.s.JobInfo(gone, h.now)->Find("error")->as_string().rfind("SUBMITTED: input", 0) == 0);
+  CHECK(h.s.JobInfo(gone, h.now)->Find("failure")->Find("stage")->as_string() == "SUBMITTED");
+  CHECK(OfKind(h.Take(), Outgoing::Kind::kAbortJob).size() == 1);
+
+  inputs_ok = true;
+  std::string bad_map = h.Submit(2, 1);
+  h.s.Tick(h.now);
+  auto maps = h.Assigns(h.Take());
+  REQUIRE(maps.size() == 2);
+  h.Fail(maps[1].first, maps[1].second, "exit 1");
+  Value info = *h.s.JobInfo(bad_map, h.now);
+  CHECK(info.Find("state")->as_string() == "FAILED");
+  CHECK(info.Find("error")->as_string().rfind("MAPPING: map task m-00001 failed 1 attempts", 0) ==
+        0);
+  CHECK(info.Find("failure")->Find("task_id")->as_string() == "m-00001");
+  // The other map was killed with the job.
+  CHECK(ToWorkers(h.Take(), msg::kCancel).size() == 1);
+
+  std::string bad_commit = h.Submit(1, 1);
+  h.s.Tick(h.now);
+  auto m = h.Assigns(h.Take());
+  h.Done(m[0].first, m[0].second, 1);
+  h.s.Tick(h.now);
+  auto r = h.Assigns(h.Take());
+  h.Done(r[0].first, r[0].second, 1);
+  h.Take();
+  h.s.JobCommitted(bad_commit, false, "missing /tmp/out/part-00000", h.now);
+  CHECK(h.s.JobInfo(bad_commit, h.now)->Find("error")->as_string() ==
+        "COMMITTING: missing /tmp/out/part-00000");
+}
+
+TEST_CASE("a waiting job says why: no workers, busy slots") {
+  Harness h;
+  std::string job = h.Submit(3, 1);
+  CHECK(h.s.JobInfo(job, h.now)->Find("waiting")->as_string() == "no workers connected");
+  h.Ready("k1", "w1", 1);
+  h.s.Tick(h.now);
+  h.Take();
+  CHECK(h.s.JobInfo(job, h.now)->Find("waiting")->as_string() == "every worker slot is busy");
+}
+
+TEST_CASE("1,000 workers run a 20,000-task job to the end with every slot used and none exceeded") {
+  Harness h;
+  constexpr int kWorkers = 1000;
+  for (int i = 0; i < kWorkers; ++i) h.Ready("k" + std::to_string(i), "w" + std::to_string(i), 2);
+  std::string job = h.Submit(20000, 4);
+  h.Take();
+  std::map<std::string, int> live;  // per worker key
+  int64_t started = 0;
+  std::vector<std::pair<std::string, AssignMsg>> running;
+  h.s.Tick(h.now);
+  for (auto& a : h.Assigns(h.Take())) running.push_back(std::move(a));
+  CHECK(running.size() == 2000);
+  while (!running.empty()) {
+    started += static_cast<int64_t>(running.size());
+    std::vector<std::pair<std::string, AssignMsg>> next;
+    h.now += 10;
+    for (auto& [key, a] : running) {
+      h.Done(key, a, 4);
+      HeartbeatMsg hb;
+      h.s.WorkerHeartbeat(key, hb, h.now);
+    }
+    h.s.Tick(h.now);
+    for (auto& a : h.Assigns(h.Take())) next.push_back(std::move(a));
+    live.clear();
+    for (auto& [key, a] : next) CHECK(++live[key] <= 2);
+    running.swap(next);
+  }
+  CHECK(started == 20004);  // every task exactly once: no worker lost, no backup
+  CHECK(h.State(job) == "REDUCING");  // the commit is the loop's to do
+  CHECK(h.s.worker_count() == kWorkers);
+  CHECK(h.Events("task_speculated").empty());
 }
 
 }  // namespace
