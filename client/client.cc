@@ -732,6 +732,17 @@ std::string FormatEvent(const Value& event) {
       line += " " + std::to_string(Percent(GetDouble(event, "progress"))) + "%";
     } else if (type == "task_failed") {
       line += ": " + OneLine(GetString(event, "error"));
+    } else if (type == "task_killed") {
+      line += ": " + OneLine(GetString(event, "reason"));
+    } else if (type == "task_speculated") {
+      line += ": backup for attempt " + std::to_string(GetInt(event, "original_attempt")) +
+              " on " + GetString(event, "original_worker") + " (running " +
+              FormatDuration(GetInt(event, "elapsed_ms")) + ", expected " +
+              FormatDuration(GetInt(event, "estimated_ms")) + ", typical " +
+              FormatDuration(GetInt(event, "typical_ms")) + ")";
+    } else if (type == "worker_blacklisted") {
+      line += " " + worker + " after " + std::to_string(GetInt(event, "failures")) +
+              " failed attempts";
     }
     return line;
   }

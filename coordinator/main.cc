@@ -1,6 +1,8 @@
 // zmr-coordinator: parses flags and runs the coordinator until SIGINT/SIGTERM.
 #include <spdlog/spdlog.h>
+#include <sys/resource.h>
 
+#include <algorithm>
 #include <iostream>
 
 #include "common/cli.h"
@@ -57,6 +59,13 @@ int main(int argc, char** argv) {
   }
   if (!zmr::SetupLogging(program, flags["log-level"].as<std::string>())) {
     return UsageError(program, "unknown --log-level '" + flags["log-level"].as<std::string>() + "'");
+  }
+  // Every worker and client is a TCP connection: allow as many as the hard limit does (a soft
+  // limit of 1024 would cap a cluster below a thousand workers).
+  rlimit files{};
+  if (getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < files.rlim_max) {
+    files.rlim_cur = std::min<rlim_t>(files.rlim_max, 1 << 20);
+    if (setrlimit(RLIMIT_NOFILE, &files) != 0) spdlog::warn("cannot raise the open files limit");
   }
   zmr::InstallStopHandlers();
   std::string error;

@@ -260,6 +260,20 @@ TEST_CASE("submit defaults leave maps to the coordinator and use one reduce") {
   CHECK(r.options.reduces == 1);
   CHECK_FALSE(r.options.wait);
   CHECK(r.options.progress);
+  CHECK(r.options.priority == 0);
+  CHECK(r.options.speculation);
+}
+
+TEST_CASE("submit takes a priority, negative ones included, and --no-speculation") {
+  ParseResult r = Parse({"submit", "--input", "a", "--output", "o", "--app", "grep", "--priority",
+                         "-5", "--no-speculation"});
+  REQUIRE(r.ok);
+  CHECK(r.options.priority == -5);
+  CHECK_FALSE(r.options.speculation);
+  ParseResult eq = Parse({"submit", "--input", "a", "--output", "o", "--app", "grep",
+                          "--priority=12"});
+  REQUIRE(eq.ok);
+  CHECK(eq.options.priority == 12);
 }
 
 TEST_CASE("submit parses streaming commands, shipped files, map-only and max attempts") {
@@ -335,6 +349,9 @@ TEST_CASE("bad arguments are one-line usage errors") {
   CheckUsageError(with({"--maps", "2x"}), "--maps");
   CheckUsageError(with({"--reduces", "-1"}), "--reduces");
   CheckUsageError(with({"--max-attempts", "0"}), "--max-attempts");
+  CheckUsageError(with({"--priority", "high"}), "--priority");
+  CheckUsageError(with({"--priority", "2000000"}), "--priority");
+  CheckUsageError({"status", "job_x", "--priority", "1"}, "--priority");
   CheckUsageError(with({"--cmdenv", "NOEQUALS"}), "--cmdenv");
   CheckUsageError(with({"--reducer", "cat"}), "--mapper");
   CheckUsageError({"submit", "--input", "a", "--output", "o", "--mapper", "cat"}, "--reducer");
@@ -435,6 +452,59 @@ TEST_CASE("the workers table shows slots used/total and heartbeat age") {
   }
 }
 
+TEST_CASE("the workers table shows load figures, a saturated host's capacity and unknowns") {
+  Value w;
+  w.Set("name", "worker-a");
+  w.Set("host", "node1");
+  w.Set("pid", 4242);
+  w.Set("slots", 4);
+  w.Set("running", 1);
+  w.Set("capacity", 2);
+  w.Set("saturated", true);
+  w.Set("cpu", 1.5);
+  w.Set("host_cpu", 0.97);
+  w.Set("load1", 3.5);
+  w.Set("rss_kb", 2048);
+  w.Set("disk_free_bytes", int64_t{3} << 30);
+  Value old;  // a worker that reports no figures
+  old.Set("name", "worker-b");
+  old.Set("slots", 1);
+  std::string t = FormatWorkersTable(Array{w, old});
+  for (const char* s : {"CPU", "HOST CPU", "LOAD", "RSS", "DISK FREE", "1/4 (cap 2)", "150%",
+                        "97% saturated", "3.50", "2.0M", "3.0G"}) {
+    CHECK_MESSAGE(t.find(s) != std::string::npos, s);
+  }
+  std::string second = t.substr(t.rfind("worker-b"));
+  CHECK(second.find(" - ") != std::string::npos);
+  CHECK(second.find("(cap") == std::string::npos);
+}
+
+TEST_CASE("status shows the running attempts, backups, blacklist and why a job waits") {
+  Value job = JobInfo("job_a", "MAPPING");
+  Value attempt;
+  attempt.Set("task_id", "m-00007");
+  attempt.Set("attempt", 2);
+  attempt.Set("worker", "worker-b");
+  attempt.Set("progress", 0.25);
+  attempt.Set("elapsed_ms", 3000);
+  attempt.Set("speculative", true);
+  job.Set("attempts", Array{attempt});
+  job.Set("backups_launched", 1);
+  job.Set("blacklisted_workers", Array{Value("worker-c")});
+  job.Set("waiting", "every worker slot is busy");
+  job.Set("priority", 3);
+  std::string s = FormatStatus(job);
+  for (const char* part : {"m-00007.a2 on worker-b  25%  00:03  (speculative backup)",
+                           "1 launched", "worker-c", "every worker slot is busy", "priority"}) {
+    CHECK_MESSAGE(s.find(part) != std::string::npos, part);
+  }
+  // None of these lines for a job without them.
+  std::string plain = FormatStatus(JobInfo("job_b", "MAPPING"));
+  for (const char* part : {"running ", "backups", "blacklisted", "waiting", "priority"}) {
+    CHECK_MESSAGE(plain.find(part) == std::string::npos, part);
+  }
+}
+
 TEST_CASE("status shows counts, progress, output, error and non-zero counters sorted") {
   std::string s = FormatStatus(JobInfo("job_a", "FAILED"));
   for (const char* part :
@@ -492,6 +562,42 @@ TEST_CASE("events read as one line and cluster heartbeats are skipped") {
   lost.Set("worker", "worker-b");
   lost.Set("reason", "heartbeat expired");
   CHECK(FormatEvent(lost).substr(12) == " worker-b worker_lost (heartbeat expired)");
+
+  Value speculated;
+  speculated.Set("type", "task_speculated");
+  speculated.Set("ts_ms", 1700000001234LL);
+  speculated.Set("job_id", "job_x");
+  speculated.Set("task_id", "m-00003");
+  speculated.Set("attempt", 2);
+  speculated.Set("worker", "worker-a");
+  speculated.Set("original_attempt", 1);
+  speculated.Set("original_worker", "worker-b");
+  speculated.Set("elapsed_ms", 4000);
+  speculated.Set("estimated_ms", 40000);
+  speculated.Set("typical_ms", 2000);
+  CHECK(FormatEvent(speculated).substr(12) ==
+        " job_x task_speculated m-00003 attempt 2 on worker-a: backup for attempt 1 on worker-b "
+        "(running 00:04, expected 00:40, typical 00:02)");
+
+  Value killed;
+  killed.Set("type", "task_killed");
+  killed.Set("ts_ms", 1700000001234LL);
+  killed.Set("job_id", "job_x");
+  killed.Set("task_id", "m-00003");
+  killed.Set("attempt", 1);
+  killed.Set("worker", "worker-b");
+  killed.Set("reason", "attempt 2 finished first");
+  CHECK(FormatEvent(killed).substr(12) ==
+        " job_x task_killed m-00003 attempt 1 on worker-b: attempt 2 finished first");
+
+  Value blacklisted;
+  blacklisted.Set("type", "worker_blacklisted");
+  blacklisted.Set("ts_ms", 1700000001234LL);
+  blacklisted.Set("job_id", "job_x");
+  blacklisted.Set("worker", "worker-c");
+  blacklisted.Set("failures", 3);
+  CHECK(FormatEvent(blacklisted).substr(12) ==
+        " job_x worker_blacklisted worker-c after 3 failed attempts");
 
   Value beat;
   beat.Set("type", "heartbeat");
@@ -664,6 +770,8 @@ TEST_CASE("submit sends absolute paths and prints the job id alone") {
   CHECK(submit.Find("app")->as_string() == "wordcount");
   CHECK(submit.Find("name")->as_string() == "n");
   CHECK(submit.Find("params")->Find("k")->as_string() == "v");
+  CHECK(submit.Find("priority")->as_int() == 0);
+  CHECK(submit.Find("speculation")->as_bool());
 
   Invocation json =
       Invoke(fake.endpoint(), {"submit", "--input", dir.path.string(), "--output",

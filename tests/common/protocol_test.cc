@@ -189,6 +189,13 @@ WelcomeMsg SampleWelcome() {
 HeartbeatMsg SampleHeartbeat() {
   HeartbeatMsg m;
   m.running = 3;
+  m.free_slots = 1;
+  m.cpu = 2.75;
+  m.host_cpu = 0.5;
+  m.cores = 8;
+  m.load1 = 3.25;
+  m.rss_kb = 123456;
+  m.disk_free_bytes = int64_t{5} << 40;
   return m;
 }
 
@@ -300,6 +307,8 @@ SubmitMsg SampleSubmit() {
   m.maps = 16;
   m.reduces = 3;
   m.max_attempts = 2;
+  m.priority = -7;
+  m.speculation = false;
   m.mapper = "python3 mapper.py";
   m.combiner = "cat";
   m.reducer = "NONE";
@@ -500,16 +509,33 @@ TEST_CASE("welcome refuses wrongly typed and missing fields") {
   CheckRequiredFields<WelcomeMsg>(good, {"proto", "worker", "heartbeat_ms", "liveness"});
 }
 
-TEST_CASE("heartbeat refuses a wrongly typed running count and defaults a missing one to 0") {
+TEST_CASE("heartbeat refuses wrongly typed figures and leaves missing ones unknown") {
   const Value good = SampleHeartbeat().ToValue();
   CheckWrongTypesRejected<HeartbeatMsg>(good, {{"running", kStr},
                                                {"running", kDouble},
                                                {"running", kBool},
-                                               {"running", kMap}});
-  CheckOptionalFields<HeartbeatMsg>(good, {"running"});
+                                               {"running", kMap},
+                                               {"free_slots", kDouble},
+                                               {"cpu", kStr},
+                                               {"host_cpu", kBool},
+                                               {"cores", kHalf},
+                                               {"load1", kArr},
+                                               {"rss_kb", kStr},
+                                               {"disk_free_bytes", kDouble}});
+  CheckOptionalFields<HeartbeatMsg>(good, {"running", "free_slots", "cpu", "host_cpu", "cores",
+                                           "load1", "rss_kb", "disk_free_bytes"});
   Received<HeartbeatMsg> bare = Receive<HeartbeatMsg>(Value(Map{{"type", Value("heartbeat")}}));
   REQUIRE(bare.msg.has_value());
   CHECK(bare.msg->running == 0);
+  CHECK(bare.msg->free_slots == -1);
+  CHECK(bare.msg->cpu == -1);
+  CHECK(bare.msg->host_cpu == -1);
+  CHECK(bare.msg->cores == 0);
+  CHECK(bare.msg->rss_kb == -1);
+  // Integers are accepted where a float is expected (other encoders pack 1.0 as 1).
+  Received<HeartbeatMsg> ints = Receive<HeartbeatMsg>(With(good, "cpu", Value(2)));
+  REQUIRE(ints.msg.has_value());
+  CHECK(ints.msg->cpu == 2.0);
 }
 
 TEST_CASE("map output refuses wrongly typed and missing fields") {
@@ -763,6 +789,10 @@ TEST_CASE("submit refuses wrongly typed and missing fields") {
              {"reduces", kStr},
              {"max_attempts", kDouble},
              {"max_attempts", kStr},
+             {"priority", kDouble},
+             {"priority", kStr},
+             {"speculation", kInt},
+             {"speculation", kStr},
              {"mapper", kInt},
              {"combiner", kArr},
              {"reducer", kBool},
@@ -779,7 +809,7 @@ TEST_CASE("submit refuses wrongly typed and missing fields") {
              {"plugin", Without(file, "name"), "name"}});
   CheckRequiredFields<SubmitMsg>(good, {"output"});
   CheckOptionalFields<SubmitMsg>(good, {"name", "app", "params", "maps", "reduces", "max_attempts",
-                                        "mapper", "combiner", "reducer", "cmdenv", "files",
+                                        "priority", "speculation", "mapper", "combiner", "reducer", "cmdenv", "files",
                                         "plugin", "inputs"});
   Received<SubmitMsg> minimal = Receive<SubmitMsg>(Value(Map{{"type", Value("submit")},
                                                              {"app", Value("wordcount")},
@@ -789,6 +819,8 @@ TEST_CASE("submit refuses wrongly typed and missing fields") {
   CHECK(minimal.msg->maps == 0);
   CHECK(minimal.msg->reduces == 1);
   CHECK(minimal.msg->max_attempts == 4);
+  CHECK(minimal.msg->priority == 0);
+  CHECK(minimal.msg->speculation);
   CHECK(minimal.msg->name.empty());
   CHECK(minimal.msg->params.empty());
   CHECK(minimal.msg->files.empty());
