@@ -19,6 +19,7 @@
 #include "common/protocol.h"
 #include "worker/attempt_process.h"
 #include "worker/blob_cache.h"
+#include "worker/resources.h"
 #include "worker/task_runner.h"
 
 namespace zmr {
@@ -37,6 +38,7 @@ struct Attempt {
   std::atomic<bool> cancelled{false};
   std::atomic<bool> finished{false};
   bool abandoned = false;   // results are dropped (cancelled, or from before a re-registration)
+  bool done_forwarded = false;  // its task_done went to the coordinator, which may commit it
   std::thread thread;
 };
 
@@ -95,6 +97,57 @@ void RunAttempt(zmq::context_t* context, const AttemptProcess* runner, Attempt* 
   attempt->finished.store(true);
 }
 
+// The directory in which an attempt writes its uncommitted part file,
+// OUTPUT/_temporary/<task_id>.a<attempt> (the formula of worker/task_runner.cc), or "" when the
+// attempt writes no job output (a map of a job with reduces) or that path would not be a
+// directory strictly inside OUTPUT/_temporary (a relative output, an odd task id).
+fs::path AttemptOutputDir(const AssignMsg& task) {
+  if (task.kind != TaskKind::kReduce && task.num_reduces != 0) return {};
+  const fs::path output(task.output_dir);
+  // The coordinator sends absolute output paths; zmr-task would resolve a relative one against
+  // its own working directory, not ours.
+  if (!output.is_absolute()) return {};
+  const std::string& id = task.task_id;
+  if (id.empty() || id == "." || id == ".." || id.find('/') != std::string::npos ||
+      id.find('\0') != std::string::npos) {
+    return {};
+  }
+  const fs::path temporary = output.lexically_normal() / "_temporary";
+  const fs::path dir = temporary / (id + ".a" + std::to_string(task.attempt));
+  if (dir.parent_path() != temporary || dir.filename() == "." || dir.filename() == "..") return {};
+  return dir;
+}
+
+// Removes what an attempt whose task_done was not forwarded (failed, cancelled, abandoned) left in
+// OUTPUT/_temporary: its own directory, then _temporary itself if that is now empty (other
+// attempts and the coordinator's commit own whatever else is there). Call only after the attempt's
+// zmr-task is reaped, so that nothing writes there any more. A killed attempt can have (re)created
+// _temporary after the coordinator removed it at the end of the job; this is what cleans that up.
+void RemoveUncommittedOutput(const AssignMsg& task) {
+  const fs::path dir = AttemptOutputDir(task);
+  if (dir.empty()) return;
+  const fs::path temporary = dir.parent_path();
+  std::error_code ec;
+  // Only a real directory: never follow a symlink named _temporary out of the output dir.
+  if (!fs::is_directory(fs::symlink_status(temporary, ec))) return;
+  std::uintmax_t removed = fs::remove_all(dir, ec);
+  if (ec) {
+    spdlog::warn("job {} task {} attempt {}: cannot remove {}: {}", task.job_id, task.task_id,
+                 task.attempt, dir.string(), ec.message());
+    return;
+  }
+  if (removed > 0) {
+    spdlog::info("job {} task {} attempt {}: removed uncommitted output {}", task.job_id,
+                 task.task_id, task.attempt, dir.string());
+  }
+  if (::rmdir(temporary.c_str()) != 0 && errno != ENOTEMPTY && errno != EEXIST &&
+      errno != ENOENT) {
+    int err = errno;
+    spdlog::debug("job {}: cannot remove {}: {}", task.job_id, temporary.string(),
+                  std::strerror(err));
+  }
+}
+
 }  // namespace
 
 struct Worker::Impl {
@@ -106,11 +159,13 @@ struct Worker::Impl {
   std::unique_ptr<LocalFileStore> store;
   std::unique_ptr<BlobCache> blobs;               // WORK_DIR/cache: shipped job files
   std::unique_ptr<AttemptProcess> runner;         // shared by attempt threads (immutable)
+  std::unique_ptr<ResourceSampler> resources;     // load figures for heartbeats
   std::map<AttemptRef, std::unique_ptr<Attempt>> attempts;
   std::set<std::string> cleanup_pending;         // jobs to remove once their attempts are gone
   bool registered = false;                        // got welcome for the current connection
   int64_t coordinator_heartbeat_ms = 0;
   int64_t last_heard_ms = 0;
+  int64_t ready_sent_ms = 0;                     // when the last ready went out
   int64_t next_heartbeat_ms = 0;
   int64_t next_orphan_sweep_ms = 0;
   int64_t reconnect_delay_ms = kReconnectInitialMs;
@@ -125,19 +180,24 @@ struct Worker::Impl {
     return hb * options.liveness;
   }
 
-  void Send(const Value& body) {
-    if (!dealer) return;
+  // Queues body for the coordinator. False when it was dropped (no connection, queue full).
+  bool Send(const Value& body) {
+    if (!dealer) return false;
     std::string bytes = Pack(body);
     try {
       if (!dealer->send(zmq::buffer(bytes), zmq::send_flags::dontwait)) {
         spdlog::debug("send to coordinator dropped (queue full)");
+        return false;
       }
     } catch (const zmq::error_t& e) {
       spdlog::warn("send to coordinator failed: {}", e.what());
+      return false;
     }
+    return true;
   }
 
-  void SendReady() {
+  void SendReady(int64_t now) {
+    ready_sent_ms = now;
     ReadyMsg ready;
     ready.name = options.name;
     ready.host = host;
@@ -155,7 +215,7 @@ struct Worker::Impl {
     registered = false;
     last_heard_ms = now;
     next_heartbeat_ms = now + options.heartbeat_ms;
-    SendReady();
+    SendReady(now);
     spdlog::info("worker {} connecting to {}", options.name, options.coordinator);
   }
 
@@ -223,9 +283,14 @@ struct Worker::Impl {
       return;
     }
     if (type == msg::kReregister) {
+      // Every message the coordinator could not place gets a reregister: after a silence (a
+      // SIGSTOP, a stall) several arrive in a row. Answer the first; the ones that answer
+      // messages sent before that ready would only replace the fresh registration again.
+      if (!registered && ready_sent_ms != 0 && now - ready_sent_ms < SilenceLimitMs()) return;
       spdlog::warn("coordinator does not know this worker; registering again");
       AbandonAttempts();
-      SendReady();
+      registered = false;
+      SendReady(now);
       return;
     }
     if (type == msg::kAssign) {
@@ -301,6 +366,8 @@ struct Worker::Impl {
   }
 
   // Forwards attempt reports to the coordinator (unless abandoned) and reaps finished threads.
+  // A reaped attempt whose task_done was not forwarded will never be committed: what it left in
+  // the job output's _temporary is removed (RemoveUncommittedOutput).
   void DrainResults() {
     // Note which threads have finished BEFORE draining: a thread sends its report and only then
     // sets `finished`, so every report of these threads is already queued and is read below.
@@ -330,6 +397,7 @@ struct Worker::Impl {
       auto it = attempts.find(ref);
       bool abandoned = it == attempts.end() || it->second->abandoned;
       if (!abandoned) {
+        bool done = false;
         if (type == msg::kTaskFailed) {
           std::string reason;
           ReadString(*v, "error", &reason, &error);
@@ -337,13 +405,15 @@ struct Worker::Impl {
                        ref.attempt, reason);
         } else if (type == msg::kTaskDone) {
           spdlog::info("job {} task {} attempt {} done", ref.job_id, ref.task_id, ref.attempt);
+          done = true;
         }
-        Send(*v);
+        if (Send(*v) && done) it->second->done_forwarded = true;
       }
     }
     for (const AttemptRef& ref : finished) {
       auto it = attempts.find(ref);
       it->second->thread.join();
+      if (!it->second->done_forwarded) RemoveUncommittedOutput(it->second->task);
       attempts.erase(it);
     }
     for (auto it = cleanup_pending.begin(); it != cleanup_pending.end();) {
@@ -420,6 +490,8 @@ std::unique_ptr<Worker> Worker::Create(const WorkerOptions& options, std::string
   attempt_options.memory_limit_bytes = s.options.memory_limit_bytes;
   attempt_options.task_timeout_ms = s.options.task_timeout_ms;
   s.runner = std::make_unique<AttemptProcess>(attempt_options);
+  s.resources = std::make_unique<ResourceSampler>(s.options.work_dir);
+  s.resources->Sample(SteadyMs());  // the baseline, so the first heartbeat has rates
   const std::string& task_binary = s.runner->options().task_binary;
   if (task_binary.empty()) {
     *error = "cannot find the zmr-task executable (/proc/self/exe unreadable)";
@@ -504,6 +576,14 @@ int Worker::Run(const std::atomic<bool>& stop) {
     if (now >= s.next_heartbeat_ms) {
       HeartbeatMsg hb;
       hb.running = s.RunningCount();
+      hb.free_slots = std::max<int64_t>(0, s.options.slots - hb.running);
+      ResourceSample load = s.resources->Sample(now);
+      hb.cpu = load.cpu;
+      hb.host_cpu = load.host_cpu;
+      hb.cores = load.cores;
+      hb.load1 = load.load1;
+      hb.rss_kb = load.rss_kb;
+      hb.disk_free_bytes = load.disk_free_bytes;
       s.Send(hb.ToValue());
       s.next_heartbeat_ms = now + s.options.heartbeat_ms;
     }
