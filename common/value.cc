@@ -249,7 +249,7 @@ void Value::Set(std::string key, Value value) {
 }
 
 std::string Pack(const Value& value) {
-  msgpack::sbuffer buf;
+  msgpack::sbuffer buf(256);  // most messages are small; it doubles as needed
   msgpack::packer<msgpack::sbuffer> pk(buf);
   PackValue(pk, &buf, value);
   return std::string(buf.data(), buf.size());

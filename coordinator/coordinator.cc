@@ -30,6 +30,8 @@ namespace {
 
 // Most messages read from one socket per loop turn, so one busy socket cannot starve the other.
 constexpr int kMaxBatch = 1000;
+// Within a batch, whether heartbeats are due is looked at every this many messages.
+constexpr int kHeartbeatCheckEvery = 64;
 // Upper bound on the map count of one job.
 constexpr int64_t kMaxMaps = 1000000;
 constexpr int64_t kMaxReduces = 100000;
@@ -98,6 +100,7 @@ struct Coordinator::Impl {
   std::set<std::string> outputs_in_use;   // output dirs of active jobs
   int64_t bad_messages = 0;               // undecodable or invalid, from anyone
   int64_t dropped_sends = 0;              // unroutable or over the high-water mark
+  int64_t next_heartbeat_ms = 0;          // steady clock
 
   // --- sending ---
 
@@ -536,17 +539,26 @@ struct Coordinator::Impl {
     Publish("cluster/heartbeat", tick);
   }
 
-  void Drain(zmq::socket_t& socket, bool from_workers) {
+  // Sends the heartbeats if they are due. Called between messages too, so a long batch cannot
+  // make every worker hear from us late.
+  void HeartbeatIfDue() {
+    if (SteadyMs() < next_heartbeat_ms) return;
+    SendHeartbeats(WallMs());
+    next_heartbeat_ms = SteadyMs() + options.heartbeat_ms;
+  }
+
+  // Handles up to kMaxBatch messages from the socket. Returns true when it is empty now.
+  bool Drain(zmq::socket_t& socket, bool from_workers) {
     for (int i = 0; i < kMaxBatch; ++i) {
       std::vector<zmq::message_t> frames;
       std::optional<size_t> n;
       try {
         n = zmq::recv_multipart(socket, std::back_inserter(frames), zmq::recv_flags::dontwait);
       } catch (const zmq::error_t& e) {
-        if (e.num() == EINTR) return;
+        if (e.num() == EINTR) return false;
         throw;
       }
-      if (!n) return;
+      if (!n) return true;
       int64_t now = WallMs();
       if (from_workers) {
         HandleWorker(frames, now);
@@ -554,7 +566,9 @@ struct Coordinator::Impl {
         HandleClient(frames, now);
       }
       Execute(now);
+      if (i % kHeartbeatCheckEvery == 0) HeartbeatIfDue();
     }
+    return false;
   }
 };
 
@@ -619,9 +633,9 @@ std::unique_ptr<Coordinator> Coordinator::Create(const CoordinatorOptions& optio
 
 int Coordinator::Run(const std::atomic<bool>& stop) {
   Impl& s = *impl_;
-  int64_t next_heartbeat = SteadyMs() + s.options.heartbeat_ms;
+  s.next_heartbeat_ms = SteadyMs() + s.options.heartbeat_ms;
   while (!stop.load()) {
-    int64_t wait_ms = std::clamp<int64_t>(next_heartbeat - SteadyMs(), 0, 100);
+    int64_t wait_ms = std::clamp<int64_t>(s.next_heartbeat_ms - SteadyMs(), 0, 100);
     zmq::pollitem_t items[] = {{s.workers.handle(), 0, ZMQ_POLLIN, 0},
                                {s.clients.handle(), 0, ZMQ_POLLIN, 0}};
     try {
@@ -630,14 +644,15 @@ int Coordinator::Run(const std::atomic<bool>& stop) {
       if (e.num() != EINTR) throw;
       continue;
     }
-    if (items[0].revents & ZMQ_POLLIN) s.Drain(s.workers, /*from_workers=*/true);
+    bool workers_drained = true;
+    if (items[0].revents & ZMQ_POLLIN) workers_drained = s.Drain(s.workers, /*from_workers=*/true);
     if (items[1].revents & ZMQ_POLLIN) s.Drain(s.clients, /*from_workers=*/false);
+    s.HeartbeatIfDue();
     int64_t now = WallMs();
-    if (SteadyMs() >= next_heartbeat) {
-      s.SendHeartbeats(now);
-      next_heartbeat = SteadyMs() + s.options.heartbeat_ms;
-    }
-    s.scheduler->Tick(now);
+    // Silent workers are expired only when every queued worker message has been read: behind
+    // a backlog may sit the very heartbeat that keeps a worker alive.
+    if (workers_drained) s.scheduler->ExpireSilentWorkers(now);
+    s.scheduler->AssignPending(now);
     s.Execute(now);
   }
   spdlog::info("coordinator stopping");

@@ -1040,6 +1040,11 @@ void Scheduler::JobCommitted(const std::string& job_id, bool ok, const std::stri
 }
 
 void Scheduler::Tick(int64_t now_ms) {
+  ExpireSilentWorkers(now_ms);
+  AssignPending(now_ms);
+}
+
+void Scheduler::ExpireSilentWorkers(int64_t now_ms) {
   Impl& s = *impl_;
   if (now_ms - s.last_expiry_check_ms >= std::max<int64_t>(1, s.options.heartbeat_ms / 10)) {
     s.last_expiry_check_ms = now_ms;
@@ -1050,8 +1055,9 @@ void Scheduler::Tick(int64_t now_ms) {
     }
     for (const std::string& key : expired) s.LoseWorker(key, "heartbeat expired", now_ms);
   }
-  s.Schedule(now_ms);
 }
+
+void Scheduler::AssignPending(int64_t now_ms) { impl_->Schedule(now_ms); }
 
 std::vector<Outgoing> Scheduler::TakeOutgoing() {
   std::vector<Outgoing> result;

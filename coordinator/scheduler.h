@@ -134,9 +134,13 @@ class Scheduler {
   void JobCommitted(const std::string& job_id, bool ok, const std::string& error,
                     int64_t now_ms);
 
-  // Expires silent workers and assigns pending tasks to free slots. Call after every batch of
-  // messages and at least every heartbeat interval.
+  // ExpireSilentWorkers then AssignPending. Call after every batch of messages and at least every
+  // heartbeat interval.
   void Tick(int64_t now_ms);
+  // Declares workers silent for liveness x heartbeat lost (looks at most every heartbeat / 10).
+  void ExpireSilentWorkers(int64_t now_ms);
+  // Starts pending tasks on free slots, then backups for stragglers if slots are still free.
+  void AssignPending(int64_t now_ms);
 
   // Moves out the queued actions.
   std::vector<Outgoing> TakeOutgoing();
