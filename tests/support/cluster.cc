@@ -1,5 +1,6 @@
 #include "tests/support/cluster.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
@@ -18,6 +19,11 @@
 #include <sstream>
 #include <stdexcept>
 #include <thread>
+
+#include <msgpack.hpp>
+#include <zmq.hpp>
+
+extern char** environ;
 
 namespace zmr::testing {
 
@@ -86,7 +92,8 @@ fs::path UniqueFile(const fs::path& dir, std::string_view stem, std::string_view
 // ---------------------------------------------------------------------------------------------
 // Process
 
-Process::Process(const std::vector<std::string>& argv, fs::path stdout_path, fs::path stderr_path)
+Process::Process(const std::vector<std::string>& argv, fs::path stdout_path, fs::path stderr_path,
+                 const Environment& extra_env)
     : stdout_path_(std::move(stdout_path)),
       stderr_path_(std::move(stderr_path)),
       command_(Quote(argv)) {
@@ -96,6 +103,19 @@ Process::Process(const std::vector<std::string>& argv, fs::path stdout_path, fs:
   std::vector<char*> c_args;
   for (std::string& arg : args) c_args.push_back(arg.data());
   c_args.push_back(nullptr);
+  // The child's environment: ours, with `extra_env` added or replacing (a later pair wins).
+  std::vector<std::string> env;
+  for (char** e = environ; e != nullptr && *e != nullptr; ++e) env.emplace_back(*e);
+  for (const auto& [name, value] : extra_env) {
+    const std::string prefix = name + "=";
+    env.erase(std::remove_if(env.begin(), env.end(),
+                             [&](const std::string& entry) { return entry.rfind(prefix, 0) == 0; }),
+              env.end());
+    env.push_back(prefix + value);
+  }
+  std::vector<char*> c_env;
+  for (std::string& entry : env) c_env.push_back(entry.data());
+  c_env.push_back(nullptr);
   const int out_fd =
       open(stdout_path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   const int err_fd =
@@ -123,7 +143,7 @@ Process::Process(const std::vector<std::string>& argv, fs::path stdout_path, fs:
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, nullptr);
-    execv(c_args[0], c_args.data());
+    execve(c_args[0], c_args.data(), c_env.data());
     const char* prefix = "exec failed: ";
     const char* reason = strerror(errno);
     [[maybe_unused]] ssize_t ignored = write(STDERR_FILENO, prefix, strlen(prefix));
@@ -271,6 +291,7 @@ Cluster::~Cluster() {
   // Workers first (each says goodbye to a coordinator that is still there), all at once so the
   // grace periods overlap; then the coordinator. Anything that lingers is SIGKILLed.
   for (Process& w : workers_) w.Kill(SIGTERM);
+  for (Process& w : workers_) w.Kill(SIGCONT);  // a SIGSTOPped worker must run to handle it
   const auto deadline = Clock::now() + milliseconds(10000);
   for (Process& w : workers_) {
     w.Wait(std::max(milliseconds(0),
@@ -279,18 +300,22 @@ Cluster::~Cluster() {
   if (coordinator_) coordinator_->Stop(SIGTERM, milliseconds(10000));
 }
 
-int Cluster::AddWorker() {
+int Cluster::AddWorker() { return AddWorker(WorkerLaunch{}); }
+
+int Cluster::AddWorker(const WorkerLaunch& launch) {
   const int index = static_cast<int>(workers_.size());
-  const std::string name = "worker-" + std::to_string(index);
-  const fs::path work_dir = dir_ / ("work-" + std::to_string(index));
+  const std::string name = WorkerName(index);
+  const fs::path work_dir = WorkDir(index);
   fs::create_directories(work_dir);
   std::vector<std::string> argv = {WorkerBinary().string(),
                                    "--coordinator", workers_endpoint_,
-                                   "--slots", std::to_string(options_.slots),
+                                   "--slots", std::to_string(launch.slots.value_or(options_.slots)),
                                    "--name", name,
                                    "--work-dir", work_dir.string()};
   for (std::string& flag : HeartbeatFlags()) argv.push_back(std::move(flag));
-  workers_.emplace_back(argv, dir_ / "logs" / (name + ".out"), dir_ / "logs" / (name + ".err"));
+  argv.insert(argv.end(), launch.flags.begin(), launch.flags.end());
+  workers_.emplace_back(argv, dir_ / "logs" / (name + ".out"), dir_ / "logs" / (name + ".err"),
+                        launch.env);
   return index;
 }
 
@@ -560,6 +585,225 @@ int64_t Json::Int(std::string_view key, int64_t fallback) const {
   const Json* member = Get(key);
   const double* d = member ? std::get_if<double>(&member->v) : nullptr;
   return d ? static_cast<int64_t>(*d) : fallback;
+}
+
+std::optional<bool> Json::Bool(std::string_view key) const {
+  const Json* member = Get(key);
+  const bool* b = member ? std::get_if<bool>(&member->v) : nullptr;
+  return b ? std::optional<bool>(*b) : std::nullopt;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Processes under a pid
+
+namespace {
+
+// pid, ppid, state and command of one /proc entry; nullopt once the process is gone.
+std::optional<ProcessInfo> ReadProcess(pid_t pid) {
+  const fs::path dir = fs::path("/proc") / std::to_string(pid);
+  const std::string stat = ReadFile(dir / "stat");
+  // "PID (COMM) STATE PPID ...": COMM may hold spaces and parentheses, so parse after the last ')'.
+  const size_t paren = stat.rfind(')');
+  if (stat.empty() || paren == std::string::npos || paren + 2 >= stat.size()) return std::nullopt;
+  ProcessInfo info;
+  info.pid = pid;
+  std::istringstream rest(stat.substr(paren + 2));
+  long ppid = 0;
+  if (!(rest >> info.state >> ppid)) return std::nullopt;
+  info.ppid = static_cast<pid_t>(ppid);
+  std::string cmdline = ReadFile(dir / "cmdline");
+  while (!cmdline.empty() && cmdline.back() == '\0') cmdline.pop_back();
+  std::replace(cmdline.begin(), cmdline.end(), '\0', ' ');
+  const size_t open = stat.find('(');
+  info.command = !cmdline.empty() ? cmdline
+                 : open != std::string::npos ? stat.substr(open, paren - open + 1)
+                                             : std::string("?");
+  return info;
+}
+
+}  // namespace
+
+std::vector<ProcessInfo> DescendantProcesses(pid_t root) {
+  std::map<pid_t, ProcessInfo> all;
+  if (DIR* proc = opendir("/proc")) {
+    while (const dirent* entry = readdir(proc)) {
+      const std::string name = entry->d_name;
+      if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos) continue;
+      const pid_t pid = static_cast<pid_t>(std::stol(name));
+      if (std::optional<ProcessInfo> info = ReadProcess(pid)) all.emplace(pid, std::move(*info));
+    }
+    closedir(proc);
+  }
+  std::vector<ProcessInfo> found;
+  for (const auto& [pid, info] : all) {
+    // Walk up the parents; the bound guards against a cycle in a racy snapshot.
+    pid_t up = info.ppid;
+    for (int depth = 0; depth < 64 && up > 1; ++depth) {
+      if (up == root) {
+        found.push_back(info);
+        break;
+      }
+      auto it = all.find(up);
+      if (it == all.end()) break;
+      up = it->second.ppid;
+    }
+  }
+  return found;
+}
+
+std::string DescribeProcesses(const std::vector<ProcessInfo>& processes) {
+  std::string text;
+  for (const ProcessInfo& p : processes) {
+    text += std::to_string(p.pid) + " " + std::to_string(p.ppid) + " " + p.state + " " +
+            p.command + "\n";
+  }
+  return text.empty() ? "(none)\n" : text;
+}
+
+bool WaitUntil(const std::function<bool()>& done, milliseconds patience) {
+  const auto deadline = Clock::now() + patience;
+  for (;;) {
+    if (done()) return true;
+    if (Clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(kPollInterval);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// EventWatch
+
+namespace {
+
+// One msgpack map of string keys (values: strings or integers), as PROTOCOL.md frames a message.
+std::string PackMap(const std::vector<std::pair<std::string, std::variant<std::string, int64_t>>>&
+                        fields) {
+  msgpack::sbuffer buffer;
+  msgpack::packer<msgpack::sbuffer> packer(buffer);
+  packer.pack_map(static_cast<uint32_t>(fields.size()));
+  for (const auto& [key, value] : fields) {
+    packer.pack(key);
+    std::visit([&](const auto& v) { packer.pack(v); }, value);
+  }
+  return std::string(buffer.data(), buffer.size());
+}
+
+// Whether the watcher's output so far has an event of `type` about worker `name`.
+bool HasWorkerEvent(const std::string& text, std::string_view type, const std::string& name) {
+  std::istringstream lines(text);
+  for (std::string line; std::getline(lines, line);) {
+    std::optional<Json> event = Json::Parse(line);
+    if (event && event->String("type") == type && event->String("worker") == name) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+EventWatch::EventWatch(const Cluster& cluster)
+    : process_(cluster.StartClient({"watch", "--json"})) {
+  static std::atomic<int> probes{0};
+  zmq::context_t context(1);
+  zmq::socket_t probe(context, zmq::socket_type::dealer);
+  probe.set(zmq::sockopt::linger, 0);
+  probe.set(zmq::sockopt::sndtimeo, 10000);
+  probe.connect(cluster.workers_endpoint());
+  const auto deadline = Clock::now() + kPatience;
+  // The SUB socket of the watcher connects some time after it started; an event published before
+  // its subscription reached the coordinator is lost. So register probes, each a fresh name,
+  // until the watcher shows one joining.
+  std::string name;
+  for (bool live = false; !live;) {
+    if (!process_.Running() || Clock::now() >= deadline) {
+      throw std::runtime_error("zmr watch --json did not come live: " + process_.Stderr() +
+                               "\n" + cluster.Logs());
+    }
+    if (!name.empty()) {
+      probe.send(zmq::buffer(PackMap({{"type", std::string("disconnect")}})),
+                 zmq::send_flags::none);
+    }
+    name = "watch-probe-" + std::to_string(probes++);
+    probe.send(zmq::buffer(PackMap({{"type", std::string("ready")},
+                                    {"proto", int64_t{1}},
+                                    {"name", name},
+                                    {"host", std::string("probe")},
+                                    {"pid", static_cast<int64_t>(getpid())},
+                                    {"slots", int64_t{1}}})),
+               zmq::send_flags::none);
+    // Short: a probe the watcher missed costs only a worker_joined/worker_lost pair.
+    live = WaitUntil([&] { return HasWorkerEvent(process_.Stdout(), "worker_joined", name); },
+                     milliseconds(250));
+  }
+  probe.send(zmq::buffer(PackMap({{"type", std::string("disconnect")}})), zmq::send_flags::none);
+  if (!WaitUntil([&] { return HasWorkerEvent(process_.Stdout(), "worker_lost", name); })) {
+    throw std::runtime_error("the watcher never saw probe " + name + " leave:\n" + Text());
+  }
+}
+
+EventWatch::~EventWatch() { process_.Stop(SIGINT, milliseconds(10000)); }
+
+std::vector<Json> EventWatch::Events() const {
+  std::vector<Json> events;
+  std::istringstream lines(process_.Stdout());
+  for (std::string line; std::getline(lines, line);) {
+    std::optional<Json> event = Json::Parse(line);
+    if (event && event->Get("type") != nullptr) events.push_back(std::move(*event));
+  }
+  return events;
+}
+
+int EventWatch::bad_lines() const {
+  int bad = 0;
+  std::istringstream lines(process_.Stdout());
+  for (std::string line; std::getline(lines, line);) {
+    std::optional<Json> event = Json::Parse(line);
+    if (!event || event->Get("type") == nullptr) ++bad;
+  }
+  return bad;
+}
+
+std::vector<Json> EventWatch::JobEvents(const std::string& job_id) const {
+  std::vector<Json> events;
+  for (Json& event : Events()) {
+    if (event.String("job_id") == job_id) events.push_back(std::move(event));
+  }
+  std::stable_sort(events.begin(), events.end(),
+                   [](const Json& a, const Json& b) { return a.Int("seq") < b.Int("seq"); });
+  return events;
+}
+
+std::string EventWatch::SeqProblem(const std::string& job_id) const {
+  const std::vector<Json> events = JobEvents(job_id);
+  for (size_t i = 0; i < events.size(); ++i) {
+    const int64_t seq = events[i].Int("seq");
+    if (seq != static_cast<int64_t>(i) + 1) {
+      return "event " + std::to_string(i + 1) + " of job " + job_id + " has seq " +
+             std::to_string(seq) + " (a gap: events were dropped, or a duplicate)";
+    }
+  }
+  return "";
+}
+
+bool EventWatch::WaitForJobEnd(const std::string& job_id, milliseconds patience) const {
+  return WaitUntil(
+      [&] {
+        const std::vector<Json> events = JobEvents(job_id);
+        if (events.empty() || !SeqProblem(job_id).empty()) return false;
+        const Json& last = events.back();
+        const std::string state = last.String("state");
+        return last.String("type") == "job_state" &&
+               (state == "COMPLETED" || state == "FAILED" || state == "CANCELLED");
+      },
+      patience);
+}
+
+std::string EventWatch::Text() const { return process_.Stdout(); }
+
+std::vector<Json> EventsOfType(const std::vector<Json>& events, std::string_view type) {
+  std::vector<Json> found;
+  for (const Json& event : events) {
+    if (event.String("type") == type) found.push_back(event);
+  }
+  return found;
 }
 
 // ---------------------------------------------------------------------------------------------

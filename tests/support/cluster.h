@@ -14,6 +14,7 @@
 #include <csignal>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -50,6 +51,9 @@ class TempDir {
   fs::path path_;
 };
 
+// NAME=VALUE pairs a child gets on top of the test process's environment (a later pair wins).
+using Environment = std::vector<std::pair<std::string, std::string>>;
+
 // One child process with stdout and stderr redirected to files. The destructor SIGKILLs and reaps
 // a child that is still running, so no process outlives its Process object; the child also gets
 // SIGKILL if the test process dies (PR_SET_PDEATHSIG).
@@ -57,8 +61,10 @@ class Process {
  public:
   // Starts argv[0] (a path, not searched in PATH) with argv, stdin from /dev/null, stdout and
   // stderr appended to the given files. Throws std::runtime_error when fork fails; an exec
-  // failure shows as exit code 127 with the reason in the stderr file.
-  Process(const std::vector<std::string>& argv, fs::path stdout_path, fs::path stderr_path);
+  // failure shows as exit code 127 with the reason in the stderr file. `extra_env` is added to
+  // (or replaces entries of) the environment the child inherits.
+  Process(const std::vector<std::string>& argv, fs::path stdout_path, fs::path stderr_path,
+          const Environment& extra_env = {});
   ~Process();
   Process(Process&& other) noexcept;
   Process& operator=(Process&&) = delete;
@@ -111,6 +117,15 @@ struct ClusterOptions {
   std::optional<int> liveness = std::nullopt;
 };
 
+// How to start one worker beyond ClusterOptions (Cluster::AddWorker(const WorkerLaunch&)).
+struct WorkerLaunch {
+  std::optional<int> slots = std::nullopt;  // default: ClusterOptions::slots
+  std::vector<std::string> flags = {};      // appended to the command line: {"--task-timeout", "2"}
+  // Set in the worker's environment; its attempts and their streaming commands inherit it (how a
+  // test slows one worker down: a test script reads the variable).
+  Environment env = {};
+};
+
 // A coordinator (ports '*' on 127.0.0.1, endpoints read from its ready file) and workers named
 // worker-0, worker-1, ... with work dirs under the cluster's temp dir. The destructor stops
 // everything (SIGTERM, a short grace, then SIGKILL).
@@ -126,6 +141,12 @@ class Cluster {
 
   // Starts one more worker (named worker-<index>); returns its index.
   int AddWorker();
+  // The same with other slots, extra flags or extra environment variables.
+  int AddWorker(const WorkerLaunch& launch);
+  // Name and work dir of worker i (WORK_DIR/jobs/<job_id> holds a job's intermediate data).
+  std::string WorkerName(int i) const { return "worker-" + std::to_string(i); }
+  fs::path WorkDir(int i) const { return dir_ / ("work-" + std::to_string(i)); }
+  int worker_count() const { return static_cast<int>(workers_.size()); }
   // Sends a signal to worker i (SIGKILL by default) and reaps it when the signal is fatal.
   void KillWorker(int i, int signal_number = SIGKILL);
   Process& worker(int i) { return workers_.at(static_cast<size_t>(i)); }
@@ -185,8 +206,68 @@ struct Json {
   // Typed getters with a fallback for a missing or mistyped member.
   std::string String(std::string_view key) const;
   int64_t Int(std::string_view key, int64_t fallback = -1) const;
+  // A bool member, or nullopt when it is missing or not a bool.
+  std::optional<bool> Bool(std::string_view key) const;
   const Array* AsArray() const { return std::get_if<Array>(&v); }
 };
+
+// ---------------------------------------------------------------------------------------------
+// Processes under a pid, from /proc (Linux).
+
+struct ProcessInfo {
+  pid_t pid = 0;
+  pid_t ppid = 0;
+  char state = '?';     // as in /proc/PID/stat: R, S, D, Z (zombie), T (stopped), ...
+  std::string command;  // /proc/PID/cmdline with spaces between the arguments, or (comm)
+};
+
+// Every process whose chain of parents reaches `root` (root itself excluded), zombies included,
+// as /proc shows them now. Processes that re-parented away from `root` (to init or to another
+// subreaper) are not its descendants any more and are not listed.
+std::vector<ProcessInfo> DescendantProcesses(pid_t root);
+// One "pid ppid state command" line per process, for messages.
+std::string DescribeProcesses(const std::vector<ProcessInfo>& processes);
+
+// Polls `done` every kPollInterval until it returns true (true) or `patience` ran out (false).
+bool WaitUntil(const std::function<bool()>& done, milliseconds patience = kPatience);
+
+// ---------------------------------------------------------------------------------------------
+// Following the coordinator's events with `zmr watch --json` (all jobs and workers).
+
+class EventWatch {
+ public:
+  // Starts `zmr watch --json` against `cluster` and returns once it is known to receive events:
+  // a probe worker (named watch-probe-N, 1 slot) registers over the workers socket until the
+  // watcher prints its worker_joined, then says goodbye (and the watcher prints its worker_lost).
+  // Construct it before submitting any job, or the probe could be given a task. Throws
+  // std::runtime_error if the watcher does not come live within kPatience.
+  explicit EventWatch(const Cluster& cluster);
+  // Stops the watcher (SIGINT, then SIGKILL after a grace period).
+  ~EventWatch();
+  EventWatch(const EventWatch&) = delete;
+  EventWatch& operator=(const EventWatch&) = delete;
+
+  // Every event printed so far, in arrival order (a line that is not one JSON object is skipped
+  // and counted in bad_lines()).
+  std::vector<Json> Events() const;
+  // The events of one job, by seq.
+  std::vector<Json> JobEvents(const std::string& job_id) const;
+  // Waits (bounded) until the job's events seq 1..N are all here without a gap, the last of them
+  // its terminal job_state. False after `patience` (a gap means PUB dropped events).
+  bool WaitForJobEnd(const std::string& job_id, milliseconds patience = kPatience) const;
+  // "" when the job's events are seq 1..N without gaps or duplicates, else what is wrong.
+  std::string SeqProblem(const std::string& job_id) const;
+  int bad_lines() const;
+  // The raw output (one JSON object per line), for messages.
+  std::string Text() const;
+  Process& process() { return process_; }
+
+ private:
+  Process process_;
+};
+
+// Events of `type` among `events` (e.g. EventWatch::JobEvents).
+std::vector<Json> EventsOfType(const std::vector<Json>& events, std::string_view type);
 
 // ---------------------------------------------------------------------------------------------
 // Corpus and references.
