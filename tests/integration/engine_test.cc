@@ -24,12 +24,6 @@ std::string FirstLine(const std::string& s) {
   return line;
 }
 
-std::string PartName(int r) {
-  char name[32];
-  std::snprintf(name, sizeof name, "part-%05d", r);
-  return name;
-}
-
 struct Submitted {
   ClientResult result;
   std::string job_id;

@@ -23,6 +23,7 @@
 #include <zmq.hpp>
 #include <zmq_addon.hpp>
 
+#include "tests/integration/helpers.h"
 #include "tests/support/cluster.h"
 
 namespace {
@@ -35,31 +36,6 @@ using Clock = std::chrono::steady_clock;
 // map finished (at the kill, typically 1-3 of the 40 maps are done).
 constexpr int64_t kLargeCorpusBytes = 32 << 20;
 constexpr int kLargeCorpusMaps = 40;
-
-std::string Trim(std::string s) {
-  while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' ')) s.pop_back();
-  size_t start = 0;
-  while (start < s.size() && s[start] == ' ') ++start;
-  return s.substr(start);
-}
-
-std::string Join(const std::vector<std::string>& items) {
-  std::string text;
-  for (const std::string& item : items) text += (text.empty() ? "" : " ") + item;
-  return text;
-}
-
-// Where two long texts first differ, with a little context, for a readable failure message.
-std::string FirstDifference(const std::string& actual, const std::string& expected) {
-  if (actual == expected) return "identical";
-  size_t i = 0;
-  while (i < actual.size() && i < expected.size() && actual[i] == expected[i]) ++i;
-  const size_t from = i < 80 ? 0 : i - 80;
-  return "sizes " + std::to_string(actual.size()) + " (actual) vs " +
-         std::to_string(expected.size()) + " (expected); first difference at byte " +
-         std::to_string(i) + "\nactual:   ..." + actual.substr(from, 160) +
-         "\nexpected: ..." + expected.substr(from, 160);
-}
 
 // A corpus generated once per test process and shared by the tests that only read it.
 const fs::path& LargeCorpus() {
@@ -74,50 +50,6 @@ const fs::path& LargeCorpus() {
 const std::string& LargeCorpusWordCount() {
   static const std::string reference = ReferenceWordCount(CorpusFiles(LargeCorpus()));
   return reference;
-}
-
-// Submits and returns the job id (stdout holds it alone); fails the test if refused.
-std::string Submit(const Cluster& cluster, std::vector<std::string> args) {
-  args.insert(args.begin(), "submit");
-  ClientResult r = cluster.RunClient(args);
-  INFO("zmr " << Join(args) << "\n" << r.Describe());
-  REQUIRE(r.exit_code == 0);
-  const std::string job_id = Trim(r.out);
-  REQUIRE(!job_id.empty());
-  REQUIRE(job_id.find('\n') == std::string::npos);
-  return job_id;
-}
-
-// The JobInfo of a job from `zmr status JOB --json`, or nullopt when the command failed.
-std::optional<Json> Status(const Cluster& cluster, const std::string& job_id) {
-  ClientResult r = cluster.RunClient({"status", job_id, "--json"});
-  if (r.exit_code != 0) return std::nullopt;
-  return Json::Parse(r.out);
-}
-
-int64_t TaskCount(const Json& job, std::string_view kind, std::string_view field) {
-  const Json* counts = job.Get(kind);
-  return counts ? counts->Int(field) : -1;
-}
-
-bool IsTerminal(const std::string& state) {
-  return state == "COMPLETED" || state == "FAILED" || state == "CANCELLED";
-}
-
-// Polls the job's status until `done(job)` holds or the job ends; returns the last status read.
-// Fails the test if the status cannot be read or patience runs out.
-Json PollStatus(const Cluster& cluster, const std::string& job_id,
-                const std::function<bool(const Json&)>& done) {
-  const auto deadline = Clock::now() + kPatience;
-  for (;;) {
-    std::optional<Json> job = Status(cluster, job_id);
-    REQUIRE_MESSAGE(job.has_value(), "cannot read the status of " << job_id);
-    if (done(*job) || IsTerminal(job->String("state"))) return *job;
-    REQUIRE_MESSAGE(Clock::now() < deadline,
-                    "job " << job_id << " stuck in " << job->String("state") << "\n"
-                           << cluster.Logs());
-    std::this_thread::sleep_for(kPollInterval);
-  }
 }
 
 // Known product bug, seen about once in ten runs of a 7-map job on 2 workers x 2 slots (at
@@ -171,12 +103,6 @@ int JobCount(const Cluster& cluster) {
   REQUIRE(jobs.has_value());
   REQUIRE(jobs->AsArray() != nullptr);
   return static_cast<int>(jobs->AsArray()->size());
-}
-
-std::string PartName(int r) {
-  char name[32];
-  std::snprintf(name, sizeof name, "part-%05d", r);
-  return name;
 }
 
 // A finished job's output directory holds exactly part-00000..part-(R-1) and an empty _SUCCESS,

@@ -21,6 +21,7 @@
 #include <thread>
 #include <vector>
 
+#include "tests/integration/helpers.h"
 #include "tests/support/cluster.h"
 
 namespace {
@@ -37,53 +38,10 @@ const fs::path kScripts = fs::path(ZMR_SOURCE_DIR) / "tests" / "integration" / "
 constexpr const char* kSlowMapVariable = "ZMR_TEST_SLOW_MAP_S";
 constexpr const char* kSlowMapSeconds = "3600";
 
-std::string Trim(std::string s) {
-  while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' ')) s.pop_back();
-  size_t start = 0;
-  while (start < s.size() && s[start] == ' ') ++start;
-  return s.substr(start);
-}
-
-std::string Join(const std::vector<std::string>& items) {
-  std::string text;
-  for (const std::string& item : items) text += (text.empty() ? "" : " ") + item;
-  return text;
-}
-
-// Where two long texts first differ, with a little context, for a readable failure message.
-std::string FirstDifference(const std::string& actual, const std::string& expected) {
-  if (actual == expected) return "identical";
-  size_t i = 0;
-  while (i < actual.size() && i < expected.size() && actual[i] == expected[i]) ++i;
-  const size_t from = i < 80 ? 0 : i - 80;
-  return "sizes " + std::to_string(actual.size()) + " (actual) vs " +
-         std::to_string(expected.size()) + " (expected); first difference at byte " +
-         std::to_string(i) + "\nactual:   ..." + actual.substr(from, 160) +
-         "\nexpected: ..." + expected.substr(from, 160);
-}
-
-std::string PartName(int r) {
-  char name[32];
-  std::snprintf(name, sizeof name, "part-%05d", r);
-  return name;
-}
-
 std::string TaskName(char kind, int index) {
   char name[32];
   std::snprintf(name, sizeof name, "%c-%05d", kind, index);
   return name;
-}
-
-// Submits and returns the job id (stdout holds it alone); fails the test if refused.
-std::string Submit(const Cluster& cluster, std::vector<std::string> args) {
-  args.insert(args.begin(), "submit");
-  ClientResult r = cluster.RunClient(args);
-  INFO("zmr " << Join(args) << "\n" << r.Describe());
-  REQUIRE(r.exit_code == 0);
-  const std::string job_id = Trim(r.out);
-  REQUIRE(!job_id.empty());
-  REQUIRE(job_id.find('\n') == std::string::npos);
-  return job_id;
 }
 
 // The arguments of a streaming job whose commands are scripts of kScripts run by Debian's python.
@@ -96,38 +54,6 @@ std::vector<std::string> StreamingArgs(const std::string& mapper, const std::str
 std::vector<std::string> Concat(std::vector<std::string> a, const std::vector<std::string>& b) {
   a.insert(a.end(), b.begin(), b.end());
   return a;
-}
-
-// The JobInfo of a job from `zmr status JOB --json`, or nullopt when the command failed.
-std::optional<Json> Status(const Cluster& cluster, const std::string& job_id) {
-  ClientResult r = cluster.RunClient({"status", job_id, "--json"});
-  if (r.exit_code != 0) return std::nullopt;
-  return Json::Parse(r.out);
-}
-
-int64_t TaskCount(const Json& job, std::string_view kind, std::string_view field) {
-  const Json* counts = job.Get(kind);
-  return counts ? counts->Int(field) : -1;
-}
-
-bool IsTerminal(const std::string& state) {
-  return state == "COMPLETED" || state == "FAILED" || state == "CANCELLED";
-}
-
-// Polls the job's status until `done(job)` holds or the job ends; returns the last status read.
-// Fails the test if the status cannot be read or patience runs out.
-Json PollStatus(const Cluster& cluster, const std::string& job_id,
-                const std::function<bool(const Json&)>& done) {
-  const auto deadline = Clock::now() + kPatience;
-  for (;;) {
-    std::optional<Json> job = Status(cluster, job_id);
-    REQUIRE_MESSAGE(job.has_value(), "cannot read the status of " << job_id);
-    if (done(*job) || IsTerminal(job->String("state"))) return *job;
-    REQUIRE_MESSAGE(Clock::now() < deadline,
-                    "job " << job_id << " stuck in " << job->String("state") << "\n"
-                           << cluster.Logs());
-    std::this_thread::sleep_for(kPollInterval);
-  }
 }
 
 // Polls until the job ended; returns its final status.
@@ -710,4 +636,47 @@ TEST_CASE("cancelling a job in its reduce phase removes the part files it alread
   CHECK(again.out.find("CANCELLED") != std::string::npos);
   CHECK(cluster.worker(0).Running());
   CHECK(cluster.worker(1).Running());
+}
+
+TEST_CASE("a job whose input vanished while it waited for workers fails at SUBMITTED and "
+          "another job goes on") {
+  TempDir tmp("sched-vanished");
+  GenerateCorpus(tmp / "gone", {.seed = 31, .total_bytes = 64 << 10, .files = 2});
+  GenerateCorpus(tmp / "kept", {.seed = 32, .total_bytes = 256 << 10, .files = 2});
+  const std::string expected = ReferenceWordCount(CorpusFiles(tmp / "kept"));
+  Cluster cluster({.workers = 0, .slots = 2});
+  REQUIRE(cluster.WaitForWorkers(0));
+  const fs::path gone_out = tmp / "out-gone";
+  const fs::path kept_out = tmp / "out-kept";
+  const std::string gone = Submit(cluster, {"--app", "wordcount", "--input",
+                                            (tmp / "gone").string(), "--output",
+                                            gone_out.string(), "--maps", "2"});
+  const std::string kept = Submit(cluster, {"--app", "wordcount", "--input",
+                                            (tmp / "kept").string(), "--output",
+                                            kept_out.string(), "--maps", "3", "--reduces", "2"});
+  std::optional<Json> waiting = Status(cluster, gone);
+  REQUIRE(waiting.has_value());
+  CHECK(waiting->String("state") == "SUBMITTED");
+  CHECK(waiting->String("waiting") == "no workers connected");
+  // The inputs disappear before any worker is there to read them.
+  fs::remove_all(tmp / "gone");
+
+  cluster.AddWorker();
+  Json failed = AwaitEnd(cluster, gone);
+  INFO(cluster.Logs());
+  CHECK(failed.String("state") == "FAILED");
+  CHECK(failed.String("error").rfind("SUBMITTED: input ", 0) == 0);
+  CHECK(failed.String("error").find("vanished") != std::string::npos);
+  const Json* failure = failed.Get("failure");
+  REQUIRE(failure != nullptr);
+  CHECK(failure->String("stage") == "SUBMITTED");
+  CHECK(TaskCount(failed, "maps", "done") == 0);
+  CHECK(OutputLeft(gone_out).empty());
+  ClientResult wait_gone = cluster.RunClient({"wait", gone, "--no-progress"});
+  CHECK(wait_gone.exit_code == 1);
+  CHECK(wait_gone.err.find("SUBMITTED: input") != std::string::npos);
+
+  Json done = AwaitEnd(cluster, kept);
+  REQUIRE(done.String("state") == "COMPLETED");
+  CHECK(ReadSortedOutput(kept_out) == expected);
 }

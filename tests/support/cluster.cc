@@ -1095,4 +1095,34 @@ std::vector<fs::path> GenerateCorpus(const fs::path& dir, const CorpusOptions& o
   return written;
 }
 
+std::string Trim(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' ')) s.pop_back();
+  size_t start = 0;
+  while (start < s.size() && s[start] == ' ') ++start;
+  return s.substr(start);
+}
+
+std::string Join(const std::vector<std::string>& items) {
+  std::string text;
+  for (const std::string& item : items) text += (text.empty() ? "" : " ") + item;
+  return text;
+}
+
+std::string FirstDifference(const std::string& actual, const std::string& expected) {
+  if (actual == expected) return "identical";
+  size_t i = 0;
+  while (i < actual.size() && i < expected.size() && actual[i] == expected[i]) ++i;
+  const size_t from = i < 80 ? 0 : i - 80;
+  return "sizes " + std::to_string(actual.size()) + " (actual) vs " +
+         std::to_string(expected.size()) + " (expected); first difference at byte " +
+         std::to_string(i) + "\nactual:   ..." + actual.substr(from, 160) +
+         "\nexpected: ..." + expected.substr(from, 160);
+}
+
+std::string PartName(int r) {
+  char name[32];
+  std::snprintf(name, sizeof name, "part-%05d", r);
+  return name;
+}
+
 }  // namespace zmr::testing

@@ -305,6 +305,17 @@ std::vector<std::string> ListDir(const fs::path& dir);
 // Whether the "key\tvalue" lines of `content` have strictly increasing keys (bytewise).
 bool KeysStrictlyIncreasing(std::string_view content);
 
+// Small text helpers for test messages and client output.
+// `s` without trailing newlines/CRs/spaces and leading spaces.
+std::string Trim(std::string s);
+// The items joined by single spaces.
+std::string Join(const std::vector<std::string>& items);
+// Where two long texts first differ, with a little context, for a readable failure message
+// ("identical" when they are equal).
+std::string FirstDifference(const std::string& actual, const std::string& expected);
+// "part-00003" for 3: the name of a job's output file.
+std::string PartName(int r);
+
 std::string ReadFile(const fs::path& path);
 void WriteFile(const fs::path& path, std::string_view content);
 
