@@ -138,7 +138,8 @@ constexpr FlagSpec kFlags[] = {
     {"--priority", true, false, Bit(Command::kSubmit)},
     {"--no-speculation", false, false, Bit(Command::kSubmit)},
     {"--json", false, false,
-     Bit(Command::kSubmit) | Bit(Command::kStatus) | Bit(Command::kJobs) | Bit(Command::kWorkers) |
+     Bit(Command::kSubmit) | Bit(Command::kStatus) | Bit(Command::kJobs) | Bit(Command::kTasks) |
+         Bit(Command::kWorkers) |
          Bit(Command::kWatch) | Bit(Command::kCancel)},
     {"--no-progress", false, false, Bit(Command::kSubmit) | Bit(Command::kWait)},
 };
@@ -152,7 +153,8 @@ struct CommandSpec {
 
 constexpr CommandSpec kCommands[] = {
     {"submit", Command::kSubmit, 0, 0}, {"status", Command::kStatus, 1, 1},
-    {"jobs", Command::kJobs, 0, 0},     {"workers", Command::kWorkers, 0, 0},
+    {"jobs", Command::kJobs, 0, 0},     {"tasks", Command::kTasks, 1, 1},
+    {"workers", Command::kWorkers, 0, 0},
     {"watch", Command::kWatch, 0, 1},   {"wait", Command::kWait, 1, 1},
     {"cancel", Command::kCancel, 1, 1},
 };
@@ -404,6 +406,7 @@ std::string UsageText() {
          "                       (with --wait: waits like `wait`)\n"
          "  status JOB [--json]  show one job\n"
          "  jobs [--json]        list all jobs, oldest first\n"
+         "  tasks JOB [--json]   list a job's tasks (* straggler, +backup: speculative attempt)\n"
          "  workers [--json]     list the live workers\n"
          "  watch [JOB] [--json] follow events (of one job until it ends, or all until Ctrl-C)\n"
          "  wait JOB [--no-progress]\n"
@@ -585,6 +588,29 @@ std::string FormatWorkersTable(const Value& workers) {
   }
   return FormatTable({"NAME", "HOST", "PID", "SLOTS", "CPU", "HOST CPU", "LOAD", "RSS",
                       "DISK FREE", "TASKS DONE", "FAILED", "LAST HEARTBEAT"},
+                     rows);
+}
+
+std::string FormatTasksTable(const Value& tasks) {
+  std::vector<std::vector<std::string>> rows;
+  if (tasks.is_array()) {
+    for (const Value& t : tasks.as_array()) {
+      std::string state = GetString(t, "state");
+      const Value* straggler = t.Find("straggler");
+      if (straggler != nullptr && straggler->is_bool() && straggler->as_bool()) state += "*";
+      const Value* backup = t.Find("speculative");
+      if (backup != nullptr && backup->is_bool() && backup->as_bool()) state += " +backup";
+      const Value* bytes = t.Find("input_bytes");
+      rows.push_back({GetString(t, "task_id"), GetString(t, "kind"), state,
+                      std::to_string(GetInt(t, "attempts")), GetString(t, "worker"),
+                      std::to_string(Percent(GetDouble(t, "progress"))) + "%",
+                      FormatBytes(bytes != nullptr && bytes->is_int() ? bytes->as_int() : -1),
+                      std::to_string(GetInt(t, "records")),
+                      FormatDuration(GetInt(t, "duration_ms"))});
+    }
+  }
+  return FormatTable({"TASK", "KIND", "STATE", "ATTEMPTS", "WORKER", "PROGRESS", "INPUT",
+                      "RECORDS", "DURATION"},
                      rows);
 }
 
@@ -917,6 +943,8 @@ class Session {
         return Status();
       case Command::kJobs:
         return Jobs();
+      case Command::kTasks:
+        return Tasks();
       case Command::kWorkers:
         return Workers();
       case Command::kWatch:
@@ -1118,6 +1146,18 @@ class Session {
     const Value* jobs = reply.Find("jobs");
     const Value list = jobs && jobs->is_array() ? *jobs : Value(Array{});
     out_ << (options_.json ? ToJson(list) + "\n" : FormatJobsTable(list));
+    return kExitOk;
+  }
+
+  int Tasks() {
+    Value request;
+    request.Set("type", msg::kTasks);
+    request.Set("job_id", options_.job_id);
+    Value reply;
+    if (int rc = Request(request, msg::kTasks, &reply); rc != kExitOk) return rc;
+    const Value* tasks = reply.Find("tasks");
+    const Value list = tasks && tasks->is_array() ? *tasks : Value(Array{});
+    out_ << (options_.json ? ToJson(list) + "\n" : FormatTasksTable(list));
     return kExitOk;
   }
 

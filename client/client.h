@@ -1,5 +1,5 @@
 // The `zmr` command-line client: argument parsing, the request/reply session with the coordinator,
-// the subcommands (submit, status, jobs, workers, watch, wait, cancel) and the pure formatting and
+// the subcommands (submit, status, jobs, tasks, workers, watch, wait, cancel) and the pure formatting and
 // decision helpers they use. main.cc only calls Main(). Everything here runs on the one thread of
 // the `zmr` process; the pure helpers (ParseArgs, Format*, ExitCodeForState, ...) touch no sockets,
 // no clock except where stated, and no global state, so tests call them directly.
@@ -42,7 +42,9 @@ enum ExitCode : int {
   kExitInterrupted = 130,  // SIGINT while waiting (128 + SIGINT)
 };
 
-enum class Command { kHelp, kVersion, kSubmit, kStatus, kJobs, kWorkers, kWatch, kWait, kCancel };
+enum class Command {
+  kHelp, kVersion, kSubmit, kStatus, kJobs, kTasks, kWorkers, kWatch, kWait, kCancel
+};
 
 // Everything one invocation needs, after parsing. Defaults are the documented ones.
 struct Options {
@@ -110,6 +112,9 @@ std::string FormatTable(const std::vector<std::string>& header,
 // mistyped fields print as empty/0): the client only displays, it never trusts these for control.
 std::string FormatJobsTable(const Value& jobs);        // `jobs`: array of JobInfo
 std::string FormatWorkersTable(const Value& workers);  // `workers`: array of WorkerInfo
+// `tasks`: array of TaskInfo; a `*` after the state marks a straggler, `+backup` a task that got
+// a speculative backup attempt.
+std::string FormatTasksTable(const Value& tasks);
 std::string FormatStatus(const Value& job);            // `status`: one JobInfo, several lines
 // One line, e.g. "job_x MAPPING  map 12/32 (41%)  reduce 0/2 (0%)  00:07" (no newline).
 std::string FormatProgressLine(const Value& job);

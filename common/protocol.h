@@ -57,6 +57,7 @@ inline constexpr const char* kStatus = "status";
 inline constexpr const char* kJob = "job";
 inline constexpr const char* kJobs = "jobs";
 inline constexpr const char* kWorkers = "workers";
+inline constexpr const char* kTasks = "tasks";
 inline constexpr const char* kCancelled = "cancelled";
 inline constexpr const char* kError = "error";
 }  // namespace msg

@@ -408,6 +408,19 @@ struct Coordinator::Impl {
       reply.Set("jobs", scheduler->JobList(now));
       return reply;
     }
+    if (type == msg::kTasks) {
+      std::string job_id;
+      if (!ReadString(request, "job_id", &job_id, &error)) {
+        return ErrorReply(errc::kBadRequest, type + ": " + error);
+      }
+      std::optional<Value> tasks = scheduler->TaskList(job_id, now);
+      if (!tasks) return ErrorReply(errc::kNotFound, "no such job: " + job_id);
+      Value reply;
+      reply.Set("type", msg::kTasks);
+      reply.Set("job_id", job_id);
+      reply.Set("tasks", std::move(*tasks));
+      return reply;
+    }
     if (type == msg::kWorkers) {
       Value reply;
       reply.Set("type", msg::kWorkers);

@@ -45,7 +45,32 @@ struct Task {
   std::vector<MapOutput> outputs;  // map tasks, once done
   int64_t duration_ms = 0;        // of the winning attempt, once done
   std::string done_worker;        // who ran the winning attempt
+  int64_t input_bytes = -1;       // reduces: bytes of their partition over all maps, once known
+  int64_t records = 0;            // input records of the winning attempt
 };
+
+// The estimated total run time of a live attempt: the larger of its elapsed time and what its
+// progress rate at its last report implies (so an attempt that stopped reporting looks at least
+// as slow as its age).
+int64_t EstimatedTotalMs(const LiveAttempt& a, int64_t now_ms) {
+  int64_t estimate = now_ms - a.start_ms;
+  if (a.progress > 0) {
+    auto by_rate =
+        static_cast<int64_t>(static_cast<double>(a.progress_ms - a.start_ms) / a.progress);
+    estimate = std::max(estimate, by_rate);
+  }
+  return estimate;
+}
+
+const char* TaskStateName(TaskState state) {
+  switch (state) {
+    case TaskState::kPending: return "PENDING";
+    case TaskState::kRunning: return "RUNNING";
+    case TaskState::kDone: return "DONE";
+    case TaskState::kFailed: return "FAILED";
+  }
+  return "?";
+}
 
 // Median of a growing set of durations in O(log n) per insertion (two heaps).
 class RunningMedian {
@@ -506,9 +531,12 @@ struct Scheduler::Impl {
     if (task.kind == TaskKind::kMap) {
       m.split = job.spec.splits[task.index];
     } else {
+      task.input_bytes = 0;
       for (const Task& map : job.maps.tasks) {
         for (const MapOutput& o : map.outputs) {
-          if (o.partition == task.index) m.inputs.push_back(o.location);
+          if (o.partition != task.index) continue;
+          m.inputs.push_back(o.location);
+          task.input_bytes += o.bytes;
         }
       }
     }
@@ -599,16 +627,8 @@ struct Scheduler::Impl {
           Task& t = phase->tasks[index];
           if (t.speculated || t.live.size() != 1) continue;
           const LiveAttempt& a = t.live[0];
-          int64_t elapsed = now_ms - a.start_ms;
-          if (elapsed < typical) continue;
-          // Rate from the last report; an attempt that stopped reporting is at least as slow as
-          // its elapsed time says.
-          int64_t estimate = elapsed;
-          if (a.progress > 0) {
-            auto by_rate = static_cast<int64_t>(
-                static_cast<double>(a.progress_ms - a.start_ms) / a.progress);
-            estimate = std::max(estimate, by_rate);
-          }
+          if (now_ms - a.start_ms < typical) continue;
+          int64_t estimate = EstimatedTotalMs(a, now_ms);
           if (static_cast<double>(estimate) <= kSpeculationFactor * static_cast<double>(typical) ||
               estimate - typical < options.speculation_slack_ms) {
             continue;
@@ -895,6 +915,9 @@ void Scheduler::TaskDone(const std::string& worker_key, const TaskDoneMsg& msg, 
   task->state = TaskState::kDone;
   task->duration_ms = now_ms - winner.start_ms;
   task->done_worker = winner.worker_name;
+  auto records = msg.counters.find(task->kind == TaskKind::kMap ? "map_input_records"
+                                                                 : "reduce_input_records");
+  task->records = records == msg.counters.end() ? 0 : records->second;
   Phase& phase = job->phase(task->kind);
   phase.durations.Add(task->duration_ms);
   ++phase.done;
@@ -1127,6 +1150,54 @@ std::optional<Value> Scheduler::JobInfo(const std::string& job_id, int64_t now_m
   v.Set("counters", Value(std::move(counters)));
   v.Set("last_seq", job.seq);
   return v;
+}
+
+std::optional<Value> Scheduler::TaskList(const std::string& job_id, int64_t now_ms) const {
+  auto it = impl_->jobs.find(job_id);
+  if (it == impl_->jobs.end()) return std::nullopt;
+  const Job& job = *it->second;
+  Array list;
+  list.reserve(job.maps.tasks.size() + job.reduces.tasks.size());
+  for (const Phase* phase : {&job.maps, &job.reduces}) {
+    // A running attempt is a straggler once it is expected to take more than twice the phase's
+    // median (the speculation threshold without its slack).
+    int64_t typical = phase->durations.size() > 0 ? phase->durations.Median() : -1;
+    for (const Task& t : phase->tasks) {
+      Value v;
+      v.Set("task_id", t.task_id);
+      v.Set("kind", TaskKindName(t.kind));
+      v.Set("state", TaskStateName(t.state));
+      v.Set("attempts", t.attempt);
+      v.Set("failures", t.failures);
+      std::string workers;
+      double progress = t.state == TaskState::kDone ? 1.0 : 0.0;
+      int64_t duration = t.duration_ms;
+      bool straggler = false;
+      for (const LiveAttempt& a : t.live) {
+        workers += (workers.empty() ? "" : ",") + a.worker_name;
+        progress = std::max(progress, a.progress);
+        duration = std::max(duration, now_ms - a.start_ms);
+        straggler = straggler ||
+                    (typical > 0 && !a.speculative &&
+                     static_cast<double>(EstimatedTotalMs(a, now_ms)) >
+                         kSpeculationFactor * static_cast<double>(typical));
+      }
+      v.Set("worker", t.state == TaskState::kDone ? t.done_worker : workers);
+      v.Set("progress", progress);
+      int64_t input_bytes = t.input_bytes;
+      if (t.kind == TaskKind::kMap) {
+        input_bytes = 0;
+        for (const FileRange& r : job.spec.splits[t.index]) input_bytes += r.end - r.start;
+      }
+      v.Set("input_bytes", input_bytes);
+      v.Set("records", t.records);
+      v.Set("duration_ms", duration);
+      v.Set("speculative", t.speculated);
+      v.Set("straggler", straggler);
+      list.push_back(std::move(v));
+    }
+  }
+  return Value(std::move(list));
 }
 
 Value Scheduler::JobList(int64_t now_ms) const {

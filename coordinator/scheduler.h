@@ -148,6 +148,8 @@ class Scheduler {
   // --- views (PROTOCOL.md JobInfo / WorkerInfo) ---
   std::optional<Value> JobInfo(const std::string& job_id, int64_t now_ms) const;
   Value JobList(int64_t now_ms) const;      // array, oldest first
+  // Every task of the job (PROTOCOL.md TaskInfo), maps then reduces; nullopt for an unknown job.
+  std::optional<Value> TaskList(const std::string& job_id, int64_t now_ms) const;
   Value WorkerList(int64_t now_ms) const;   // array, by name
   std::vector<std::string> WorkerKeys() const;
   std::size_t worker_count() const;

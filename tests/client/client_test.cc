@@ -479,6 +479,39 @@ TEST_CASE("the workers table shows load figures, a saturated host's capacity and
   CHECK(second.find("(cap") == std::string::npos);
 }
 
+TEST_CASE("the tasks table marks stragglers and backups and shows unknown sizes as -") {
+  Value slow;
+  slow.Set("task_id", "m-00003");
+  slow.Set("kind", "map");
+  slow.Set("state", "RUNNING");
+  slow.Set("attempts", 2);
+  slow.Set("worker", "worker-a,worker-b");
+  slow.Set("progress", 0.5);
+  slow.Set("input_bytes", 3 << 20);
+  slow.Set("records", 1200);
+  slow.Set("duration_ms", 65000);
+  slow.Set("straggler", true);
+  slow.Set("speculative", true);
+  Value waiting;
+  waiting.Set("task_id", "r-00000");
+  waiting.Set("kind", "reduce");
+  waiting.Set("state", "PENDING");
+  waiting.Set("input_bytes", -1);
+  std::string t = FormatTasksTable(Array{slow, waiting});
+  for (const char* s : {"TASK", "ATTEMPTS", "WORKER", "PROGRESS", "INPUT", "RECORDS", "DURATION",
+                        "RUNNING* +backup", "worker-a,worker-b", "50%", "3.0M", "1200", "01:05",
+                        "PENDING"}) {
+    CHECK_MESSAGE(t.find(s) != std::string::npos, s);
+  }
+  CHECK(t.substr(t.find("r-00000")).find(" - ") != std::string::npos);
+  ParseResult r = Parse({"tasks", "job_x", "--json"});
+  REQUIRE(r.ok);
+  CHECK(r.options.command == Command::kTasks);
+  CHECK(r.options.job_id == "job_x");
+  CHECK(r.options.json);
+  CheckUsageError({"tasks"}, "tasks");
+}
+
 TEST_CASE("status shows the running attempts, backups, blacklist and why a job waits") {
   Value job = JobInfo("job_a", "MAPPING");
   Value attempt;

@@ -918,6 +918,35 @@ TEST_CASE("a failure names its stage: inputs gone before the start, a map, the c
         "COMMITTING: missing /tmp/out/part-00000");
 }
 
+TEST_CASE("the task list shows each task's state, attempts, worker and marks stragglers") {
+  SpeculationSetup setup(0.1);
+  Harness& h = setup.h;
+  CHECK_FALSE(h.s.TaskList("job_nope", h.now).has_value());
+  std::optional<Value> before = h.s.TaskList(setup.job, h.now);
+  REQUIRE(before.has_value());
+  // Four maps; the reduce is not created until they are all done.
+  REQUIRE(before->as_array().size() == 4);
+  const Value& done = before->as_array()[0];
+  CHECK(done.Find("state")->as_string() == "DONE");
+  CHECK(done.Find("attempts")->as_int() == 1);
+  CHECK(done.Find("duration_ms")->as_int() == 1000);
+  CHECK(done.Find("input_bytes")->as_int() == 10);
+  CHECK(done.Find("worker")->as_string() == "w" + setup.maps[0].first.substr(1));
+  const Value& slow = before->as_array()[3];
+  CHECK(slow.Find("state")->as_string() == "RUNNING");
+  CHECK(slow.Find("worker")->as_string() == "w4");
+  CHECK(slow.Find("straggler")->as_bool());
+  CHECK_FALSE(slow.Find("speculative")->as_bool());
+  CHECK(slow.Find("progress")->as_double() == doctest::Approx(0.1));
+  h.s.Tick(h.now);  // launches the backup
+  std::optional<Value> after = h.s.TaskList(setup.job, h.now);
+  const Value& backed = after->as_array()[3];
+  CHECK(backed.Find("attempts")->as_int() == 2);
+  CHECK(backed.Find("speculative")->as_bool());
+  CHECK(backed.Find("worker")->as_string().find("w4") != std::string::npos);
+  CHECK(backed.Find("worker")->as_string().find(',') != std::string::npos);
+}
+
 TEST_CASE("a waiting job says why: no workers, busy slots") {
   Harness h;
   std::string job = h.Submit(3, 1);

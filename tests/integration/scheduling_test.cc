@@ -529,6 +529,31 @@ TEST_CASE("equal maps on equal workers run every task exactly once with no backu
   CHECK(EventsOfType(events, "task_killed").size() == 0);
   CHECK(EventsOfType(events, "task_failed").size() == 0);
   CHECK(EventsOfType(events, "task_completed").size() == 10);
+
+  // `zmr tasks` tells the same story: every task DONE after one attempt, none a straggler.
+  ClientResult tasks = cluster.RunClient({"tasks", job_id, "--json"});
+  REQUIRE_MESSAGE(tasks.exit_code == 0, tasks.Describe());
+  std::optional<Json> list = Json::Parse(tasks.out);
+  REQUIRE(list.has_value());
+  REQUIRE(list->AsArray() != nullptr);
+  std::map<std::string, int> listed;
+  int64_t map_bytes = 0;
+  for (const Json& t : *list->AsArray()) {
+    listed[t.String("task_id")] = static_cast<int>(t.Int("attempts"));
+    CHECK(t.String("state") == "DONE");
+    CHECK(t.Bool("straggler") == std::optional<bool>(false));
+    CHECK(t.Bool("speculative") == std::optional<bool>(false));
+    CHECK(t.Int("records") > 0);
+    if (t.String("kind") == "map") map_bytes += t.Int("input_bytes");
+  }
+  CHECK(listed == once);
+  CHECK(map_bytes == 8 * (96 << 10));
+  ClientResult table = cluster.RunClient({"tasks", job_id});
+  CHECK(table.exit_code == 0);
+  CHECK(table.out.find("m-00007") != std::string::npos);
+  ClientResult unknown = cluster.RunClient({"tasks", "job_nope"});
+  CHECK(unknown.exit_code == 2);
+  CHECK(unknown.err.find("no such job") != std::string::npos);
 }
 
 TEST_CASE("cancelling a job in its map phase kills its attempts and leaves no process, "
