@@ -24,6 +24,7 @@
 #include <thread>
 #include <zmq.hpp>
 
+#include "client/follow.h"
 #include "common/apps.h"
 #include "common/inputs.h"
 #include "common/logging.h"
@@ -1316,18 +1317,39 @@ class Session {
     const std::string& job_id = options_.job_id;
     if (!job_id.empty()) {
       sub.set(zmq::sockopt::subscribe, "job/" + job_id + "/");
+      // The coordinator's heartbeat tells when the subscription is live (see below).
+      sub.set(zmq::sockopt::subscribe, "cluster/heartbeat");
     } else {
       sub.set(zmq::sockopt::subscribe, "job/");
       sub.set(zmq::sockopt::subscribe, "worker/");
     }
     spdlog::debug("watching {} on {}", job_id.empty() ? "everything" : job_id, events_endpoint_);
 
+    JobFollower follower(job_id);
     if (!job_id.empty()) {
-      // Subscribed first, then asked: an end after this status is either seen as an event or
-      // found by the periodic status poll below.
+      // Subscribed first, then asked: every event after this snapshot reaches the subscription,
+      // and an end after it is either seen as an event or found by the status poll below.
+      // A SUB connects in the background: events published before it is live would be missed
+      // and look like a gap. The cluster heartbeat (every heartbeat interval) says it is live;
+      // job events that come first are kept and offered after the snapshot.
+      std::vector<Value> early;
+      const auto live_deadline = Clock::now() + milliseconds(kWatchLiveWaitMs);
+      for (;;) {
+        if (PendingSignal() != 0) return Interrupted();
+        if (Clock::now() >= live_deadline) break;  // no heartbeat: a gap will resnapshot
+        std::optional<Value> event = ReceiveEvent(sub, kSignalCheckSlice);
+        if (!event) continue;
+        if (GetString(*event, "type") == "heartbeat" && event->Find("job_id") == nullptr) break;
+        early.push_back(std::move(*event));
+      }
       Value job;
       if (int rc = QueryStatus(job_id, &job); rc != kExitOk) return rc;
       if (IsTerminalState(GetString(job, "state"))) return *PrintFinalFromStatus(job);
+      follower.Reset(job);
+      PrintSnapshot(job, /*missed=*/0);
+      for (const Value& event : early) {
+        if (std::optional<int> code = Follow(follower, event)) return *code;
+      }
     }
     auto next_status = Clock::now() + milliseconds(kWatchStatusPollMs);
     for (;;) {
@@ -1339,7 +1361,11 @@ class Session {
                           milliseconds(0), wait);
       }
       if (std::optional<Value> event = ReceiveEvent(sub, wait)) {
-        if (std::optional<int> code = PrintEvent(*event)) return *code;
+        if (job_id.empty()) {
+          PrintEvent(*event);
+          continue;
+        }
+        if (std::optional<int> code = Follow(follower, *event)) return *code;
       }
       if (job_id.empty() || Clock::now() < next_status) continue;
       Value job;
@@ -1352,11 +1378,50 @@ class Session {
       while (Clock::now() < grace_end) {
         if (PendingSignal() != 0) return Interrupted();
         if (std::optional<Value> event = ReceiveEvent(sub, kSignalCheckSlice)) {
-          if (std::optional<int> code = PrintEvent(*event)) return *code;
+          if (std::optional<int> code = Follow(follower, *event)) return *code;
         }
       }
       return *PrintFinalFromStatus(job);
     }
+  }
+
+  // Shows one event of the followed job if it is the next one; after a gap, a fresh snapshot
+  // first (events were dropped on the way: show the job as it is now, not a wrong picture).
+  // Returns the exit code once the job has ended.
+  std::optional<int> Follow(JobFollower& follower, const Value& event) {
+    JobFollower::Verdict verdict = follower.Offer(event);
+    if (verdict == JobFollower::Verdict::kResnapshot) {
+      const int64_t missed = follower.missed();
+      Value job;
+      if (int rc = QueryStatus(options_.job_id, &job); rc != kExitOk) return rc;
+      if (IsTerminalState(GetString(job, "state"))) return PrintFinalFromStatus(job);
+      follower.Reset(job);
+      PrintSnapshot(job, missed);
+      verdict = follower.Offer(event);
+    }
+    if (verdict != JobFollower::Verdict::kApply) return std::nullopt;
+    return PrintEvent(event);
+  }
+
+  // Shows where a followed job stands: at the start of `watch JOB`, and again after a gap in the
+  // event stream (`missed` events were lost). JSON: one {"type":"job_snapshot", job_id, seq,
+  // missed, job: JobInfo} line; text: the progress line.
+  void PrintSnapshot(const Value& job, int64_t missed) {
+    if (options_.json) {
+      Value line;
+      line.Set("type", "job_snapshot");
+      line.Set("job_id", GetString(job, "job_id"));
+      line.Set("seq", GetInt(job, "last_seq"));
+      line.Set("missed", missed);
+      line.Set("job", job);
+      out_ << ToJson(line) << "\n" << std::flush;
+      return;
+    }
+    if (missed > 0) {
+      out_ << "(" << missed << " event" << (missed == 1 ? "" : "s")
+           << " missed; status now) ";
+    }
+    out_ << FormatProgressLine(job) << "\n" << std::flush;
   }
 
   // Prints a terminal JobInfo as a job_state event line; returns its exit code.

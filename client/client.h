@@ -27,6 +27,9 @@ inline constexpr int kWaitPollMs = 250;
 // `watch JOB` also asks for status this often, so a dropped (or not yet subscribed) job_state
 // event cannot make it hang.
 inline constexpr int kWatchStatusPollMs = 1000;
+// `watch JOB` waits at most this long for the coordinator's heartbeat, which shows that its
+// subscription is live, before it takes the job's snapshot.
+inline constexpr int kWatchLiveWaitMs = 3000;
 // After status reports the end, `watch JOB` waits this long for the real job_state event.
 inline constexpr int kWatchEndGraceMs = 300;
 // Without a terminal, `wait` prints a progress line at most this often (and on state changes).

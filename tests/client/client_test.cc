@@ -897,7 +897,7 @@ TEST_CASE("watch follows events from the announced endpoint until the job ends")
     progress.Set("type", "task_progress");
     progress.Set("ts_ms", 1700000001234LL);
     progress.Set("job_id", "job_e");
-    progress.Set("seq", 5);
+    progress.Set("seq", 43);  // the snapshot (status) says last_seq 42
     progress.Set("task_id", "m-00000");
     progress.Set("kind", "map");
     progress.Set("attempt", 1);
@@ -909,12 +909,15 @@ TEST_CASE("watch follows events from the announced endpoint until the job ends")
     done.Set("type", "job_state");
     done.Set("ts_ms", 1700000002000LL);
     done.Set("job_id", "job_e");
-    done.Set("seq", 6);
+    done.Set("seq", 44);
     done.Set("state", "FAILED");
     done.Set("prev_state", "MAPPING");
     done.Set("error", "boom");
+    Value heartbeat;  // tells the watcher its subscription is live
+    heartbeat.Set("type", "heartbeat");
+    heartbeat.Set("ts_ms", 1700000001000LL);
     for (const auto& [topic, event] :
-         {std::pair{"job/job_other/task_progress", other},
+         {std::pair{"cluster/heartbeat", heartbeat}, std::pair{"job/job_other/task_progress", other},
           std::pair{"job/job_e/task_progress", progress}, std::pair{"job/job_e/job_state", done}}) {
       pub.send(zmq::buffer(std::string(topic)), zmq::send_flags::sndmore);
       pub.send(zmq::buffer(Pack(event)), zmq::send_flags::none);
@@ -925,6 +928,9 @@ TEST_CASE("watch follows events from the announced endpoint until the job ends")
   CHECK(r.code == 1);
   CHECK(r.out.find("job_other") == std::string::npos);
   CHECK(r.out.find("\"state\":\"FAILED\"") != std::string::npos);
+  // It starts from a snapshot of the job, then shows the events after it.
+  CHECK(r.out.rfind("{\"type\":\"job_snapshot\",\"job_id\":\"job_e\"", 0) == 0);
+  CHECK(r.out.find("\"type\":\"heartbeat\"") == std::string::npos);
   std::istringstream lines(r.out);
   for (std::string line; std::getline(lines, line);) {
     CHECK(line.front() == '{');
