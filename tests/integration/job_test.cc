@@ -52,22 +52,14 @@ const std::string& LargeCorpusWordCount() {
   return reference;
 }
 
-// Known product bug, seen about once in ten runs of a 7-map job on 2 workers x 2 slots (at
-// 5f24547 and still in the code at cc153d7): worker/worker.cc, Worker::Impl::DrainResults reaps an
-// attempt as soon as its thread set `finished`, even if the attempt's task_done/task_failed has not
-// been read from the inproc results socket yet; the report that arrives afterwards finds no attempt,
-// is taken for an abandoned one and dropped. The coordinator keeps the task RUNNING on a worker that
-// heartbeats normally, and the job never ends.
-constexpr const char* kLostReportBug =
-    "KNOWN PRODUCT BUG (worker/worker.cc DrainResults): an attempt reaped before its report was "
-    "read loses its task_done; the task stays RUNNING forever and the job hangs";
 // A job whose event sequence has not moved for this long has stalled: every running attempt
 // reports progress (a task_progress event) every 0.5 s.
 constexpr milliseconds kStallLimit{30000};
 
-// Polls the job's status until it ends. Returns true then. Returns false, after a WARN naming the
-// known bug above, when the job stalls instead (last_seq unchanged for kStallLimit while not
-// terminal): the caller then stops checking that job. Fails the test if status cannot be read.
+// Polls the job's status until it ends. Returns true then. Fails the test and returns false when
+// the job stalls instead (last_seq unchanged for kStallLimit while not terminal: a lost report, a
+// task left RUNNING forever), so the caller stops checking that job. Fails the test if status
+// cannot be read.
 [[nodiscard]] bool AwaitEnd(const Cluster& cluster, const std::string& job_id) {
   int64_t last_seq = -1;
   auto last_change = Clock::now();
@@ -81,9 +73,9 @@ constexpr milliseconds kStallLimit{30000};
       last_change = now;
     } else if (now - last_change >= kStallLimit) {
       ClientResult status = cluster.RunClient({"status", job_id, "--json"});
-      WARN_MESSAGE(false, kLostReportBug << "\njob " << job_id << " made no progress for "
-                                         << kStallLimit.count() << " ms: " << status.out << "\n"
-                                         << cluster.Logs());
+      FAIL_CHECK("job " << job_id << " made no progress for " << kStallLimit.count()
+                        << " ms: " << status.out << "\n"
+                        << cluster.Logs());
       return false;
     }
     std::this_thread::sleep_for(milliseconds(200));
@@ -879,10 +871,6 @@ TEST_CASE("a Python client written from PROTOCOL.md submits a job and follows it
                  tmp / "python.out", tmp / "python.err");
   std::optional<int> code = script.Wait();
   INFO("stdout: " << script.Stdout() << "\nstderr: " << script.Stderr() << "\n" << cluster.Logs());
-  if (code == 3) {  // the script saw the job stall
-    WARN_MESSAGE(false, kLostReportBug);
-    return;
-  }
-  CHECK(code == 0);
+  REQUIRE(code == 0);  // 3: the script saw the job stall
   CheckJobOutput(output, 2, ReferenceWordCount(CorpusFiles(tmp / "in")));
 }
