@@ -143,6 +143,7 @@ constexpr FlagSpec kFlags[] = {
          Bit(Command::kWorkers) |
          Bit(Command::kWatch) | Bit(Command::kCancel)},
     {"--no-progress", false, false, Bit(Command::kSubmit) | Bit(Command::kWait)},
+    {"--all", false, false, Bit(Command::kJobs)},
 };
 
 struct CommandSpec {
@@ -365,6 +366,8 @@ ParseResult ParseArgs(const std::vector<std::string>& args, std::string_view env
       o.json = true;
     } else if (use.name == "--no-progress") {
       o.progress = false;
+    } else if (use.name == "--all") {
+      o.all = true;
     }
   }
   if (!IsEndpoint(o.coordinator)) {
@@ -406,7 +409,7 @@ std::string UsageText() {
          "                       or Hadoop-Streaming commands); prints its id\n"
          "                       (with --wait: waits like `wait`)\n"
          "  status JOB [--json]  show one job\n"
-         "  jobs [--json]        list all jobs, oldest first\n"
+         "  jobs [--all] [--json] list unfinished jobs (--all: finished ones too), oldest first\n"
          "  tasks JOB [--json]   list a job's tasks (* straggler, +backup: speculative attempt)\n"
          "  workers [--json]     list the live workers\n"
          "  watch [JOB] [--json] follow events (of one job until it ends, or all until Ctrl-C)\n"
@@ -518,15 +521,25 @@ std::string FormatJobsTable(const Value& jobs) {
     for (const Value& job : jobs.as_array()) {
       const Value& maps = GetField(job, "maps");
       const Value& reduces = GetField(job, "reduces");
+      // Overall progress: every task weighs the same.
+      const double m = static_cast<double>(GetInt(maps, "total"));
+      const double r = static_cast<double>(GetInt(reduces, "total"));
+      const double progress =
+          m + r > 0 ? (GetDouble(job, "map_progress") * m + GetDouble(job, "reduce_progress") * r) /
+                          (m + r)
+                    : 0.0;
       rows.push_back(
           {GetString(job, "job_id"), GetString(job, "name"), GetString(job, "app"),
-           GetString(job, "state"),
+           GetString(job, "state"), std::to_string(Percent(progress)) + "%",
            std::to_string(GetInt(maps, "done")) + "/" + std::to_string(GetInt(maps, "total")),
            std::to_string(GetInt(reduces, "done")) + "/" + std::to_string(GetInt(reduces, "total")),
-           FormatDuration(GetInt(job, "elapsed_ms"))});
+           FormatDuration(GetInt(job, "elapsed_ms")),
+           job.Find("age_ms") != nullptr ? FormatAge(GetInt(job, "age_ms")) : ""});
     }
   }
-  return FormatTable({"JOB ID", "NAME", "APP", "STATE", "MAPS", "REDUCES", "ELAPSED"}, rows);
+  return FormatTable(
+      {"JOB ID", "NAME", "APP", "STATE", "PROGRESS", "MAPS", "REDUCES", "ELAPSED", "SUBMITTED"},
+      rows);
 }
 
 namespace {
@@ -1142,6 +1155,7 @@ class Session {
   int Jobs() {
     Value request;
     request.Set("type", msg::kJobs);
+    request.Set("all", options_.all);
     Value reply;
     if (int rc = Request(request, msg::kJobs, &reply); rc != kExitOk) return rc;
     const Value* jobs = reply.Find("jobs");

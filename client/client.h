@@ -56,6 +56,7 @@ struct Options {
   int timeout_ms = kDefaultTimeoutMs;             // per request
   std::string log_level = "warn";                 // spdlog level name
   bool json = false;                              // --json
+  bool all = false;                               // jobs --all: finished jobs too
   bool progress = true;                           // false with --no-progress
   bool stdout_is_tty = false;                     // set by Main (not a flag): live progress line
   std::string job_id;                             // status/cancel/wait/watch argument ("" = none)

@@ -403,9 +403,14 @@ struct Coordinator::Impl {
       return reply;
     }
     if (type == msg::kJobs) {
+      bool all = true;  // absent: every job kept (what protocol clients always got)
+      if (!ReadOptBool(request, "all", &all, &error)) {
+        return ErrorReply(errc::kBadRequest, "jobs: " + error);
+      }
       Value reply;
       reply.Set("type", msg::kJobs);
-      reply.Set("jobs", scheduler->JobList(now));
+      reply.Set("jobs", scheduler->JobList(now, all ? Scheduler::Finished::kInclude
+                                                    : Scheduler::Finished::kExclude));
       return reply;
     }
     if (type == msg::kTasks) {

@@ -1113,6 +1113,7 @@ std::optional<Value> Scheduler::JobInfo(const std::string& job_id, int64_t now_m
   v.Set("started_ms", job.started_ms);
   v.Set("finished_ms", job.finished_ms);
   v.Set("elapsed_ms", (job.finished_ms != 0 ? job.finished_ms : now_ms) - job.submitted_ms);
+  v.Set("age_ms", now_ms - job.submitted_ms);
   int64_t num_maps = static_cast<int64_t>(job.maps.tasks.size());
   v.Set("maps", CountsValue(job.maps, num_maps));
   v.Set("reduces", CountsValue(job.reduces, job.spec.num_reduces));
@@ -1200,9 +1201,10 @@ std::optional<Value> Scheduler::TaskList(const std::string& job_id, int64_t now_
   return Value(std::move(list));
 }
 
-Value Scheduler::JobList(int64_t now_ms) const {
+Value Scheduler::JobList(int64_t now_ms, Finished finished) const {
   Array jobs;
   for (const auto& [order, job] : impl_->jobs_by_order) {
+    if (finished == Finished::kExclude && IsTerminal(job->state)) continue;
     jobs.push_back(*JobInfo(job->job_id, now_ms));
   }
   return Value(std::move(jobs));

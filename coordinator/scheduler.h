@@ -147,7 +147,10 @@ class Scheduler {
 
   // --- views (PROTOCOL.md JobInfo / WorkerInfo) ---
   std::optional<Value> JobInfo(const std::string& job_id, int64_t now_ms) const;
-  Value JobList(int64_t now_ms) const;      // array, oldest first
+  // Jobs, oldest first: the unfinished ones, and with `finished` the (bounded number of) finished
+  // ones kept too.
+  enum class Finished { kExclude, kInclude };
+  Value JobList(int64_t now_ms, Finished finished) const;
   // Every task of the job (PROTOCOL.md TaskInfo), maps then reduces; nullopt for an unknown job.
   std::optional<Value> TaskList(const std::string& job_id, int64_t now_ms) const;
   Value WorkerList(int64_t now_ms) const;   // array, by name

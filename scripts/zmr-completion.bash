@@ -4,7 +4,7 @@
 #
 # Completes subcommands, each subcommand's flags (client/client.cc, kFlags), the values of --app,
 # --log-level and --reducer, files and directories for path flags, and job ids for the commands
-# that take one (from `zmr jobs --json`, asked with a short timeout; nothing when it fails).
+# that take one (from `zmr jobs --all --json`, asked with a short timeout; nothing when it fails).
 
 _zmr_subcommands="submit status jobs tasks workers watch wait cancel"
 _zmr_global_flags="--coordinator --timeout-ms --log-level --help --version"
@@ -16,7 +16,7 @@ _zmr_submit_flags="--input --output --app --param --maps --reduces --name --wait
 _zmr_job_ids() {
   local zmr=$1
   shift
-  "$zmr" "$@" --timeout-ms 1000 jobs --json 2>/dev/null |
+  "$zmr" "$@" --timeout-ms 1000 jobs --all --json 2>/dev/null |
     grep -o '"job_id": *"[^"]*"' 2>/dev/null | sed 's/.*"\([^"]*\)"$/\1/' 2>/dev/null
 }
 
@@ -124,7 +124,8 @@ _zmr() {
   local flags=""
   case $subcommand in
     submit) flags=$_zmr_submit_flags ;;
-    status | jobs | tasks | workers | watch | cancel) flags="--json" ;;
+    jobs) flags="--all --json" ;;
+    status | tasks | workers | watch | cancel) flags="--json" ;;
     wait) flags="--no-progress" ;;
   esac
   if [[ $cur == -* ]]; then

@@ -434,6 +434,20 @@ TEST_CASE("the jobs table shows one row per job with done/total counts") {
   CHECK(FormatJobsTable(Array{}).find("JOB ID") == 0);
 }
 
+TEST_CASE("the jobs table shows overall progress and age, and --all is a jobs flag") {
+  Value job = JobInfo("job_a", "MAPPING");
+  job.Set("age_ms", 65000);
+  std::string t = FormatJobsTable(Array{job});
+  for (const char* h : {"PROGRESS", "SUBMITTED", "01:05 ago", "%"}) {
+    CHECK_MESSAGE(t.find(h) != std::string::npos, h);
+  }
+  ParseResult r = Parse({"jobs", "--all", "--json"});
+  REQUIRE(r.ok);
+  CHECK(r.options.all);
+  CHECK_FALSE(Parse({"jobs"}).options.all);
+  CheckUsageError({"status", "job_x", "--all"}, "--all");
+}
+
 TEST_CASE("the workers table shows slots used/total and heartbeat age") {
   Value w;
   w.Set("name", "worker-a");

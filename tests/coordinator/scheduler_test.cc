@@ -947,6 +947,21 @@ TEST_CASE("the task list shows each task's state, attempts, worker and marks str
   CHECK(backed.Find("worker")->as_string().find(',') != std::string::npos);
 }
 
+TEST_CASE("the job list leaves finished jobs out unless asked for them") {
+  Harness h;
+  std::string running = h.Submit(1, 1);
+  std::string cancelled = h.Submit(1, 1);
+  h.s.CancelJob(cancelled, h.now);
+  h.now += 5000;
+  Value active = h.s.JobList(h.now, Scheduler::Finished::kExclude);
+  REQUIRE(active.as_array().size() == 1);
+  CHECK(active.as_array()[0].Find("job_id")->as_string() == running);
+  CHECK(active.as_array()[0].Find("age_ms")->as_int() == 5000);
+  Value all = h.s.JobList(h.now, Scheduler::Finished::kInclude);
+  REQUIRE(all.as_array().size() == 2);
+  CHECK(all.as_array()[1].Find("job_id")->as_string() == cancelled);
+}
+
 TEST_CASE("a waiting job says why: no workers, busy slots") {
   Harness h;
   std::string job = h.Submit(3, 1);

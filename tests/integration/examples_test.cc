@@ -38,17 +38,6 @@ bool HasLineStartingWith(const std::string& text, const std::string& prefix) {
   return false;
 }
 
-// The number of jobs the coordinator knows (`zmr jobs --json`).
-int JobCount(const Cluster& cluster) {
-  ClientResult r = cluster.RunClient({"jobs", "--json"});
-  INFO(r.Describe());
-  REQUIRE(r.exit_code == 0);
-  std::optional<Json> jobs = Json::Parse(r.out);
-  REQUIRE(jobs.has_value());
-  REQUIRE(jobs->AsArray() != nullptr);
-  return static_cast<int>(jobs->AsArray()->size());
-}
-
 TEST_CASE("the python example submits a wordcount, follows it to COMPLETED and exits 0") {
   Cluster cluster({.workers = 2, .slots = 2, .heartbeat_ms = 200});
   REQUIRE_MESSAGE(cluster.WaitForWorkers(2), cluster.Logs());

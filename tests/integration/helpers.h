@@ -60,4 +60,31 @@ inline Json PollStatus(const Cluster& cluster, const std::string& job_id,
   }
 }
 
+// The number of jobs the coordinator knows, finished ones included (`zmr jobs --all --json`).
+inline int JobCount(const Cluster& cluster) {
+  ClientResult r = cluster.RunClient({"jobs", "--all", "--json"});
+  INFO(r.Describe());
+  REQUIRE(r.exit_code == 0);
+  std::optional<Json> jobs = Json::Parse(r.out);
+  REQUIRE(jobs.has_value());
+  REQUIRE(jobs->AsArray() != nullptr);
+  return static_cast<int>(jobs->AsArray()->size());
+}
+
+// The ids listed by `zmr jobs --json` plus `extra` flags (e.g. "--all").
+inline std::vector<std::string> ListedJobs(const Cluster& cluster,
+                                           std::vector<std::string> extra = {}) {
+  std::vector<std::string> args = {"jobs", "--json"};
+  args.insert(args.end(), extra.begin(), extra.end());
+  ClientResult r = cluster.RunClient(args);
+  INFO(r.Describe());
+  REQUIRE(r.exit_code == 0);
+  std::optional<Json> jobs = Json::Parse(r.out);
+  REQUIRE(jobs.has_value());
+  REQUIRE(jobs->AsArray() != nullptr);
+  std::vector<std::string> ids;
+  for (const Json& job : *jobs->AsArray()) ids.push_back(job.String("job_id"));
+  return ids;
+}
+
 }  // namespace zmr::testing

@@ -87,16 +87,6 @@ ClientResult WaitJob(const Cluster& cluster, const std::string& job_id) {
   return cluster.RunClient({"wait", job_id, "--no-progress"});
 }
 
-int JobCount(const Cluster& cluster) {
-  ClientResult r = cluster.RunClient({"jobs", "--json"});
-  INFO(r.Describe());
-  REQUIRE(r.exit_code == 0);
-  std::optional<Json> jobs = Json::Parse(r.out);
-  REQUIRE(jobs.has_value());
-  REQUIRE(jobs->AsArray() != nullptr);
-  return static_cast<int>(jobs->AsArray()->size());
-}
-
 // A finished job's output directory holds exactly part-00000..part-(R-1) and an empty _SUCCESS,
 // each part sorted by key, and all lines together equal the reference.
 void CheckJobOutput(const fs::path& output, int reduces, const std::string& expected) {

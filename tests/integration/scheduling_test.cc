@@ -61,9 +61,9 @@ Json AwaitEnd(const Cluster& cluster, const std::string& job_id) {
   return PollStatus(cluster, job_id, [](const Json&) { return false; });
 }
 
-// job id -> state of every job the coordinator knows (`zmr jobs --json`: one client run for all).
+// job id -> state of every job the coordinator knows (`zmr jobs --all --json`: one client run).
 std::map<std::string, std::string> JobStates(const Cluster& cluster) {
-  ClientResult r = cluster.RunClient({"jobs", "--json"});
+  ClientResult r = cluster.RunClient({"jobs", "--all", "--json"});
   INFO(r.Describe());
   REQUIRE(r.exit_code == 0);
   std::optional<Json> jobs = Json::Parse(r.out);
@@ -551,6 +551,11 @@ TEST_CASE("equal maps on equal workers run every task exactly once with no backu
   ClientResult table = cluster.RunClient({"tasks", job_id});
   CHECK(table.exit_code == 0);
   CHECK(table.out.find("m-00007") != std::string::npos);
+  // Finished, it leaves the default `zmr jobs` list but stays in `--all`.
+  const std::vector<std::string> active = ListedJobs(cluster);
+  CHECK(std::find(active.begin(), active.end(), job_id) == active.end());
+  const std::vector<std::string> all = ListedJobs(cluster, {"--all"});
+  CHECK(std::find(all.begin(), all.end(), job_id) != all.end());
   ClientResult unknown = cluster.RunClient({"tasks", "job_nope"});
   CHECK(unknown.exit_code == 2);
   CHECK(unknown.err.find("no such job") != std::string::npos);
