@@ -140,8 +140,9 @@ constexpr FlagSpec kFlags[] = {
     {"--no-speculation", false, false, Bit(Command::kSubmit)},
     {"--json", false, false,
      Bit(Command::kSubmit) | Bit(Command::kStatus) | Bit(Command::kJobs) | Bit(Command::kTasks) |
-         Bit(Command::kWorkers) |
-         Bit(Command::kWatch) | Bit(Command::kCancel)},
+         Bit(Command::kWorkers) | Bit(Command::kWatch) | Bit(Command::kCancel) |
+         Bit(Command::kLogs)},
+    {"--attempt", true, false, Bit(Command::kLogs)},
     {"--no-progress", false, false, Bit(Command::kSubmit) | Bit(Command::kWait)},
     {"--all", false, false, Bit(Command::kJobs)},
 };
@@ -158,7 +159,7 @@ constexpr CommandSpec kCommands[] = {
     {"jobs", Command::kJobs, 0, 0},     {"tasks", Command::kTasks, 1, 1},
     {"workers", Command::kWorkers, 0, 0},
     {"watch", Command::kWatch, 0, 1},   {"wait", Command::kWait, 1, 1},
-    {"cancel", Command::kCancel, 1, 1},
+    {"cancel", Command::kCancel, 1, 1}, {"logs", Command::kLogs, 2, 2},
 };
 
 bool IsFlagToken(std::string_view arg) {
@@ -258,16 +259,23 @@ ParseResult ParseArgs(const std::vector<std::string>& args, std::string_view env
   if (!command) return Fail("unknown subcommand '" + positional[0] + "' (see zmr --help)");
   const std::string cmd_name(command->name);
   const int num_args = static_cast<int>(positional.size()) - 1;
-  if (num_args < command->min_args) return Fail(cmd_name + " needs a JOB argument");
+  if (num_args < command->min_args) {
+    return Fail(cmd_name + (command->min_args == 2 ? " needs JOB and TASK arguments"
+                                                   : " needs a JOB argument"));
+  }
   if (num_args > command->max_args)
     return Fail("unexpected argument '" + positional[1 + command->max_args] + "' for " + cmd_name);
 
   ParseResult r;
   Options& o = r.options;
   o.command = command->command;
-  if (num_args == 1) {
+  if (num_args >= 1) {
     o.job_id = positional[1];
     if (o.job_id.empty()) return Fail(cmd_name + " needs a JOB argument");
+  }
+  if (num_args == 2) {
+    o.task_id = positional[2];
+    if (o.task_id.empty()) return Fail(cmd_name + " needs a TASK argument (e.g. m-00000)");
   }
   if (!env_coordinator.empty()) o.coordinator = std::string(env_coordinator);
   bool coordinator_from_flag = false;
@@ -368,6 +376,10 @@ ParseResult ParseArgs(const std::vector<std::string>& args, std::string_view env
       o.progress = false;
     } else if (use.name == "--all") {
       o.all = true;
+    } else if (use.name == "--attempt") {
+      if (!ParseInt(value, 1, std::numeric_limits<int32_t>::max(), &o.attempt)) {
+        return Fail("--attempt must be a positive integer, got '" + value + "'");
+      }
     }
   }
   if (!IsEndpoint(o.coordinator)) {
@@ -416,6 +428,9 @@ std::string UsageText() {
          "  wait JOB [--no-progress]\n"
          "                       wait until the job ends; exit code tells how it ended\n"
          "  cancel JOB [--json]  cancel a job\n"
+         "  logs JOB TASK [--attempt N] [--json]\n"
+         "                       print an attempt's stderr and the worker's notes about it,\n"
+         "                       fetched from its worker (default: the latest attempt)\n"
          "\n"
          "global flags (before or after the subcommand):\n"
          "  --coordinator ADDR   coordinator client endpoint (default: $ZMR_COORDINATOR, else " +
@@ -429,7 +444,8 @@ std::string UsageText() {
          "\n"
          "exit codes: 0 success/COMPLETED, 1 job FAILED, 2 usage error, invalid job or "
          "submission,\n"
-         "            3 coordinator unreachable or timed out, 4 job CANCELLED, 130 interrupted\n";
+         "            3 coordinator unreachable or timed out, 4 job CANCELLED, 130 interrupted;\n"
+         "            logs: 1 when the log cannot be fetched (its worker is gone)\n";
 }
 
 std::optional<int> ExitCodeForState(std::string_view state) {
@@ -697,6 +713,40 @@ std::string FormatStatus(const Value& job) {
   }
   const std::string error = GetString(job, "error");
   if (!error.empty()) rows.push_back({"error", OneLine(error)});
+  const Value& failure = GetField(job, "failure");
+  const std::string failed_task = GetString(failure, "task_id");
+  if (!failed_task.empty()) {
+    // Each attempt of the task to blame: where it ran, how it ended, its last stderr lines.
+    const Value& tried = GetField(failure, "attempts");
+    if (tried.is_array()) {
+      for (const Value& a : tried.as_array()) {
+        std::string line = failed_task + ".a" + std::to_string(GetInt(a, "attempt")) + " on " +
+                           GetString(a, "worker") + "  " + GetString(a, "state");
+        const std::string why = GetString(a, "error");
+        if (!why.empty()) line += ": " + OneLine(why);
+        rows.push_back({"attempt", line});
+        const Value& tail = GetField(a, "stderr_tail");
+        if (tail.is_array()) {
+          for (const Value& l : tail.as_array()) {
+            if (l.is_string()) rows.push_back({"", "  stderr| " + OneLine(l.as_string())});
+          }
+        }
+      }
+    }
+    rows.push_back({"logs", "zmr logs " + GetString(job, "job_id") + " " + failed_task +
+                                " [--attempt N]"});
+  } else if (GetInt(job, "failed_attempts") > 0) {
+    std::string line = std::to_string(GetInt(job, "failed_attempts")) + " failed attempt" +
+                       (GetInt(job, "failed_attempts") == 1 ? "" : "s");
+    const Value& recent = GetField(job, "recent_failures");
+    if (recent.is_array() && !recent.as_array().empty()) {
+      const Value& last = recent.as_array().back();
+      line += "; latest " + GetString(last, "task_id") + ".a" +
+              std::to_string(GetInt(last, "attempt")) + " on " + GetString(last, "worker") +
+              ": " + OneLine(GetString(last, "error"));
+    }
+    rows.push_back({"failures", line});
+  }
   std::string text;
   // Reuse the table layout for aligned "key  value" lines, without a header line.
   std::string table = FormatTable({"", ""}, rows);
@@ -967,6 +1017,8 @@ class Session {
         return WaitFor(options_.job_id);
       case Command::kCancel:
         return Cancel();
+      case Command::kLogs:
+        return Logs();
       default:
         return kExitUsage;
     }
@@ -1024,9 +1076,14 @@ class Session {
     if (type == msg::kError) {
       const std::string code = GetString(*reply, "code");
       const std::string message = OneLine(GetString(*reply, "error"));
-      if (code == errc::kNotFound) {
+      if (code == errc::kNotFound && GetString(request, "type") == msg::kLogs) {
+        err_ << "zmr: " << message << "\n";
+      } else if (code == errc::kNotFound) {
         const std::string job = GetString(request, "job_id");
         err_ << "zmr: no such job: " << (job.empty() ? message : job) << "\n";
+      } else if (code == errc::kUnavailable) {
+        err_ << "zmr: " << message << "\n";
+        return kExitJobFailed;
       } else if (code == errc::kVersion) {
         err_ << "zmr: coordinator at " << options_.coordinator << " refused protocol "
              << kProtocolVersion << (message.empty() ? "" : ": " + message) << "\n";
@@ -1184,6 +1241,44 @@ class Session {
     const Value* workers = reply.Find("workers");
     const Value list = workers && workers->is_array() ? *workers : Value(Array{});
     out_ << (options_.json ? ToJson(list) + "\n" : FormatWorkersTable(list));
+    return kExitOk;
+  }
+
+  int Logs() {
+    Value request;
+    request.Set("type", msg::kLogs);
+    request.Set("job_id", options_.job_id);
+    request.Set("task_id", options_.task_id);
+    if (options_.attempt > 0) request.Set("attempt", options_.attempt);
+    // The coordinator gives up on the worker before we give up on the coordinator.
+    request.Set("wait_ms", std::max<int64_t>(1, options_.timeout_ms * 3 / 4));
+    Value reply;
+    if (int rc = Request(request, msg::kLog, &reply); rc != kExitOk) return rc;
+    std::string data;
+    std::string error;
+    ReadBytes(reply, "data", &data, &error);
+    const Value* truncated = reply.Find("truncated");
+    const bool cut = truncated != nullptr && truncated->is_bool() && truncated->as_bool();
+    if (options_.json) {
+      Value doc;
+      for (const char* key : {"job_id", "task_id", "worker", "state"}) {
+        doc.Set(key, GetString(reply, key));
+      }
+      doc.Set("attempt", GetInt(reply, "attempt"));
+      doc.Set("truncated", cut);
+      doc.Set("size", GetInt(reply, "size"));
+      doc.Set("log", data);
+      out_ << ToJson(doc) << "\n";
+      return kExitOk;
+    }
+    if (cut) {
+      err_ << "zmr: the log of " << options_.task_id << " attempt " << GetInt(reply, "attempt")
+           << " has " << GetInt(reply, "size") << " bytes; showing the last " << data.size()
+           << "\n";
+    }
+    out_ << data;
+    if (!data.empty() && data.back() != '\n') out_ << "\n";
+    out_.flush();
     return kExitOk;
   }
 
@@ -1404,6 +1499,21 @@ class Session {
   // Returns the exit code once the job has ended.
   std::optional<int> Follow(JobFollower& follower, const Value& event) {
     JobFollower::Verdict verdict = follower.Offer(event);
+    if (verdict == JobFollower::Verdict::kResnapshot) {
+      // The coordinator keeps the job's recent events: fill the gap from them if it can.
+      Value request;
+      request.Set("type", msg::kEvents);
+      request.Set("job_id", options_.job_id);
+      request.Set("after_seq", follower.last_seq());
+      Value reply;
+      if (int rc = Request(request, msg::kEvents, &reply); rc != kExitOk) return rc;
+      if (std::optional<std::vector<Value>> missing = follower.CatchUp(reply)) {
+        for (const Value& e : *missing) {
+          if (std::optional<int> code = PrintEvent(e)) return code;
+        }
+        verdict = follower.Offer(event);
+      }
+    }
     if (verdict == JobFollower::Verdict::kResnapshot) {
       const int64_t missed = follower.missed();
       Value job;

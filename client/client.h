@@ -1,5 +1,5 @@
 // The `zmr` command-line client: argument parsing, the request/reply session with the coordinator,
-// the subcommands (submit, status, jobs, tasks, workers, watch, wait, cancel) and the pure formatting and
+// the subcommands (submit, status, jobs, tasks, workers, watch, wait, cancel, logs) and the pure formatting and
 // decision helpers they use. main.cc only calls Main(). Everything here runs on the one thread of
 // the `zmr` process; the pure helpers (ParseArgs, Format*, ExitCodeForState, ...) touch no sockets,
 // no clock except where stated, and no global state, so tests call them directly.
@@ -38,7 +38,7 @@ inline constexpr int kPlainProgressIntervalMs = 5000;
 // Process exit codes; the integration tests and scripts depend on them.
 enum ExitCode : int {
   kExitOk = 0,             // success; `wait`/`watch JOB`: the job COMPLETED
-  kExitJobFailed = 1,      // the job FAILED
+  kExitJobFailed = 1,      // the job FAILED; `logs`: the log cannot be fetched (worker gone)
   kExitUsage = 2,          // bad arguments, refused submission, unknown job, protocol version
   kExitUnreachable = 3,    // the coordinator did not answer in time (or answered nonsense)
   kExitCancelled = 4,      // the job was CANCELLED
@@ -46,7 +46,7 @@ enum ExitCode : int {
 };
 
 enum class Command {
-  kHelp, kVersion, kSubmit, kStatus, kJobs, kTasks, kWorkers, kWatch, kWait, kCancel
+  kHelp, kVersion, kSubmit, kStatus, kJobs, kTasks, kWorkers, kWatch, kWait, kCancel, kLogs
 };
 
 // Everything one invocation needs, after parsing. Defaults are the documented ones.
@@ -60,6 +60,8 @@ struct Options {
   bool progress = true;                           // false with --no-progress
   bool stdout_is_tty = false;                     // set by Main (not a flag): live progress line
   std::string job_id;                             // status/cancel/wait/watch argument ("" = none)
+  std::string task_id;                            // logs: the task
+  int64_t attempt = 0;                            // logs --attempt (0: the latest)
   // submit
   std::vector<std::string> inputs;  // as given: files, directories, globs
   std::string output;

@@ -33,13 +33,44 @@ JobFollower::Verdict JobFollower::Offer(const Value& event) {
   }
   if (seq > last_seq_ + 1 && !after_resnapshot_) {
     after_resnapshot_ = true;
-    missed_ += seq - last_seq_ - 1;
+    gap_ = seq - last_seq_ - 1;
+    missed_ += gap_;
     return Verdict::kResnapshot;
   }
   after_resnapshot_ = false;
   last_seq_ = seq;
   if (StringField(event, "type") == "job_state") state_ = StringField(event, "state");
   return Verdict::kApply;
+}
+
+std::optional<std::vector<Value>> JobFollower::CatchUp(const Value& events_reply) {
+  const Value* complete = events_reply.Find("complete");
+  const Value* events = events_reply.Find("events");
+  if (complete == nullptr || !complete->is_bool() || !complete->as_bool() || events == nullptr ||
+      !events->is_array()) {
+    return std::nullopt;
+  }
+  std::vector<Value> missing;
+  int64_t next = last_seq_ + 1;
+  for (const Value& event : events->as_array()) {
+    const Value* seq = event.Find("seq");
+    if (seq == nullptr || !seq->is_int() || StringField(event, "job_id") != job_id_) {
+      return std::nullopt;
+    }
+    if (seq->as_int() < next) continue;  // already known
+    if (seq->as_int() != next) return std::nullopt;
+    missing.push_back(event);
+    ++next;
+  }
+  if (missing.empty()) return std::nullopt;  // nothing newer: the gap cannot be closed here
+  for (const Value& event : missing) {
+    if (StringField(event, "type") == "job_state") state_ = StringField(event, "state");
+  }
+  last_seq_ = next - 1;
+  missed_ -= gap_;
+  gap_ = 0;
+  after_resnapshot_ = false;
+  return missing;
 }
 
 }  // namespace zmr::client

@@ -1,12 +1,15 @@
 // Late-join-safe following of one job's event stream, as `zmr watch JOB` does it: subscribe,
 // take a snapshot (a JobInfo, whose last_seq is the seq of the job's latest event), then apply
 // only events newer than the snapshot, one seq at a time. A gap in seq means the PUB socket
-// dropped events: the caller takes a fresh snapshot instead of showing a wrong picture. A pure
+// dropped events: the caller first asks the coordinator for the events it still keeps (CatchUp)
+// and, when those do not close the gap, takes a fresh snapshot instead of showing a wrong picture. A pure
 // class: no sockets, no clock; one thread.
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "common/value.h"
 
@@ -32,6 +35,13 @@ class JobFollower {
   // loops.
   Verdict Offer(const Value& event);
 
+  // After kResnapshot: `events_reply` is the coordinator's answer to `events` after last_seq().
+  // When it closes the gap (complete, and its events run on from last_seq() without a hole),
+  // returns the missing events in order, to be shown instead of a snapshot (the gap then does not
+  // count as missed; offer the event that revealed the gap again afterwards). nullopt: take a
+  // snapshot and Reset.
+  std::optional<std::vector<Value>> CatchUp(const Value& events_reply);
+
   int64_t last_seq() const { return last_seq_; }
   // The job's state as last known (from the snapshot or a job_state event); "" before Reset.
   const std::string& state() const { return state_; }
@@ -43,6 +53,7 @@ class JobFollower {
   int64_t last_seq_ = 0;
   std::string state_;
   bool after_resnapshot_ = false;  // the last Offer asked for a snapshot
+  int64_t gap_ = 0;                // events missing at the last kResnapshot
   int64_t missed_ = 0;
 };
 

@@ -453,6 +453,7 @@ Value TaskFailedMsg::ToValue() const {
   SetRef(v, ref);
   v.Set("error", error);
   if (!bad_inputs.empty()) v.Set("bad_inputs", StringListValue(bad_inputs));
+  if (!stderr_tail.empty()) v.Set("stderr_tail", StringListValue(stderr_tail));
   return v;
 }
 
@@ -460,7 +461,47 @@ std::optional<TaskFailedMsg> TaskFailedMsg::FromValue(const Value& v, std::strin
   TaskFailedMsg m;
   if (!RequireMap(v, error) || !ReadRef(v, &m.ref, error) ||
       !ReadString(v, "error", &m.error, error) ||
-      !ReadStringList(v, "bad_inputs", &m.bad_inputs, error)) {
+      !ReadStringList(v, "bad_inputs", &m.bad_inputs, error) ||
+      !ReadStringList(v, "stderr_tail", &m.stderr_tail, error)) {
+    return std::nullopt;
+  }
+  return m;
+}
+
+Value FetchLogMsg::ToValue() const {
+  Value v = Typed(msg::kFetchLog);
+  v.Set("request_id", request_id);
+  SetRef(v, ref);
+  return v;
+}
+
+std::optional<FetchLogMsg> FetchLogMsg::FromValue(const Value& v, std::string* error) {
+  FetchLogMsg m;
+  if (!RequireMap(v, error) || !ReadInt(v, "request_id", &m.request_id, error) ||
+      !ReadRef(v, &m.ref, error)) {
+    return std::nullopt;
+  }
+  return m;
+}
+
+Value LogMsg::ToValue() const {
+  Value v = Typed(msg::kLog);
+  v.Set("request_id", request_id);
+  SetRef(v, ref);
+  v.Set("found", found);
+  v.Set("data", Binary{data});
+  v.Set("truncated", truncated);
+  v.Set("size", size);
+  return v;
+}
+
+std::optional<LogMsg> LogMsg::FromValue(const Value& v, std::string* error) {
+  LogMsg m;
+  if (!RequireMap(v, error) || !ReadInt(v, "request_id", &m.request_id, error) ||
+      !ReadRef(v, &m.ref, error) || !ReadBool(v, "found", &m.found, error) ||
+      !ReadBytes(v, "data", &m.data, error) ||
+      !ReadOptBool(v, "truncated", &m.truncated, error) ||
+      !ReadOptInt(v, "size", &m.size, error)) {
     return std::nullopt;
   }
   return m;

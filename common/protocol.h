@@ -30,6 +30,12 @@ inline constexpr int kReconnectMaxMs = 32000;
 inline constexpr int kProgressIntervalMs = 500;
 // Default client request timeout.
 inline constexpr int kDefaultTimeoutMs = 5000;
+// A worker sends at most this much of an attempt log (its end) per `fetch_log`; the log itself is
+// capped at 8 MiB of stderr plus the worker's notes (worker/attempt_process.h).
+inline constexpr int64_t kLogFetchMaxBytes = 9ll << 20;
+// How long workers keep a finished job's attempt logs by default: three hours, as YARN's
+// yarn.nodemanager.log.retain-seconds.
+inline constexpr int64_t kDefaultLogRetentionS = 10800;
 // Outgoing queue bound per socket: sends never block, they fail and are counted past this.
 inline constexpr int kSendHighWaterMark = 100000;
 
@@ -49,6 +55,8 @@ inline constexpr const char* kJobFiles = "job_files";       // coordinator -> wo
 inline constexpr const char* kTaskProgress = "task_progress";  // worker -> coordinator
 inline constexpr const char* kTaskDone = "task_done";          // worker -> coordinator
 inline constexpr const char* kTaskFailed = "task_failed";      // worker -> coordinator
+inline constexpr const char* kFetchLog = "fetch_log";          // coordinator -> worker
+inline constexpr const char* kLog = "log";  // worker -> coordinator, and the reply to `logs`
 // Client <-> coordinator requests, and their replies.
 inline constexpr const char* kHello = "hello";
 inline constexpr const char* kSubmit = "submit";
@@ -58,6 +66,8 @@ inline constexpr const char* kJob = "job";
 inline constexpr const char* kJobs = "jobs";
 inline constexpr const char* kWorkers = "workers";
 inline constexpr const char* kTasks = "tasks";
+inline constexpr const char* kLogs = "logs";
+inline constexpr const char* kEvents = "events";
 inline constexpr const char* kCancelled = "cancelled";
 inline constexpr const char* kError = "error";
 }  // namespace msg
@@ -68,6 +78,7 @@ inline constexpr const char* kInvalid = "invalid";          // the request is we
 inline constexpr const char* kNotFound = "not_found";       // unknown job
 inline constexpr const char* kVersion = "version";          // protocol version mismatch
 inline constexpr const char* kBadRequest = "bad_request";   // undecodable or malformed request
+inline constexpr const char* kUnavailable = "unavailable";  // the worker holding it is gone or silent
 }  // namespace errc
 
 // Job states, as strings on the wire.
@@ -223,6 +234,8 @@ struct TaskFailedMsg {
   // Map output locations the attempt found missing or corrupt: the coordinator re-runs the maps
   // that produced them instead of counting this failure against the task.
   std::vector<std::string> bad_inputs;
+  // The last lines the attempt's process wrote to stderr (oldest first, at most 20), if any.
+  std::vector<std::string> stderr_tail;
 
   Value ToValue() const;
   static std::optional<TaskFailedMsg> FromValue(const Value& v, std::string* error);
@@ -245,6 +258,30 @@ struct CleanupMsg {
   Value ToValue() const;
   static std::optional<CleanupMsg> FromValue(const Value& v, std::string* error);
   bool operator==(const CleanupMsg&) const = default;
+};
+
+// coordinator -> worker "fetch_log": send the log of this attempt back, tagged with request_id.
+struct FetchLogMsg {
+  int64_t request_id = 0;
+  AttemptRef ref;
+
+  Value ToValue() const;
+  static std::optional<FetchLogMsg> FromValue(const Value& v, std::string* error);
+  bool operator==(const FetchLogMsg&) const = default;
+};
+
+// worker -> coordinator "log": the answer to a fetch_log.
+struct LogMsg {
+  int64_t request_id = 0;
+  AttemptRef ref;
+  bool found = false;      // false: no such log here (never ran here, or removed after retention)
+  std::string data;        // the log's bytes (msgpack bin), its end if it was longer
+  bool truncated = false;  // data is only the last kLogFetchMaxBytes
+  int64_t size = 0;        // the whole log's size in bytes
+
+  Value ToValue() const;
+  static std::optional<LogMsg> FromValue(const Value& v, std::string* error);
+  bool operator==(const LogMsg&) const = default;
 };
 
 // coordinator -> worker "job_files": the bytes of a job's shipped files, sent before the first

@@ -39,6 +39,8 @@ constexpr int64_t kMaxReduces = 100000;
 constexpr int64_t kMaxShippedBytes = 256ll << 20;
 // Job priorities lie in [-kMaxPriority, kMaxPriority].
 constexpr int64_t kMaxPriority = 1000000;
+// How long a `logs` request waits for the worker's answer unless it asks for less (`wait_ms`).
+constexpr int64_t kLogFetchWaitMs = 3000;
 
 // The scheduler's start check: a job's inputs must still be there, at least as long as planned,
 // when its first attempt is about to start (it may have waited a long time for workers).
@@ -89,6 +91,16 @@ std::string ClusterIdNow() {
 
 }  // namespace
 
+// A `logs` request waiting for the worker's answer.
+struct PendingLog {
+  std::vector<zmq::message_t> envelope;  // the client's, for the reply
+  std::string worker_key;
+  std::string worker_name;
+  std::string attempt_state;
+  AttemptRef ref;
+  int64_t deadline_ms = 0;  // steady clock
+};
+
 struct Coordinator::Impl {
   CoordinatorOptions options;
   zmq::context_t context{1};
@@ -101,6 +113,8 @@ struct Coordinator::Impl {
   int64_t bad_messages = 0;               // undecodable or invalid, from anyone
   int64_t dropped_sends = 0;              // unroutable or over the high-water mark
   int64_t next_heartbeat_ms = 0;          // steady clock
+  std::map<int64_t, PendingLog> pending_logs;  // by request_id
+  int64_t next_log_request = 1;
 
   // --- sending ---
 
@@ -211,10 +225,105 @@ struct Coordinator::Impl {
       } else {
         BadMessage("worker", "task_failed: " + error);
       }
+    } else if (type == msg::kLog) {
+      std::optional<LogMsg> m = LogMsg::FromValue(*v, &error);
+      if (m) {
+        AnswerLog(key, *m);
+      } else {
+        BadMessage("worker", "log: " + error);
+      }
     } else if (type == msg::kDisconnect) {
       scheduler->WorkerDisconnected(key, now);
     } else {
       BadMessage("worker", "unknown message type '" + type + "'");
+    }
+  }
+
+  // --- attempt logs ---
+
+  // `logs`: asks the worker that ran the attempt for its log; the reply goes out when it answers
+  // (AnswerLog) or when the wait is over (ExpireLogRequests). Returns an immediate error reply, or
+  // nullopt when the request is waiting.
+  std::optional<Value> HandleLogs(const Value& request, std::vector<zmq::message_t>& envelope) {
+    std::string job_id, task_id, error;
+    int64_t attempt = 0;
+    int64_t wait_ms = kLogFetchWaitMs;
+    if (!ReadString(request, "job_id", &job_id, &error) ||
+        !ReadString(request, "task_id", &task_id, &error) ||
+        !ReadOptInt(request, "attempt", &attempt, &error) ||
+        !ReadOptInt(request, "wait_ms", &wait_ms, &error)) {
+      return ErrorReply(errc::kBadRequest, "logs: " + error);
+    }
+    std::optional<Scheduler::AttemptLocation> where =
+        scheduler->FindAttempt(job_id, task_id, attempt, &error);
+    if (!where) return ErrorReply(errc::kNotFound, error);
+    const std::string what = "task " + task_id + " attempt " + std::to_string(where->attempt);
+    if (where->worker_key.empty()) {
+      return ErrorReply(errc::kUnavailable,
+                        "worker " + where->worker_name + " that ran " + what +
+                            " is gone (not connected); its log stays on that machine in " +
+                            "WORK_DIR/jobs/" + job_id + "/logs/" + task_id + ".a" +
+                            std::to_string(where->attempt) + ".log until it is restarted there");
+    }
+    PendingLog pending;
+    pending.envelope = std::move(envelope);
+    pending.worker_key = where->worker_key;
+    pending.worker_name = where->worker_name;
+    pending.attempt_state = where->state;
+    pending.ref = {job_id, task_id, where->attempt};
+    pending.deadline_ms = SteadyMs() + std::clamp<int64_t>(wait_ms, 1, 60000);
+    FetchLogMsg fetch;
+    fetch.request_id = next_log_request++;
+    fetch.ref = pending.ref;
+    SendToWorker(pending.worker_key, fetch.ToValue());
+    pending_logs.emplace(fetch.request_id, std::move(pending));
+    return std::nullopt;
+  }
+
+  void AnswerLog(const std::string& worker_key, const LogMsg& log) {
+    auto it = pending_logs.find(log.request_id);
+    if (it == pending_logs.end() || it->second.worker_key != worker_key ||
+        !(it->second.ref == log.ref)) {
+      return;  // answered after its wait was over, or not ours
+    }
+    PendingLog pending = std::move(it->second);
+    pending_logs.erase(it);
+    const AttemptRef& ref = pending.ref;
+    if (!log.found) {
+      Reply(pending.envelope,
+            ErrorReply(errc::kUnavailable,
+                       "worker " + pending.worker_name + " has no log of job " + ref.job_id +
+                           " task " + ref.task_id + " attempt " + std::to_string(ref.attempt) +
+                           " (removed after its retention, see zmr-worker --log-retention-s, or "
+                           "that worker's work dir was cleared)"));
+      return;
+    }
+    Value reply;
+    reply.Set("type", msg::kLog);
+    reply.Set("job_id", ref.job_id);
+    reply.Set("task_id", ref.task_id);
+    reply.Set("attempt", ref.attempt);
+    reply.Set("worker", pending.worker_name);
+    reply.Set("state", pending.attempt_state);
+    reply.Set("data", Binary{log.data});
+    reply.Set("truncated", log.truncated);
+    reply.Set("size", log.size);
+    Reply(pending.envelope, reply);
+  }
+
+  // Answers the `logs` requests whose worker did not send the log in time.
+  void ExpireLogRequests(int64_t steady_now) {
+    for (auto it = pending_logs.begin(); it != pending_logs.end();) {
+      if (it->second.deadline_ms > steady_now) {
+        ++it;
+        continue;
+      }
+      const PendingLog& p = it->second;
+      Reply(p.envelope, ErrorReply(errc::kUnavailable,
+                                   "worker " + p.worker_name + " did not send the log of task " +
+                                       p.ref.task_id + " attempt " +
+                                       std::to_string(p.ref.attempt) + " in time"));
+      it = pending_logs.erase(it);
     }
   }
 
@@ -356,7 +465,10 @@ struct Coordinator::Impl {
     return reply;
   }
 
-  Value HandleClientRequest(const Value& request, const std::string& type, int64_t now) {
+  // The reply to a client request, or nullopt when it will be sent later (`logs`: the envelope
+  // was taken).
+  std::optional<Value> HandleClientRequest(const Value& request, const std::string& type,
+                                           std::vector<zmq::message_t>& envelope, int64_t now) {
     int64_t proto = kProtocolVersion;
     std::string error;
     if (!ReadOptInt(request, "proto", &proto, &error)) {
@@ -426,6 +538,21 @@ struct Coordinator::Impl {
       reply.Set("tasks", std::move(*tasks));
       return reply;
     }
+    if (type == msg::kLogs) return HandleLogs(request, envelope);
+    if (type == msg::kEvents) {
+      std::string job_id;
+      int64_t after_seq = 0;
+      if (!ReadString(request, "job_id", &job_id, &error) ||
+          !ReadOptInt(request, "after_seq", &after_seq, &error)) {
+        return ErrorReply(errc::kBadRequest, type + ": " + error);
+      }
+      std::optional<Value> events = scheduler->JobEvents(job_id, after_seq);
+      if (!events) return ErrorReply(errc::kNotFound, "no such job: " + job_id);
+      Value reply = std::move(*events);
+      reply.Set("type", msg::kEvents);
+      reply.Set("job_id", job_id);
+      return reply;
+    }
     if (type == msg::kWorkers) {
       Value reply;
       reply.Set("type", msg::kWorkers);
@@ -450,7 +577,9 @@ struct Coordinator::Impl {
       Reply(envelope, ErrorReply(errc::kBadRequest, error));
       return;
     }
-    Value reply = HandleClientRequest(*v, type, now);
+    std::optional<Value> deferred = HandleClientRequest(*v, type, envelope, now);
+    if (!deferred) return;
+    Value& reply = *deferred;
     const Value* reply_type = reply.Find("type");
     if (reply_type != nullptr && reply_type->as_string() == msg::kError) {
       const Value* code = reply.Find("code");
@@ -666,6 +795,7 @@ int Coordinator::Run(const std::atomic<bool>& stop) {
     if (items[0].revents & ZMQ_POLLIN) workers_drained = s.Drain(s.workers, /*from_workers=*/true);
     if (items[1].revents & ZMQ_POLLIN) s.Drain(s.clients, /*from_workers=*/false);
     s.HeartbeatIfDue();
+    if (!s.pending_logs.empty()) s.ExpireLogRequests(SteadyMs());
     int64_t now = WallMs();
     // Silent workers are expired only when every queued worker message has been read: behind
     // a backlog may sit the very heartbeat that keeps a worker alive.

@@ -15,6 +15,25 @@ enum class TaskState { kPending, kRunning, kDone, kFailed };
 
 // Most running attempts listed in one JobInfo (a big job has thousands; `zmr tasks` is for those).
 constexpr std::size_t kMaxListedAttempts = 64;
+// Attempts remembered per task (for `logs` and failure reports); a task re-queued this often by
+// lost workers forgets its oldest.
+constexpr std::size_t kMaxAttemptRecords = 64;
+// Failed attempts listed in JobInfo's recent_failures.
+constexpr std::size_t kRecentFailures = 16;
+// stderr lines per failed attempt in a `jobs` listing (status has them all).
+constexpr std::size_t kListedStderrLines = 2;
+// Events kept per job for `events` (catching up after a gap without a snapshot); once the job has
+// finished only the last kFinishedEventHistory stay.
+constexpr std::size_t kEventHistory = 256;
+constexpr std::size_t kFinishedEventHistory = 32;
+
+Value StringArray(const std::vector<std::string>& items) {
+  Array out;
+  out.reserve(items.size());
+  for (const std::string& item : items) out.emplace_back(item);
+  return Value(std::move(out));
+}
+
 // Smoothing of the heartbeat load figures: weight of the newest sample.
 constexpr double kLoadSmoothing = 0.3;
 // Heartbeats with load figures needed before a host can count as saturated.
@@ -31,6 +50,28 @@ struct LiveAttempt {
   bool speculative = false;       // a backup launched for a straggler
 };
 
+// One attempt of a task, kept after it ends (for `logs` and failure reports).
+struct AttemptRecord {
+  int64_t number = 0;
+  std::string worker_name;
+  int64_t start_ms = 0;
+  int64_t end_ms = 0;                // 0 while running
+  const char* state = "RUNNING";     // RUNNING, SUCCEEDED, FAILED, KILLED or LOST
+  std::string error;                 // FAILED: the worker's message; KILLED, LOST: why
+  std::vector<std::string> stderr_tail;  // FAILED: the attempt's last stderr lines
+};
+
+// A failed attempt, as JobInfo's recent_failures lists it.
+struct FailureRecord {
+  std::string task_id;
+  TaskKind kind = TaskKind::kMap;
+  int64_t attempt = 0;
+  std::string worker_name;
+  std::string error;
+  std::vector<std::string> stderr_tail;
+  int64_t ts_ms = 0;
+};
+
 struct Task {
   std::string task_id;
   TaskKind kind = TaskKind::kMap;
@@ -42,6 +83,7 @@ struct Task {
   int64_t failures = 0;           // failed attempts (lost workers and killed attempts do not count)
   std::string last_failed_worker;  // avoided when re-assigning, if another worker is free
   std::vector<std::string> history;  // "attempt N on WORKER: error" per failed attempt
+  std::deque<AttemptRecord> tried;   // attempts started, oldest first (the last kMaxAttemptRecords)
   std::vector<MapOutput> outputs;  // map tasks, once done
   int64_t duration_ms = 0;        // of the winning attempt, once done
   std::string done_worker;        // who ran the winning attempt
@@ -139,6 +181,9 @@ struct Job {
   std::map<std::string, int64_t> failures_by_worker;  // worker name -> failed attempts
   std::set<std::string> blacklist;  // worker names given no more of this job's tasks
   Counters counters;              // summed over accepted attempts
+  int64_t failed_attempts = 0;    // task_failed so far (lost workers' attempts included)
+  std::deque<FailureRecord> recent_failures;  // the last kRecentFailures failed attempts
+  std::deque<Value> events;       // the latest events (kEventHistory; fewer once finished)
 
   bool map_only() const { return spec.num_reduces == 0; }
   int64_t max_attempts(int64_t fallback) const {
@@ -250,6 +295,44 @@ double PhaseProgress(const Phase& phase, int64_t total) {
   return std::min(1.0, sum / static_cast<double>(total));
 }
 
+Value AttemptValue(const AttemptRecord& r) {
+  Value v;
+  v.Set("attempt", r.number);
+  v.Set("worker", r.worker_name);
+  v.Set("state", r.state);
+  v.Set("start_ms", r.start_ms);
+  v.Set("end_ms", r.end_ms);
+  v.Set("error", r.error);
+  v.Set("stderr_tail", StringArray(r.stderr_tail));
+  return v;
+}
+
+// A JobInfo as `jobs` lists it (a thousand of them may go in one reply): recent_failures holds
+// only the latest failure, and every stderr_tail only its last kListedStderrLines lines.
+void TrimForList(Value& info) {
+  auto trim_tail = [](Value& item) {
+    for (auto& [key, value] : item.as_map()) {
+      if (key != "stderr_tail" || !value.is_array()) continue;
+      Array& lines = value.as_array();
+      if (lines.size() > kListedStderrLines) {
+        lines.erase(lines.begin(), lines.end() - static_cast<std::ptrdiff_t>(kListedStderrLines));
+      }
+    }
+  };
+  for (auto& [key, value] : info.as_map()) {
+    if (key == "recent_failures" && value.is_array()) {
+      Array& failures = value.as_array();
+      if (failures.size() > 1) failures.erase(failures.begin(), failures.end() - 1);
+      for (Value& f : failures) trim_tail(f);
+    } else if (key == "failure" && value.is_map()) {
+      for (auto& [field, attempts] : value.as_map()) {
+        if (field != "attempts" || !attempts.is_array()) continue;
+        for (Value& a : attempts.as_array()) trim_tail(a);
+      }
+    }
+  }
+}
+
 const char* StageOf(const Job& job) {
   switch (job.state) {
     case JobState::kSubmitted: return "SUBMITTED";
@@ -287,6 +370,8 @@ struct Scheduler::Impl {
   }
 
   void PublishJob(Job& job, const char* type, Value body) {
+    job.events.push_back(body);
+    if (job.events.size() > kEventHistory) job.events.pop_front();
     out.push_back({Outgoing::Kind::kPublish, "job/" + job.job_id + "/" + type, std::move(body)});
   }
 
@@ -403,8 +488,23 @@ struct Scheduler::Impl {
 
   // Removes task.live[i] and frees its worker slot. Returns the removed attempt. The task's state
   // is the caller's to set.
-  LiveAttempt RemoveLive(Job& job, Task& task, std::size_t i) {
+  static AttemptRecord* FindRecord(Task& task, int64_t number) {
+    for (auto it = task.tried.rbegin(); it != task.tried.rend(); ++it) {
+      if (it->number == number) return &*it;
+    }
+    return nullptr;
+  }
+
+  // Forgets a live attempt that ended: `state` (SUCCEEDED, FAILED, KILLED, LOST) and `why` go
+  // into its record.
+  LiveAttempt RemoveLive(Job& job, Task& task, std::size_t i, const char* state, int64_t now_ms,
+                         const std::string& why = "") {
     LiveAttempt a = std::move(task.live[i]);
+    if (AttemptRecord* record = FindRecord(task, a.number)) {
+      record->state = state;
+      record->end_ms = now_ms;
+      record->error = why;
+    }
     task.live.erase(task.live.begin() + static_cast<std::ptrdiff_t>(i));
     --job.live_attempts;
     if (a.speculative) --job.live_backups;
@@ -420,7 +520,7 @@ struct Scheduler::Impl {
   // Tells the workers to stop every live attempt of the task and forgets them.
   void KillLive(Job& job, Task& task, const std::string& reason, int64_t now_ms) {
     while (!task.live.empty()) {
-      LiveAttempt a = RemoveLive(job, task, task.live.size() - 1);
+      LiveAttempt a = RemoveLive(job, task, task.live.size() - 1, "KILLED", now_ms, reason);
       CancelAttemptMsg c;
       c.ref = {job.job_id, task.task_id, a.number};
       SendToWorker(a.worker_key, c.ToValue());
@@ -446,9 +546,11 @@ struct Scheduler::Impl {
       if (task == nullptr) continue;
       for (std::size_t i = 0; i < task->live.size(); ++i) {
         if (task->live[i].number != number || task->live[i].worker_key != key) continue;
-        LiveAttempt a = RemoveLive(*job, *task, i);
+        const std::string error = "worker " + w.name + " lost (" + reason + ")";
+        LiveAttempt a = RemoveLive(*job, *task, i, "LOST", now_ms, error);
+        RecordFailure(*job, *task, a, error, {}, now_ms);
         Value extra;
-        extra.Set("error", "worker " + w.name + " lost (" + reason + ")");
+        extra.Set("error", error);
         PublishTask(*job, *task, a.number, a.worker_name, "task_failed", now_ms,
                     std::move(extra));
         // Re-queued at once, unless its other attempt goes on.
@@ -460,6 +562,21 @@ struct Scheduler::Impl {
     Value extra;
     extra.Set("reason", reason);
     PublishWorker(w, "worker_lost", now_ms, std::move(extra));
+  }
+
+  void RecordFailure(Job& job, const Task& task, const LiveAttempt& a, const std::string& error,
+                     const std::vector<std::string>& stderr_tail, int64_t now_ms) {
+    ++job.failed_attempts;
+    FailureRecord f;
+    f.task_id = task.task_id;
+    f.kind = task.kind;
+    f.attempt = a.number;
+    f.worker_name = a.worker_name;
+    f.error = error;
+    f.stderr_tail = stderr_tail;
+    f.ts_ms = now_ms;
+    job.recent_failures.push_back(std::move(f));
+    if (job.recent_failures.size() > kRecentFailures) job.recent_failures.pop_front();
   }
 
   // Whether every registered worker is on the job's blacklist (then the blacklist is ignored:
@@ -501,6 +618,12 @@ struct Scheduler::Impl {
     a.progress_ms = now_ms;
     a.speculative = speculative;
     task.live.push_back(a);
+    AttemptRecord record;
+    record.number = a.number;
+    record.worker_name = w.name;
+    record.start_ms = now_ms;
+    task.tried.push_back(std::move(record));
+    if (task.tried.size() > kMaxAttemptRecords) task.tried.pop_front();
     task.state = TaskState::kRunning;
     job.phase(task.kind).running.insert(task.index);
     ++job.live_attempts;
@@ -681,6 +804,7 @@ struct Scheduler::Impl {
     job.spec.blobs.clear();  // shipped files are only needed while attempts may start
     job.finished_ms = now_ms;
     SetState(job, state, now_ms);
+    while (job.events.size() > kFinishedEventHistory) job.events.pop_front();
     Requeue(job);
     if (state != JobState::kCompleted) {
       out.push_back({Outgoing::Kind::kAbortJob, job.job_id, Value()});
@@ -911,7 +1035,7 @@ void Scheduler::TaskDone(const std::string& worker_key, const TaskDoneMsg& msg, 
     }
     task->outputs = msg.outputs;
   }
-  LiveAttempt winner = s.RemoveLive(*job, *task, i);
+  LiveAttempt winner = s.RemoveLive(*job, *task, i, "SUCCEEDED", now_ms);
   task->state = TaskState::kDone;
   task->duration_ms = now_ms - winner.start_ms;
   task->done_worker = winner.worker_name;
@@ -955,11 +1079,16 @@ void Scheduler::TaskFailed(const std::string& worker_key, const TaskFailedMsg& m
   std::size_t i = 0;
   Task* task = s.FindLive(worker_key, msg.ref, &job, &i);
   if (task == nullptr) return;
-  LiveAttempt a = s.RemoveLive(*job, *task, i);
+  LiveAttempt a = s.RemoveLive(*job, *task, i, "FAILED", now_ms, msg.error);
+  if (AttemptRecord* record = Impl::FindRecord(*task, a.number)) {
+    record->stderr_tail = msg.stderr_tail;
+  }
+  s.RecordFailure(*job, *task, a, msg.error, msg.stderr_tail, now_ms);
   auto w = s.workers.find(worker_key);
   if (w != s.workers.end()) ++w->second.tasks_failed;
   Value extra;
   extra.Set("error", msg.error);
+  if (!msg.stderr_tail.empty()) extra.Set("stderr_tail", StringArray(msg.stderr_tail));
   s.PublishTask(*job, *task, a.number, a.worker_name, "task_failed", now_ms, std::move(extra));
 
   // A reduce that found map output missing or corrupt is not at fault: re-run the maps that
@@ -1102,6 +1231,17 @@ std::optional<Value> Scheduler::JobInfo(const std::string& job_id, int64_t now_m
     Value failure;
     failure.Set("stage", job.failure.stage);
     failure.Set("task_id", job.failure.task_id);
+    // Every attempt of the task to blame: where it ran and how it ended.
+    Array tried;
+    TaskKind kind;
+    int64_t index = 0;
+    if (ParseTaskId(job.failure.task_id, &kind, &index)) {
+      const Phase& phase = job.phase(kind);
+      if (index >= 0 && index < static_cast<int64_t>(phase.tasks.size())) {
+        for (const AttemptRecord& r : phase.tasks[index].tried) tried.push_back(AttemptValue(r));
+      }
+    }
+    failure.Set("attempts", Value(std::move(tried)));
     v.Set("failure", std::move(failure));
   }
   v.Set("output", job.spec.output_dir);
@@ -1146,9 +1286,89 @@ std::optional<Value> Scheduler::JobInfo(const std::string& job_id, int64_t now_m
     }
   }
   v.Set("attempts", Value(std::move(attempts)));
+  v.Set("failed_attempts", job.failed_attempts);
+  Array failures;
+  for (const FailureRecord& f : job.recent_failures) {
+    Value item;
+    item.Set("task_id", f.task_id);
+    item.Set("kind", TaskKindName(f.kind));
+    item.Set("attempt", f.attempt);
+    item.Set("worker", f.worker_name);
+    item.Set("error", f.error);
+    item.Set("stderr_tail", StringArray(f.stderr_tail));
+    item.Set("ts_ms", f.ts_ms);
+    failures.push_back(std::move(item));
+  }
+  v.Set("recent_failures", Value(std::move(failures)));
   Map counters;
   for (const auto& [name, amount] : job.counters) counters.emplace_back(name, Value(amount));
   v.Set("counters", Value(std::move(counters)));
+  v.Set("last_seq", job.seq);
+  return v;
+}
+
+std::optional<Scheduler::AttemptLocation> Scheduler::FindAttempt(const std::string& job_id,
+                                                                  const std::string& task_id,
+                                                                  int64_t attempt,
+                                                                  std::string* error) const {
+  auto it = impl_->jobs.find(job_id);
+  if (it == impl_->jobs.end()) {
+    *error = "no such job: " + job_id;
+    return std::nullopt;
+  }
+  const Job& job = *it->second;
+  TaskKind kind;
+  int64_t index = 0;
+  const Task* task = nullptr;
+  if (ParseTaskId(task_id, &kind, &index) && index >= 0 &&
+      index < static_cast<int64_t>(job.phase(kind).tasks.size())) {
+    task = &job.phase(kind).tasks[index];
+  }
+  if (task == nullptr || task->task_id != task_id) {
+    *error = "job " + job_id + " has no task " + task_id;
+    return std::nullopt;
+  }
+  if (task->tried.empty()) {
+    *error = "task " + task_id + " of job " + job_id + " has not started yet";
+    return std::nullopt;
+  }
+  const AttemptRecord* record = &task->tried.back();
+  if (attempt > 0) {
+    record = nullptr;
+    for (const AttemptRecord& r : task->tried) {
+      if (r.number == attempt) record = &r;
+    }
+    if (record == nullptr) {
+      *error = "task " + task_id + " of job " + job_id + " has no attempt " +
+               std::to_string(attempt) + " (attempts so far: " + std::to_string(task->attempt) +
+               ")";
+      return std::nullopt;
+    }
+  }
+  AttemptLocation where;
+  where.attempt = record->number;
+  where.worker_name = record->worker_name;
+  where.state = record->state;
+  auto key = impl_->key_by_name.find(record->worker_name);
+  if (key != impl_->key_by_name.end()) where.worker_key = key->second;
+  return where;
+}
+
+std::optional<Value> Scheduler::JobEvents(const std::string& job_id, int64_t after_seq) const {
+  auto it = impl_->jobs.find(job_id);
+  if (it == impl_->jobs.end()) return std::nullopt;
+  const Job& job = *it->second;
+  Array events;
+  for (const Value& event : job.events) {
+    const Value* seq = event.Find("seq");
+    if (seq != nullptr && seq->is_int() && seq->as_int() > after_seq) events.push_back(event);
+  }
+  // Complete when nothing between after_seq and the first event returned was dropped.
+  int64_t first = job.seq + 1;
+  if (!events.empty()) first = events.front().Find("seq")->as_int();
+  Value v;
+  v.Set("events", Value(std::move(events)));
+  v.Set("complete", first <= after_seq + 1 || after_seq >= job.seq);
   v.Set("last_seq", job.seq);
   return v;
 }
@@ -1205,7 +1425,9 @@ Value Scheduler::JobList(int64_t now_ms, Finished finished) const {
   Array jobs;
   for (const auto& [order, job] : impl_->jobs_by_order) {
     if (finished == Finished::kExclude && IsTerminal(job->state)) continue;
-    jobs.push_back(*JobInfo(job->job_id, now_ms));
+    Value info = *JobInfo(job->job_id, now_ms);
+    TrimForList(info);
+    jobs.push_back(std::move(info));
   }
   return Value(std::move(jobs));
 }

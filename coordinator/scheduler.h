@@ -154,6 +154,21 @@ class Scheduler {
   // Every task of the job (PROTOCOL.md TaskInfo), maps then reduces; nullopt for an unknown job.
   std::optional<Value> TaskList(const std::string& job_id, int64_t now_ms) const;
   Value WorkerList(int64_t now_ms) const;   // array, by name
+
+  // Where an attempt of a task ran, for fetching its log. `attempt` 0: the latest. nullopt with
+  // a one-line *error for an unknown job, task or attempt (or a task never started).
+  struct AttemptLocation {
+    int64_t attempt = 0;
+    std::string worker_name;
+    std::string worker_key;  // the current registration of that worker name, "" if none
+    std::string state;       // RUNNING, SUCCEEDED, FAILED, KILLED or LOST
+  };
+  std::optional<AttemptLocation> FindAttempt(const std::string& job_id, const std::string& task_id,
+                                             int64_t attempt, std::string* error) const;
+  // The job's kept events with seq > after_seq, oldest first: {events, complete, last_seq};
+  // `complete` is false when older events the caller lacks are no longer kept (take a
+  // snapshot instead). nullopt for an unknown job.
+  std::optional<Value> JobEvents(const std::string& job_id, int64_t after_seq) const;
   std::vector<std::string> WorkerKeys() const;
   std::size_t worker_count() const;
   std::size_t active_job_count() const;

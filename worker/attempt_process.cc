@@ -846,6 +846,7 @@ bool AttemptProcess::Run(const AssignMsg& task, const std::atomic<bool>& cancell
     if (c == '\n' || c == '\r') c = ' ';
   }
   log.Note("attempt failed: " + message);
+  result->stderr_tail.assign(log.tail_lines().begin(), log.tail_lines().end());
   *error = std::move(message);
   return false;
 }

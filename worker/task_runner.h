@@ -63,6 +63,8 @@ struct TaskResult {
   // On failure: input locations found missing or corrupt (reduce), so their maps can be re-run.
   // Only locations whose data is at fault (not, say, this process running out of descriptors).
   std::vector<std::string> bad_inputs;
+  // On failure: the last lines the attempt's process wrote to stderr, oldest first.
+  std::vector<std::string> stderr_tail;
 };
 
 // Map: calls app->Start, reads the split's lines into App::Map, then App::Finish (whose emits are

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <map>
@@ -15,7 +16,6 @@
 #include <zmq_addon.hpp>
 
 #include "common/clock.h"
-#include "common/intermediate.h"
 #include "common/protocol.h"
 #include "worker/attempt_process.h"
 #include "worker/blob_cache.h"
@@ -31,6 +31,74 @@ namespace {
 constexpr const char* kResultsEndpoint = "inproc://zmr-worker-results";
 // How often processes that attempts left behind (reparented to this subreaper) are swept.
 constexpr int64_t kOrphanSweepMs = 1000;
+// How often finished jobs' attempt logs past their retention are looked for.
+constexpr int64_t kLogSweepMs = 60000;
+// Left in WORK_DIR/jobs/<job>/ when a finished job's data is removed but its logs/ are kept: its
+// age is the logs' retention clock.
+constexpr const char* kCleanedMarker = ".cleaned";
+
+// A path component that cannot leave its parent directory.
+bool IsSafeName(const std::string& s) {
+  return !s.empty() && s != "." && s != ".." && s.find('/') == std::string::npos &&
+         s.find('\0') == std::string::npos;
+}
+
+// Removes a finished job's data from WORK_DIR/jobs/<job>: intermediate runs and attempt
+// directories. With keep_logs, logs/ stays and the marker starts its retention; without, or when
+// there are no logs, the whole directory goes.
+void RemoveJobData(const std::string& work_dir, const std::string& job_id, bool keep_logs) {
+  if (!IsSafeName(job_id)) return;
+  const fs::path dir = fs::path(work_dir) / "jobs" / job_id;
+  std::error_code ec;
+  const fs::path logs = dir / "logs";
+  if (!keep_logs || !fs::is_directory(logs, ec) || fs::is_empty(logs, ec)) {
+    fs::remove_all(dir, ec);
+    return;
+  }
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    if (it->path().filename() == "logs") continue;
+    std::error_code remove_ec;
+    fs::remove_all(it->path(), remove_ec);
+  }
+  std::FILE* marker = std::fopen((dir / kCleanedMarker).c_str(), "w");
+  if (marker != nullptr) std::fclose(marker);
+}
+
+// Removes the directories of finished jobs (those with the marker) whose logs are older than
+// retention_s.
+void SweepExpiredLogs(const std::string& work_dir, int64_t retention_s) {
+  std::error_code ec;
+  const auto now = fs::file_time_type::clock::now();
+  for (fs::directory_iterator it(fs::path(work_dir) / "jobs", ec), end; !ec && it != end;
+       it.increment(ec)) {
+    std::error_code marker_ec;
+    const auto cleaned = fs::last_write_time(it->path() / kCleanedMarker, marker_ec);
+    if (marker_ec || now - cleaned < std::chrono::seconds(retention_s)) continue;
+    fs::remove_all(it->path(), marker_ec);
+    spdlog::info("job {}: attempt logs removed after {} s", it->path().filename().string(),
+                 retention_s);
+  }
+}
+
+// The answer to a fetch_log: this worker's log of the attempt, its last kLogFetchMaxBytes.
+LogMsg ReadAttemptLog(const std::string& work_dir, const FetchLogMsg& fetch) {
+  LogMsg log;
+  log.request_id = fetch.request_id;
+  log.ref = fetch.ref;
+  if (!IsSafeName(fetch.ref.job_id) || !IsSafeName(fetch.ref.task_id)) return log;
+  std::FILE* file = std::fopen(AttemptLogPath(work_dir, fetch.ref).c_str(), "rb");
+  if (file == nullptr) return log;
+  log.found = true;
+  if (std::fseek(file, 0, SEEK_END) == 0) log.size = std::ftell(file);
+  const int64_t start = std::max<int64_t>(0, log.size - kLogFetchMaxBytes);
+  log.truncated = start > 0;
+  if (std::fseek(file, start, SEEK_SET) == 0) {
+    log.data.resize(static_cast<std::size_t>(log.size - start));
+    log.data.resize(std::fread(log.data.data(), 1, log.data.size(), file));
+  }
+  std::fclose(file);
+  return log;
+}
 
 // One attempt running on its own thread.
 struct Attempt {
@@ -92,6 +160,7 @@ void RunAttempt(zmq::context_t* context, const AttemptProcess* runner, Attempt* 
     failed.ref = ref;
     failed.error = error.empty() ? "unknown error" : error;
     failed.bad_inputs = std::move(result.bad_inputs);
+    failed.stderr_tail = std::move(result.stderr_tail);
     SendBody(push, failed.ToValue(), /*may_drop=*/false);
   }
   attempt->finished.store(true);
@@ -156,7 +225,6 @@ struct Worker::Impl {
   zmq::context_t context{1};
   std::unique_ptr<zmq::socket_t> dealer;        // recreated on every reconnect
   zmq::socket_t results{context, zmq::socket_type::pull};
-  std::unique_ptr<LocalFileStore> store;
   std::unique_ptr<BlobCache> blobs;               // WORK_DIR/cache: shipped job files
   std::unique_ptr<AttemptProcess> runner;         // shared by attempt threads (immutable)
   std::unique_ptr<ResourceSampler> resources;     // load figures for heartbeats
@@ -168,6 +236,7 @@ struct Worker::Impl {
   int64_t ready_sent_ms = 0;                     // when the last ready went out
   int64_t next_heartbeat_ms = 0;
   int64_t next_orphan_sweep_ms = 0;
+  int64_t next_log_sweep_ms = 0;
   int64_t reconnect_delay_ms = kReconnectInitialMs;
   int64_t reconnect_at_ms = 0;                    // non-zero while waiting to reconnect
   int64_t bad_messages = 0;
@@ -345,6 +414,16 @@ struct Worker::Impl {
       spdlog::info("job {}: {} shipped file(s) received", files->job_id, files->blobs.size());
       return;
     }
+    if (type == msg::kFetchLog) {
+      std::optional<FetchLogMsg> fetch = FetchLogMsg::FromValue(*v, &error);
+      if (!fetch) {
+        ++bad_messages;
+        spdlog::warn("dropped bad fetch_log: {}", error);
+        return;
+      }
+      Send(ReadAttemptLog(options.work_dir, *fetch).ToValue());
+      return;
+    }
     if (type == msg::kCleanup) {
       std::optional<CleanupMsg> c = CleanupMsg::FromValue(*v, &error);
       if (!c) {
@@ -423,8 +502,9 @@ struct Worker::Impl {
         ++it;
         continue;
       }
-      store->RemoveJob(*it);  // intermediate runs, attempt dirs and attempt logs
-      spdlog::info("job {} intermediate data and logs removed", *it);
+      RemoveJobData(options.work_dir, *it, /*keep_logs=*/options.log_retention_s > 0);
+      spdlog::info("job {} intermediate data removed{}", *it,
+                   options.log_retention_s > 0 ? " (attempt logs kept)" : " with its logs");
       it = cleanup_pending.erase(it);
     }
   }
@@ -480,7 +560,6 @@ std::unique_ptr<Worker> Worker::Create(const WorkerOptions& options, std::string
     *error = "invalid --coordinator endpoint '" + s.options.coordinator + "': " + e.what();
     return nullptr;
   }
-  s.store = std::make_unique<LocalFileStore>(s.options.work_dir);
   s.blobs = std::make_unique<BlobCache>(s.options.work_dir + "/cache");
   AttemptProcessOptions attempt_options;
   attempt_options.work_dir = s.options.work_dir;
@@ -554,6 +633,10 @@ int Worker::Run(const std::atomic<bool>& stop) {
     if (now >= s.next_orphan_sweep_ms) {
       ReapOrphans();
       s.next_orphan_sweep_ms = now + kOrphanSweepMs;
+    }
+    if (now >= s.next_log_sweep_ms) {
+      SweepExpiredLogs(s.options.work_dir, s.options.log_retention_s);
+      s.next_log_sweep_ms = now + kLogSweepMs;
     }
 
     if (s.reconnect_at_ms != 0) {

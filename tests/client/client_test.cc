@@ -959,3 +959,68 @@ TEST_CASE("watch follows events from the announced endpoint until the job ends")
 
 }  // namespace
 }  // namespace zmr::client
+
+namespace zmr::client {
+namespace {
+
+TEST_CASE("logs takes a job, a task and an optional attempt") {
+  ParseResult r = Parse({"logs", "job_1", "m-00003", "--attempt", "2", "--json"});
+  REQUIRE(r.ok);
+  CHECK(r.options.command == Command::kLogs);
+  CHECK(r.options.job_id == "job_1");
+  CHECK(r.options.task_id == "m-00003");
+  CHECK(r.options.attempt == 2);
+  CHECK(r.options.json);
+  ParseResult latest = Parse({"logs", "job_1", "r-00000"});
+  REQUIRE(latest.ok);
+  CHECK(latest.options.attempt == 0);
+  CheckUsageError({"logs", "job_1"}, "logs needs JOB and TASK arguments");
+  CheckUsageError({"logs", "job_1", "m-00000", "extra"}, "unexpected argument 'extra'");
+  CheckUsageError({"logs", "job_1", "m-00000", "--attempt", "0"}, "--attempt must be a positive");
+  CheckUsageError({"status", "job_1", "--attempt", "1"}, "--attempt is not an option of status");
+}
+
+TEST_CASE("status of a failed job lists each attempt of the task to blame with its stderr") {
+  Value job = JobInfo("job_f", "FAILED");
+  job.Set("error", "MAPPING: map task m-00001 failed 2 attempts: ...");
+  Value failure;
+  failure.Set("stage", "MAPPING");
+  failure.Set("task_id", "m-00001");
+  Array tried;
+  for (int i = 1; i <= 2; ++i) {
+    Value a;
+    a.Set("attempt", i);
+    a.Set("worker", "w" + std::to_string(i));
+    a.Set("state", "FAILED");
+    a.Set("error", "mapper exited with status 3");
+    a.Set("stderr_tail", Value(Array{Value("Traceback (most recent call last):"),
+                                     Value("KeyError: 'x'")}));
+    tried.push_back(a);
+  }
+  failure.Set("attempts", Value(std::move(tried)));
+  job.Set("failure", failure);
+  const std::string text = FormatStatus(job);
+  CAPTURE(text);
+  CHECK(text.find("m-00001.a1 on w1  FAILED: mapper exited with status 3") != std::string::npos);
+  CHECK(text.find("m-00001.a2 on w2  FAILED") != std::string::npos);
+  CHECK(text.find("stderr| KeyError: 'x'") != std::string::npos);
+  CHECK(text.find("zmr logs job_f m-00001 [--attempt N]") != std::string::npos);
+}
+
+TEST_CASE("status of a running job with failed attempts names the latest one") {
+  Value job = JobInfo("job_r", "MAPPING");
+  job.Set("failed_attempts", 3);
+  Value last;
+  last.Set("task_id", "m-00004");
+  last.Set("attempt", 2);
+  last.Set("worker", "w2");
+  last.Set("error", "worker w2 lost (heartbeat expired)");
+  job.Set("recent_failures", Value(Array{last}));
+  const std::string text = FormatStatus(job);
+  CAPTURE(text);
+  CHECK(text.find("3 failed attempts; latest m-00004.a2 on w2: worker w2 lost") !=
+        std::string::npos);
+}
+
+}  // namespace
+}  // namespace zmr::client

@@ -3,7 +3,9 @@
 
 #include <doctest/doctest.h>
 
+#include <optional>
 #include <string>
+#include <vector>
 
 namespace zmr::client {
 namespace {
@@ -78,6 +80,48 @@ TEST_CASE("an event still ahead of the fresh snapshot applies instead of looping
   CHECK(f.Offer(Event(6)) == Verdict::kApply);
   // A later gap asks again.
   CHECK(f.Offer(Event(9)) == Verdict::kResnapshot);
+}
+
+Value EventsReply(bool complete, std::vector<int64_t> seqs) {
+  Array events;
+  for (int64_t seq : seqs) events.push_back(Event(seq));
+  Value reply;
+  reply.Set("type", "events");
+  reply.Set("events", Value(std::move(events)));
+  reply.Set("complete", complete);
+  return reply;
+}
+
+TEST_CASE("a gap the coordinator's kept events cover is filled from them, not a snapshot") {
+  JobFollower f("job_a");
+  f.Reset(Snapshot(4, "MAPPING"));
+  CHECK(f.Offer(Event(8)) == Verdict::kResnapshot);
+  CHECK(f.missed() == 3);
+  // The kept events start earlier than needed and end with the event that showed the gap.
+  std::optional<std::vector<Value>> missing = f.CatchUp(EventsReply(true, {3, 4, 5, 6, 7, 8}));
+  REQUIRE(missing);
+  REQUIRE(missing->size() == 4);
+  CHECK(missing->front().Find("seq")->as_int() == 5);
+  CHECK(missing->back().Find("seq")->as_int() == 8);
+  CHECK(f.last_seq() == 8);
+  CHECK(f.missed() == 0);
+  CHECK(f.Offer(Event(8)) == Verdict::kStale);  // the one that showed the gap: already shown
+  CHECK(f.Offer(Event(9)) == Verdict::kApply);
+}
+
+TEST_CASE("kept events that do not reach back to the gap, or have a hole, mean a snapshot") {
+  JobFollower f("job_a");
+  f.Reset(Snapshot(4, "MAPPING"));
+  CHECK(f.Offer(Event(9)) == Verdict::kResnapshot);
+  CHECK_FALSE(f.CatchUp(EventsReply(false, {7, 8, 9})));
+  CHECK_FALSE(f.CatchUp(EventsReply(true, {5, 6, 8, 9})));
+  CHECK_FALSE(f.CatchUp(EventsReply(true, {})));
+  CHECK(f.last_seq() == 4);
+  // The snapshot path still works after a failed catch-up.
+  f.Reset(Snapshot(9, "MAPPING"));
+  CHECK(f.Offer(Event(9)) == Verdict::kStale);
+  CHECK(f.Offer(Event(10)) == Verdict::kApply);
+  CHECK(f.missed() == 4);
 }
 
 }  // namespace

@@ -282,6 +282,25 @@ TaskFailedMsg SampleFailed() {
   m.ref = SampleRef();
   m.error = "cannot open /data/in/a.txt: No such file or directory";
   m.bad_inputs = {"/w1/m-00000/part-00003", "/w2/m-00001/part-00003"};
+  m.stderr_tail = {"Traceback (most recent call last):", "OSError: [Errno 2]"};
+  return m;
+}
+
+FetchLogMsg SampleFetchLog() {
+  FetchLogMsg m;
+  m.request_id = 42;
+  m.ref = SampleRef();
+  return m;
+}
+
+LogMsg SampleLog() {
+  LogMsg m;
+  m.request_id = 42;
+  m.ref = SampleRef();
+  m.found = true;
+  m.data = "line one\n\xff\x00 binary\n"s;
+  m.truncated = true;
+  m.size = 12345678;
   return m;
 }
 
@@ -344,6 +363,8 @@ TEST_CASE("every worker and client message survives the wire unchanged") {
   CheckRoundTrip(SampleCleanup(), "cleanup");
   CheckRoundTrip(SampleJobFiles(), "job_files");
   CheckRoundTrip(SampleSubmit(), "submit");
+  CheckRoundTrip(SampleFetchLog(), "fetch_log");
+  CheckRoundTrip(SampleLog(), "log");
 }
 
 TEST_CASE("messages with default and edge values survive the wire unchanged") {
@@ -728,9 +749,26 @@ TEST_CASE("task failed refuses wrongly typed and missing fields") {
                                                 {"error", kMap},
                                                 {"bad_inputs", kStr},
                                                 {"bad_inputs", kMap},
-                                                {"bad_inputs", Value(Array{Value("/a"), kInt})}});
+                                                {"bad_inputs", Value(Array{Value("/a"), kInt})},
+                                                {"stderr_tail", kStr},
+                                                {"stderr_tail", Value(Array{kInt})}});
   CheckRequiredFields<TaskFailedMsg>(good, {"job_id", "task_id", "attempt", "error"});
-  CheckOptionalFields<TaskFailedMsg>(good, {"bad_inputs"});
+  CheckOptionalFields<TaskFailedMsg>(good, {"bad_inputs", "stderr_tail"});
+}
+
+TEST_CASE("fetch_log and log refuse wrongly typed and missing fields") {
+  CheckWrongTypesRejected<FetchLogMsg>(SampleFetchLog().ToValue(),
+                                       {{"request_id", kStr}, {"task_id", kInt}});
+  CheckRequiredFields<FetchLogMsg>(SampleFetchLog().ToValue(),
+                                   {"request_id", "job_id", "task_id", "attempt"});
+  const Value good = SampleLog().ToValue();
+  CheckWrongTypesRejected<LogMsg>(good, {{"request_id", kDouble},
+                                         {"found", kInt},
+                                         {"data", kInt},
+                                         {"truncated", kStr},
+                                         {"size", kStr}});
+  CheckRequiredFields<LogMsg>(good, {"request_id", "job_id", "task_id", "attempt", "found", "data"});
+  CheckOptionalFields<LogMsg>(good, {"truncated", "size"});
 }
 
 TEST_CASE("cancel refuses wrongly typed and missing fields") {

@@ -1007,3 +1007,147 @@ TEST_CASE("1,000 workers run a 20,000-task job to the end with every slot used a
 
 }  // namespace
 }  // namespace zmr
+
+namespace zmr {
+namespace {
+
+TEST_CASE("a failed job reports every attempt of the task to blame with its worker and stderr") {
+  SchedulerOptions o;
+  o.max_attempts = 2;
+  Harness h(o);
+  h.Ready("k1", "w1", 1);
+  h.Ready("k2", "w2", 1);
+  std::string job = h.Submit(1, 1);
+  for (int attempt = 1; attempt <= 2; ++attempt) {
+    h.s.Tick(h.now);
+    auto a = h.Assigns(h.Take());
+    REQUIRE(a.size() == 1);
+    TaskFailedMsg f;
+    f.ref = {job, a[0].second.task_id, a[0].second.attempt};
+    f.error = "mapper exited with status " + std::to_string(attempt);
+    f.stderr_tail = {"Traceback (most recent call last):", "ValueError: line " +
+                                                               std::to_string(attempt)};
+    h.s.TaskFailed(a[0].first, f, h.now);
+  }
+  Value info = *h.s.JobInfo(job, h.now);
+  CHECK(info.Find("state")->as_string() == "FAILED");
+  CHECK(info.Find("failed_attempts")->as_int() == 2);
+  const Value& tried = *info.Find("failure")->Find("attempts");
+  REQUIRE(tried.as_array().size() == 2);
+  std::set<std::string> workers;
+  for (std::size_t i = 0; i < 2; ++i) {
+    const Value& a = tried.as_array()[i];
+    CHECK(a.Find("attempt")->as_int() == static_cast<int64_t>(i + 1));
+    CHECK(a.Find("state")->as_string() == "FAILED");
+    CHECK(a.Find("error")->as_string() == "mapper exited with status " + std::to_string(i + 1));
+    REQUIRE(a.Find("stderr_tail")->as_array().size() == 2);
+    CHECK(a.Find("stderr_tail")->as_array()[1].as_string() ==
+          "ValueError: line " + std::to_string(i + 1));
+    workers.insert(a.Find("worker")->as_string());
+  }
+  CHECK(workers == std::set<std::string>{"w1", "w2"});
+  // The task_failed events carry the stderr lines too.
+  h.Take();
+  auto failed = h.Events("task_failed");
+  REQUIRE(failed.size() == 2);
+  CHECK(failed[0].Find("stderr_tail")->as_array().size() == 2);
+}
+
+TEST_CASE("recent failures of a running job list the latest failed attempts, lost ones included") {
+  SchedulerOptions o;
+  o.max_attempts = 100;
+  Harness h(o);
+  h.Ready("k1", "w1", 1);
+  std::string job = h.Submit(1, 1);
+  for (int i = 0; i < 20; ++i) {
+    h.s.Tick(h.now);
+    auto a = h.Assigns(h.Take());
+    REQUIRE(a.size() == 1);
+    h.Fail("k1", a[0].second, "boom " + std::to_string(i + 1));
+  }
+  h.s.Tick(h.now);
+  REQUIRE(h.Assigns(h.Take()).size() == 1);
+  h.s.WorkerDisconnected("k1", h.now);
+  Value info = *h.s.JobInfo(job, h.now);
+  CHECK(info.Find("state")->as_string() == "MAPPING");
+  CHECK(info.Find("failed_attempts")->as_int() == 21);
+  const Array& recent = info.Find("recent_failures")->as_array();
+  REQUIRE(recent.size() == 16);
+  CHECK(recent.front().Find("error")->as_string() == "boom 6");
+  CHECK(recent.back().Find("attempt")->as_int() == 21);
+  CHECK(recent.back().Find("error")->as_string().find("w1 lost") != std::string::npos);
+  // The job list, which may hold a thousand jobs, carries only the latest.
+  Value list = h.s.JobList(h.now, Scheduler::Finished::kInclude);
+  const Array& listed = list.as_array().at(0).Find("recent_failures")->as_array();
+  REQUIRE(listed.size() == 1);
+  CHECK(listed[0].Find("attempt")->as_int() == 21);
+}
+
+TEST_CASE("an attempt is found by number or as the latest, with its worker's registration") {
+  Harness h;
+  h.Ready("k1", "w1", 1);
+  std::string job = h.Submit(1, 1);
+  h.s.Tick(h.now);
+  auto first = h.Assigns(h.Take());
+  REQUIRE(first.size() == 1);
+  h.Fail("k1", first[0].second, "boom");
+  h.Ready("k2", "w2", 1);
+  h.s.Tick(h.now);
+  auto second = h.Assigns(h.Take());
+  REQUIRE(second.size() == 1);
+  std::string error;
+  auto latest = h.s.FindAttempt(job, "m-00000", 0, &error);
+  REQUIRE(latest);
+  CHECK(latest->attempt == 2);
+  CHECK(latest->state == "RUNNING");
+  CHECK(latest->worker_key == second[0].first);
+  auto one = h.s.FindAttempt(job, "m-00000", 1, &error);
+  REQUIRE(one);
+  CHECK(one->worker_name == "w1");
+  CHECK(one->state == "FAILED");
+  CHECK(one->worker_key == "k1");
+  // A worker that is gone has no registration to ask.
+  h.s.WorkerDisconnected("k1", h.now);
+  one = h.s.FindAttempt(job, "m-00000", 1, &error);
+  REQUIRE(one);
+  CHECK(one->worker_key.empty());
+  CHECK_FALSE(h.s.FindAttempt(job, "m-00000", 3, &error));
+  CHECK(error.find("no attempt 3") != std::string::npos);
+  CHECK_FALSE(h.s.FindAttempt(job, "m-00009", 0, &error));
+  CHECK(error.find("no task m-00009") != std::string::npos);
+  CHECK_FALSE(h.s.FindAttempt(job, "r-00000", 0, &error));  // reduces not created yet
+  CHECK_FALSE(h.s.FindAttempt("job_nope", "m-00000", 0, &error));
+  CHECK(error.find("no such job") != std::string::npos);
+}
+
+TEST_CASE("a job's kept events fill a gap after any seq they still cover, and say when not") {
+  Harness h;
+  h.Ready("k1", "w1", 1);
+  std::string job = h.Submit(1, 1);
+  h.s.Tick(h.now);
+  auto a = h.Assigns(h.Take());
+  REQUIRE(a.size() == 1);
+  Value events = *h.s.JobEvents(job, 1);
+  CHECK(events.Find("complete")->as_bool());
+  const int64_t last = events.Find("last_seq")->as_int();
+  REQUIRE(static_cast<int64_t>(events.Find("events")->as_array().size()) == last - 1);
+  int64_t expect = 2;
+  for (const Value& e : events.Find("events")->as_array()) {
+    CHECK(e.Find("seq")->as_int() == expect++);
+  }
+  // Nothing after the latest: complete and empty.
+  Value none = *h.s.JobEvents(job, last);
+  CHECK(none.Find("complete")->as_bool());
+  CHECK(none.Find("events")->as_array().empty());
+  // Many progress reports push the oldest events out of the history.
+  for (int i = 0; i < 400; ++i) h.Progress("k1", a[0].second, i / 400.0);
+  Value old = *h.s.JobEvents(job, 1);
+  CHECK_FALSE(old.Find("complete")->as_bool());
+  Value recent = *h.s.JobEvents(job, old.Find("last_seq")->as_int() - 10);
+  CHECK(recent.Find("complete")->as_bool());
+  CHECK(recent.Find("events")->as_array().size() == 10);
+  CHECK_FALSE(h.s.JobEvents("job_nope", 0));
+}
+
+}  // namespace
+}  // namespace zmr

@@ -119,12 +119,16 @@ int CountCommands(const std::vector<ProcessInfo>& processes, const std::string& 
   return n;
 }
 
-// The work dirs of all workers that hold WORK_DIR/jobs/<job_id>.
+// The work dirs of all workers that hold data of the job in WORK_DIR/jobs/<job_id>: anything but
+// the attempt logs a cleaned-up job keeps for `zmr logs` (logs/ and the .cleaned marker).
 std::vector<std::string> JobDataLeft(const Cluster& cluster, const std::string& job_id) {
   std::vector<std::string> left;
   for (int i = 0; i < cluster.worker_count(); ++i) {
     const fs::path dir = cluster.WorkDir(i) / "jobs" / job_id;
-    if (fs::exists(dir)) left.push_back(dir.string() + " [" + Join(ListDir(dir)) + "]");
+    if (!fs::exists(dir)) continue;
+    const std::vector<std::string> entries = ListDir(dir);
+    if (entries == std::vector<std::string>{".cleaned", "logs/"}) continue;
+    left.push_back(dir.string() + " [" + Join(entries) + "]");
   }
   return left;
 }
