@@ -542,9 +542,6 @@ std::string FormatJobsTable(const Value& jobs) {
       rows);
 }
 
-namespace {
-
-// "512K", "12.3M", "4.0G": sizes from bytes, one decimal above a mebibyte; "-" when unknown (< 0).
 std::string FormatBytes(int64_t bytes) {
   if (bytes < 0) return "-";
   char buf[32];
@@ -558,6 +555,8 @@ std::string FormatBytes(int64_t bytes) {
   }
   return buf;
 }
+
+namespace {
 
 // A fraction as a whole percent, "-" when unknown (< 0).
 std::string FormatPercent(double fraction) {

@@ -106,6 +106,9 @@ std::string ResolveEventsEndpoint(std::string_view events, std::string_view coor
 
 // "MM:SS" below an hour, "H:MM:SS" above; negative counts as 0.
 std::string FormatDuration(int64_t ms);
+// "512K", "12.3M", "4.0G": sizes from bytes (K rounded up below a mebibyte, one decimal above);
+// "-" when unknown (< 0).
+std::string FormatBytes(int64_t bytes);
 // Local wall-clock time of an epoch-ms timestamp as "HH:MM:SS.mmm".
 std::string FormatClock(int64_t ts_ms);
 // Columns left-aligned, two spaces apart, no trailing spaces; one line per row plus the header.
