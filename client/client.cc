@@ -4,6 +4,7 @@
 
 #include <fstream>
 
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 
 #include <spdlog/spdlog.h>
@@ -25,6 +26,7 @@
 #include <zmq.hpp>
 
 #include "client/follow.h"
+#include "client/progress.h"
 #include "common/apps.h"
 #include "common/inputs.h"
 #include "common/logging.h"
@@ -426,7 +428,8 @@ std::string UsageText() {
          "  workers [--json]     list the live workers\n"
          "  watch [JOB] [--json] follow events (of one job until it ends, or all until Ctrl-C)\n"
          "  wait JOB [--no-progress]\n"
-         "                       wait until the job ends; exit code tells how it ended\n"
+         "                       wait until the job ends, with a live display on a terminal\n"
+         "                       (--no-progress: plain lines); exit code tells how it ended\n"
          "  cancel JOB [--json]  cancel a job\n"
          "  logs JOB TASK [--attempt N] [--json]\n"
          "                       print an attempt's stderr and the worker's notes about it,\n"
@@ -558,9 +561,6 @@ std::string FormatJobsTable(const Value& jobs) {
       rows);
 }
 
-namespace {
-
-// "512K", "12.3M", "4.0G": sizes from bytes, one decimal above a mebibyte; "-" when unknown (< 0).
 std::string FormatBytes(int64_t bytes) {
   if (bytes < 0) return "-";
   char buf[32];
@@ -574,6 +574,8 @@ std::string FormatBytes(int64_t bytes) {
   }
   return buf;
 }
+
+namespace {
 
 // A fraction as a whole percent, "-" when unknown (< 0).
 std::string FormatPercent(double fraction) {
@@ -779,9 +781,32 @@ std::string FormatSummary(const Value& job) {
   const std::string state = GetString(job, "state");
   std::string text = GetString(job, "job_id") + " " + state +
                      (state == "COMPLETED" ? " in " : " after ") +
-                     FormatDuration(GetInt(job, "elapsed_ms")) + "\n";
+                     FormatDuration(GetInt(job, "elapsed_ms"));
+  const int64_t started = GetInt(job, "started_ms");
+  const int64_t queued = started > 0 ? started - GetInt(job, "submitted_ms") : 0;
+  if (queued >= 1000) text += " (" + FormatDuration(queued) + " before the first attempt)";
+  text += "\n";
   std::vector<std::vector<std::string>> rows;
   rows.push_back({"", "output", GetString(job, "output")});
+  const Value& maps = GetField(job, "maps");
+  const Value& reduces = GetField(job, "reduces");
+  std::string tasks = state == "COMPLETED"
+                          ? std::to_string(GetInt(maps, "total")) + " maps, " +
+                                std::to_string(GetInt(reduces, "total")) + " reduces"
+                          : std::to_string(GetInt(maps, "done")) + "/" +
+                                std::to_string(GetInt(maps, "total")) + " maps, " +
+                                std::to_string(GetInt(reduces, "done")) + "/" +
+                                std::to_string(GetInt(reduces, "total")) + " reduces done";
+  rows.push_back({"", "tasks", tasks});
+  rows.push_back({"", "input", std::to_string(GetInt(job, "input_files")) + " files, " +
+                                   FormatBytes(std::max<int64_t>(0, GetInt(job, "input_bytes")))});
+  if (GetInt(job, "failed_attempts") > 0) {
+    rows.push_back({"", "failed attempts", std::to_string(GetInt(job, "failed_attempts"))});
+  }
+  if (GetInt(job, "backups_launched") > 0) {
+    rows.push_back({"", "backups", std::to_string(GetInt(job, "backups_launched")) + " launched"});
+  }
+  if (state == "FAILED") rows.push_back({"", "error", OneLine(GetString(job, "error"))});
   if (state == "COMPLETED") {
     static constexpr std::string_view kKeyCounters[] = {
         "map_input_records", "map_output_records", "reduce_input_groups", "reduce_output_records",
@@ -1119,7 +1144,8 @@ class Session {
   }
 
   int Interrupted() {
-    ClearLiveLine();
+    // The last block stays on screen; the terminal echoed ^C below it: clear that.
+    if (live_rows_ > 0) out_ << "\r\033[K" << std::flush;
     if (options_.command == Command::kWatch && options_.job_id.empty()) return kExitOk;
     const std::string& job = current_job_.empty() ? options_.job_id : current_job_;
     if (options_.command == Command::kWait || options_.command == Command::kWatch ||
@@ -1303,24 +1329,28 @@ class Session {
     return kExitOk;
   }
 
-  // Polls status until the job ends, showing progress. Used by `wait` and `submit --wait`.
+  // Polls status until the job ends, showing progress (client/progress.h). Used by `wait` and
+  // `submit --wait`. On a terminal (and without --no-progress or --json) a block redrawn in place
+  // on stdout, failed attempts as permanent lines above it; otherwise plain lines on stderr, on
+  // state changes and at most every kPlainProgressIntervalMs, failed attempts as they are seen.
+  // Then the summary (on stderr with --json, whose stdout holds only the JSON document).
   int WaitFor(const std::string& job_id) {
     current_job_ = job_id;
-    // With --json (submit --wait --json) stdout holds the one JSON document; the rest goes to
-    // stderr.
     std::ostream& result = options_.json ? err_ : out_;
     live_ = options_.stdout_is_tty && options_.progress && !options_.json;
+    ProgressTracker tracker;
     std::string last_state;
     auto last_plain = Clock::now();
     for (;;) {
       Value job;
-      if (int rc = QueryStatus(job_id, &job); rc != kExitOk) {
-        ClearLiveLine();
-        return rc;
-      }
+      // On an error the block stays on screen and the message goes below it.
+      if (int rc = QueryStatus(job_id, &job); rc != kExitOk) return rc;
+      const auto now = Clock::now();
+      tracker.Update(job, std::chrono::duration_cast<milliseconds>(now.time_since_epoch()).count());
       const std::string state = GetString(job, "state");
       if (std::optional<int> code = ExitCodeForState(state)) {
-        ClearLiveLine();
+        EraseLiveBlock();
+        ShowFailureLines(tracker);
         result << FormatSummary(job);
         result.flush();
         if (state == "FAILED") {
@@ -1328,18 +1358,59 @@ class Session {
         }
         return *code;
       }
-      const auto now = Clock::now();
       if (live_) {
-        out_ << "\r\033[K" << FormatProgressLine(job) << std::flush;
-        live_line_shown_ = true;
-      } else if (state != last_state ||
-                 now - last_plain >= milliseconds(kPlainProgressIntervalMs)) {
-        err_ << FormatProgressLine(job) << "\n" << std::flush;
-        last_plain = now;
+        DrawLiveBlock(tracker);
+      } else {
+        ShowFailureLines(tracker);
+        if (state != last_state || now - last_plain >= milliseconds(kPlainProgressIntervalMs)) {
+          err_ << tracker.RenderPlainLine() << "\n" << std::flush;
+          last_plain = now;
+        }
       }
       last_state = state;
       if (!SleepInterruptibly(milliseconds(kWaitPollMs))) return Interrupted();
     }
+  }
+
+  // Replaces the block on screen (if any) by the tracker's new failure lines, which stay, and its
+  // current block. The frame is built first and handed to the stream in one piece.
+  void DrawLiveBlock(ProgressTracker& tracker) {
+    std::string frame = MoveOverLiveBlock();
+    for (const std::string& line : tracker.TakeFailureLines()) frame += line + "\n";
+    const std::vector<std::string> lines = tracker.RenderLive(TerminalWidth());
+    for (const std::string& line : lines) frame += line + "\n";
+    live_rows_ = static_cast<int>(lines.size());
+    out_ << frame << std::flush;
+  }
+
+  // Clears the block from the screen (the cursor ends where it began).
+  void EraseLiveBlock() {
+    if (live_rows_ == 0) return;
+    out_ << MoveOverLiveBlock() << std::flush;
+  }
+
+  // The control codes that move the cursor to the block's first line and clear from there to
+  // the end of the screen; "" when no block is shown. Every block line fits the terminal's width
+  // (ProgressTracker::RenderLive), so it took exactly one row.
+  std::string MoveOverLiveBlock() {
+    if (live_rows_ == 0) return "";
+    std::string codes = "\r\033[" + std::to_string(live_rows_) + "A\033[J";
+    live_rows_ = 0;
+    return codes;
+  }
+
+  // Failure lines of the tracker not shown yet: above the block on a terminal, else on stderr.
+  void ShowFailureLines(ProgressTracker& tracker) {
+    std::ostream& where = live_ ? out_ : err_;
+    for (const std::string& line : tracker.TakeFailureLines()) where << line << "\n";
+    where.flush();
+  }
+
+  // The width of the terminal on stdout, kDefaultTerminalWidth when it does not say.
+  static int TerminalWidth() {
+    struct winsize size {};
+    if (::ioctl(STDOUT_FILENO, TIOCGWINSZ, &size) == 0 && size.ws_col > 0) return size.ws_col;
+    return kDefaultTerminalWidth;
   }
 
   // Sleeps; false when a signal arrived meanwhile.
@@ -1352,13 +1423,6 @@ class Session {
           std::chrono::duration_cast<milliseconds>(until - Clock::now()) + milliseconds(1)));
     }
     return PendingSignal() == 0;
-  }
-
-  void ClearLiveLine() {
-    if (live_line_shown_) {
-      out_ << "\r\033[K" << std::flush;
-      live_line_shown_ = false;
-    }
   }
 
   // Prints one event as a line (human or JSON). Returns the exit code if it is the terminal
@@ -1561,7 +1625,7 @@ class Session {
   std::string events_endpoint_;           // from hello, wildcard host resolved
   std::string current_job_;               // the job being waited for
   bool live_ = false;                     // progress redrawn in place on a terminal
-  bool live_line_shown_ = false;          // a live line is on screen and must be cleared
+  int live_rows_ = 0;                     // lines of the progress block now on screen
 };
 
 }  // namespace

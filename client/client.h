@@ -2,7 +2,8 @@
 // the subcommands (submit, status, jobs, tasks, workers, watch, wait, cancel, logs) and the pure formatting and
 // decision helpers they use. main.cc only calls Main(). Everything here runs on the one thread of
 // the `zmr` process; the pure helpers (ParseArgs, Format*, ExitCodeForState, ...) touch no sockets,
-// no clock except where stated, and no global state, so tests call them directly.
+// no clock except where stated, and no global state, so tests call them directly. What `wait` and
+// `submit --wait` show while they wait is worked out by client/progress.h.
 #pragma once
 
 #include <cstdint>
@@ -21,8 +22,8 @@ namespace zmr::client {
 inline constexpr const char* kDefaultCoordinator = "tcp://127.0.0.1:5556";
 // Environment variable naming the coordinator when --coordinator is not given.
 inline constexpr const char* kCoordinatorEnv = "ZMR_COORDINATOR";
-// `wait` asks for status this often: a finished job returns promptly, the coordinator barely
-// notices.
+// `wait` asks for status this often (and redraws its display on a terminal): a finished job
+// returns promptly, the coordinator barely notices.
 inline constexpr int kWaitPollMs = 250;
 // `watch JOB` also asks for status this often, so a dropped (or not yet subscribed) job_state
 // event cannot make it hang.
@@ -32,7 +33,8 @@ inline constexpr int kWatchStatusPollMs = 1000;
 inline constexpr int kWatchLiveWaitMs = 3000;
 // After status reports the end, `watch JOB` waits this long for the real job_state event.
 inline constexpr int kWatchEndGraceMs = 300;
-// Without a terminal, `wait` prints a progress line at most this often (and on state changes).
+// Without a terminal (or with --no-progress), `wait` prints a plain progress line at most this
+// often (and on state changes).
 inline constexpr int kPlainProgressIntervalMs = 5000;
 
 // Process exit codes; the integration tests and scripts depend on them.
@@ -57,8 +59,8 @@ struct Options {
   std::string log_level = "warn";                 // spdlog level name
   bool json = false;                              // --json
   bool all = false;                               // jobs --all: finished jobs too
-  bool progress = true;                           // false with --no-progress
-  bool stdout_is_tty = false;                     // set by Main (not a flag): live progress line
+  bool progress = true;                           // false with --no-progress: plain lines
+  bool stdout_is_tty = false;                     // set by Main (not a flag): live display
   std::string job_id;                             // status/cancel/wait/watch argument ("" = none)
   std::string task_id;                            // logs: the task
   int64_t attempt = 0;                            // logs --attempt (0: the latest)
@@ -108,6 +110,9 @@ std::string ResolveEventsEndpoint(std::string_view events, std::string_view coor
 
 // "MM:SS" below an hour, "H:MM:SS" above; negative counts as 0.
 std::string FormatDuration(int64_t ms);
+// "512K", "12.3M", "4.0G": sizes from bytes (K rounded up below a mebibyte, one decimal above);
+// "-" when unknown (< 0).
+std::string FormatBytes(int64_t bytes);
 // Local wall-clock time of an epoch-ms timestamp as "HH:MM:SS.mmm".
 std::string FormatClock(int64_t ts_ms);
 // Columns left-aligned, two spaces apart, no trailing spaces; one line per row plus the header.
@@ -122,9 +127,13 @@ std::string FormatWorkersTable(const Value& workers);  // `workers`: array of Wo
 // a speculative backup attempt.
 std::string FormatTasksTable(const Value& tasks);
 std::string FormatStatus(const Value& job);            // `status`: one JobInfo, several lines
-// One line, e.g. "job_x MAPPING  map 12/32 (41%)  reduce 0/2 (0%)  00:07" (no newline).
+// One line, e.g. "job_x MAPPING  map 12/32 (41%)  reduce 0/2 (0%)  00:07" (no newline). `watch JOB`
+// shows it for a snapshot; the plain lines of `wait` start with it.
 std::string FormatProgressLine(const Value& job);
-// The end-of-wait summary (state, duration, output, key counters when COMPLETED), with newline.
+// The end-of-wait summary, with newline: "job_x COMPLETED in 00:07" (the time since submission,
+// and how long it waited for a first attempt when that was a second or more), then aligned rows:
+// output, tasks (done/total unless COMPLETED), input files and bytes, failed attempts and backups
+// when there were any, the error when FAILED, key counters when COMPLETED.
 std::string FormatSummary(const Value& job);
 // One event as a readable line without newline, e.g.
 // "12:00:01.234 job_x task_assigned m-00003 attempt 1 on worker-a". Returns "" for events the
@@ -137,7 +146,14 @@ Value FinalStateEvent(const Value& job);
 
 // Runs one parsed invocation, writing results to `out` and diagnostics to `err`, and returns the
 // process exit code. Help and version are handled too. Blocks until done; SIGINT/SIGTERM caught
-// by InstallSignalHandlers() end waiting and watching.
+// by InstallSignalHandlers() end waiting and watching (the job keeps running).
+// `wait` and `submit --wait` poll the job's status every kWaitPollMs. With options.stdout_is_tty
+// (and neither --no-progress nor --json) they draw the ProgressTracker block on `out` and redraw it
+// in place (the cursor moves up over it and clears to the end of the screen; each line fits the
+// width TIOCGWINSZ reports for stdout), with each failed attempt as a permanent line above it, and
+// replace it by FormatSummary at the end. Otherwise they write ProgressTracker plain lines and the
+// failure lines to `err`, then the summary to `out` (to `err` with --json, so `out` holds only the
+// JSON document).
 int Run(const Options& options, std::ostream& out, std::ostream& err);
 
 // Installs SIGINT/SIGTERM handlers that only record the signal (no SA_RESTART), for Run to notice.

@@ -196,6 +196,27 @@ Invocation Invoke(const std::string& coordinator, std::vector<std::string> args)
   return result;
 }
 
+// Like Invoke, as if stdout were a terminal (Main sets stdout_is_tty from isatty).
+Invocation InvokeOnTerminal(const std::string& coordinator, std::vector<std::string> args) {
+  args.insert(args.begin(), {"--coordinator", coordinator, "--timeout-ms", "2000"});
+  ParseResult parsed = ParseArgs(args, "");
+  REQUIRE_MESSAGE(parsed.ok, parsed.error);
+  parsed.options.stdout_is_tty = true;
+  std::ostringstream out;
+  std::ostringstream err;
+  Invocation result;
+  result.code = Run(parsed.options, out, err);
+  result.out = out.str();
+  result.err = err.str();
+  return result;
+}
+
+size_t Occurrences(const std::string& text, const std::string& part) {
+  size_t n = 0;
+  for (size_t at = text.find(part); at != std::string::npos; at = text.find(part, at + 1)) ++n;
+  return n;
+}
+
 // A scratch directory removed at the end of the test.
 struct TempDir {
   fs::path path;
@@ -582,6 +603,30 @@ TEST_CASE("the summary names the end state, output and key counters") {
   CHECK(failed.find("map_input_records") == std::string::npos);
 }
 
+TEST_CASE("the summary counts tasks, input, failed attempts and backups, and gives a failure's "
+          "error") {
+  Value job = JobInfo("job_x", "FAILED");
+  job.Set("submitted_ms", 1700000000000LL);
+  job.Set("started_ms", 1700000002500LL);
+  job.Set("failed_attempts", 4);
+  job.Set("backups_launched", 1);
+  const std::string failed = FormatSummary(job);
+  INFO(failed);
+  CHECK(failed.rfind("job_x FAILED after 00:07 (00:02 before the first attempt)\n", 0) == 0);
+  CHECK(failed.find("tasks            18/32 maps, 0/2 reduces done\n") != std::string::npos);
+  CHECK(failed.find("input            3 files, 13K\n") != std::string::npos);
+  CHECK(failed.find("failed attempts  4\n") != std::string::npos);
+  CHECK(failed.find("backups          1 launched\n") != std::string::npos);
+  CHECK(failed.find("error            map m-00001 failed 4 times\n") != std::string::npos);
+
+  const std::string completed = FormatSummary(JobInfo("job_x", "COMPLETED"));
+  INFO(completed);
+  CHECK(completed.rfind("job_x COMPLETED in 00:07\n", 0) == 0);  // no started_ms: no wait shown
+  CHECK(completed.find("32 maps, 2 reduces\n") != std::string::npos);
+  CHECK(completed.find("failed attempts") == std::string::npos);
+  CHECK(completed.find("error") == std::string::npos);
+}
+
 TEST_CASE("events read as one line and cluster heartbeats are skipped") {
   Value assigned;
   assigned.Set("type", "task_assigned");
@@ -871,6 +916,67 @@ TEST_CASE("wait exits with the code of the job's end state and prints a summary"
     CHECK((r.err.find("failed: map m-00001 failed 4 times") != std::string::npos) ==
           (c.state == "FAILED"));
   }
+}
+
+TEST_CASE("on a terminal wait redraws its block in place, prints each failure once above it and "
+          "replaces it with the summary") {
+  auto calls = std::make_shared<std::atomic<int>>(0);
+  FakeCoordinator fake([calls](const Value& req) -> std::optional<Value> {
+    if (TypeOf(req) != "status") return std::nullopt;
+    const int i = calls->fetch_add(1);
+    Value job = JobInfo("job_t", i < 3 ? "MAPPING" : "COMPLETED");
+    Value failure;
+    failure.Set("task_id", "m-00001");
+    failure.Set("kind", "map");
+    failure.Set("attempt", 1);
+    failure.Set("worker", "worker-a");
+    failure.Set("error", "boom");
+    failure.Set("stderr_tail", Array{});
+    failure.Set("ts_ms", 1700000001000LL);
+    job.Set("recent_failures", i == 0 ? Array{} : Array{failure});
+    job.Set("failed_attempts", i == 0 ? 0 : 1);
+    Value reply = Reply("job");
+    reply.Set("job", job);
+    return reply;
+  });
+  Invocation r = InvokeOnTerminal(fake.endpoint(), {"wait", "job_t"});
+  INFO(r.out);
+  CHECK(r.code == 0);
+  CHECK(r.err.empty());
+  CHECK(r.out.rfind("job_t \"counting\"  MAPPING  elapsed 00:07  eta ", 0) == 0);
+  CHECK(r.out.find("\nmap     [") != std::string::npos);
+  CHECK(r.out.find("\nreduce  [") != std::string::npos);
+  // Three frames, each but the first drawn over the one before (the cursor goes up as many
+  // lines as that one had, which are cleared); then the last one cleared.
+  // "\r\033[<n>A\033[J" moves the cursor up n lines and clears from there.
+  struct Move {
+    size_t at, length;
+    std::string lines;
+  };
+  std::vector<Move> moves;
+  for (size_t at = r.out.find("\r\033["); at != std::string::npos;
+       at = r.out.find("\r\033[", at + 1)) {
+    const size_t digits = at + 3;
+    const size_t end = r.out.find_first_not_of("0123456789", digits);
+    REQUIRE(end != std::string::npos);
+    REQUIRE(r.out.compare(end, 4, "A\033[J") == 0);
+    moves.push_back({at, end + 4 - at, r.out.substr(digits, end - digits)});
+  }
+  REQUIRE(moves.size() == 3);
+  size_t frame_start = 0;
+  for (const Move& move : moves) {
+    std::string frame = r.out.substr(frame_start, move.at - frame_start);
+    // Failure lines printed before the block stay: they are not part of it.
+    const std::string failure = "attempt m-00001.a1 failed on worker-a: boom\n";
+    if (frame.rfind(failure, 0) == 0) frame = frame.substr(failure.size());
+    CHECK(std::to_string(std::count(frame.begin(), frame.end(), '\n')) == move.lines);
+    frame_start = move.at + move.length;
+  }
+  CHECK(Occurrences(r.out, "attempt m-00001.a1 failed on worker-a: boom\n") == 1);
+  CHECK(r.out.find("1 failed attempt\n") != std::string::npos);
+  // The summary replaces the last frame.
+  CHECK(r.out.substr(frame_start).rfind("job_t COMPLETED in 00:07\n", 0) == 0);
+  CHECK(r.out.find('\033', frame_start) == std::string::npos);
 }
 
 TEST_CASE("submit --wait --json keeps stdout to the one JSON document") {
