@@ -229,3 +229,37 @@ TEST_CASE("without a terminal, or with --no-progress, zmr submit --wait prints p
 }
 
 }  // namespace
+
+namespace {
+
+TEST_CASE("on a terminal each failed attempt gets one permanent line with its stderr, and a "
+          "failed job ends with its error") {
+  TempDir tmp("progress-fail");
+  fs::create_directories(tmp / "in");
+  WriteFile(tmp / "in" / "a.txt", "alpha beta\nFAIL\ngamma\n");
+  Cluster cluster({.workers = 2, .slots = 1});
+  REQUIRE_MESSAGE(cluster.WaitForWorkers(2), cluster.Logs());
+  ClientResult r = RunOnTerminal(
+      cluster, {"submit", "--mapper", "/usr/bin/python3 fail_on_line.py", "--reducer", "cat",
+                "--file", (kScripts / "fail_on_line.py").string(), "--input",
+                (tmp / "in").string(), "--output", (tmp / "out").string(), "--maps", "1",
+                "--max-attempts", "2", "--wait"});
+  INFO(r.Describe() << "\n" << cluster.Logs());
+  CHECK(r.exit_code == 1);
+  const std::vector<std::string> pieces = ScreenPieces(r.out);
+  int first = 0, second = 0, stderr_lines = 0;
+  for (const std::string& p : pieces) {
+    first += p.rfind("attempt m-00000.a1 failed on worker-", 0) == 0;
+    second += p.rfind("attempt m-00000.a2 failed on worker-", 0) == 0;
+    stderr_lines += Contains(p, "| bad record: FAIL");
+  }
+  // Each failure printed once, however often the display was redrawn.
+  CHECK(first == 1);
+  CHECK(second == 1);
+  CHECK(stderr_lines >= 2);
+  CHECK(Contains(WithoutControlSequences(r.out), "FAILED"));
+  CHECK(Contains(WithoutControlSequences(r.out), "zmr: job "));
+  CHECK(Contains(WithoutControlSequences(r.out), "failed 2 attempts"));
+}
+
+}  // namespace
