@@ -1341,6 +1341,21 @@ class Session {
     ProgressTracker tracker;
     std::string last_state;
     auto last_plain = Clock::now();
+    // The job's state changes and failures wake the loop at once (a short job ends long before
+    // the next poll); the poll every kWaitPollMs stays, so a dropped event only costs time.
+    std::optional<zmq::socket_t> wake;
+    if (!events_endpoint_.empty()) {
+      try {
+        wake.emplace(context_, zmq::socket_type::sub);
+        wake->set(zmq::sockopt::linger, 0);
+        wake->set(zmq::sockopt::subscribe, "job/" + job_id + "/job_state");
+        wake->set(zmq::sockopt::subscribe, "job/" + job_id + "/task_failed");
+        wake->connect(events_endpoint_);
+      } catch (const zmq::error_t& e) {
+        spdlog::debug("no event wake-ups for wait: {}", e.what());
+        wake.reset();
+      }
+    }
     for (;;) {
       Value job;
       // On an error the block stays on screen and the message goes below it.
@@ -1368,8 +1383,40 @@ class Session {
         }
       }
       last_state = state;
-      if (!SleepInterruptibly(milliseconds(kWaitPollMs))) return Interrupted();
+      if (!SleepUntilWoken(wake ? &*wake : nullptr, milliseconds(kWaitPollMs))) {
+        return Interrupted();
+      }
     }
+  }
+
+  // Sleeps for `duration`, or until an event arrives on `wake` (then drains it and returns early,
+  // but not before kWaitMinPollMs). False when a signal arrived meanwhile.
+  static bool SleepUntilWoken(zmq::socket_t* wake, milliseconds duration) {
+    if (wake == nullptr) return SleepInterruptibly(duration);
+    const auto start = Clock::now();
+    const auto until = start + duration;
+    bool woken = false;
+    while (Clock::now() < until) {
+      if (PendingSignal() != 0) return false;
+      const auto slice = std::min<milliseconds>(
+          kSignalCheckSlice,
+          std::chrono::duration_cast<milliseconds>(until - Clock::now()) + milliseconds(1));
+      zmq::pollitem_t item{wake->handle(), 0, ZMQ_POLLIN, 0};
+      try {
+        zmq::poll(&item, 1, slice);
+      } catch (const zmq::error_t& e) {
+        if (e.num() != EINTR) throw;
+        continue;
+      }
+      if (item.revents & ZMQ_POLLIN) {
+        zmq::message_t frame;
+        while (wake->recv(frame, zmq::recv_flags::dontwait)) {
+        }
+        woken = true;
+      }
+      if (woken && Clock::now() - start >= milliseconds(kWaitMinPollMs)) break;
+    }
+    return PendingSignal() == 0;
   }
 
   // Replaces the block on screen (if any) by the tracker's new failure lines, which stay, and its

@@ -25,6 +25,9 @@ inline constexpr const char* kCoordinatorEnv = "ZMR_COORDINATOR";
 // `wait` asks for status this often (and redraws its display on a terminal): a finished job
 // returns promptly, the coordinator barely notices.
 inline constexpr int kWaitPollMs = 250;
+// `wait` also wakes up on the job's job_state and task_failed events, but asks for status at most
+// this often.
+inline constexpr int kWaitMinPollMs = 10;
 // `watch JOB` also asks for status this often, so a dropped (or not yet subscribed) job_state
 // event cannot make it hang.
 inline constexpr int kWatchStatusPollMs = 1000;
@@ -147,7 +150,8 @@ Value FinalStateEvent(const Value& job);
 // Runs one parsed invocation, writing results to `out` and diagnostics to `err`, and returns the
 // process exit code. Help and version are handled too. Blocks until done; SIGINT/SIGTERM caught
 // by InstallSignalHandlers() end waiting and watching (the job keeps running).
-// `wait` and `submit --wait` poll the job's status every kWaitPollMs. With options.stdout_is_tty
+// `wait` and `submit --wait` poll the job's status every kWaitPollMs, and at once (at most every
+// kWaitMinPollMs) when its job_state or task_failed event arrives. With options.stdout_is_tty
 // (and neither --no-progress nor --json) they draw the ProgressTracker block on `out` and redraw it
 // in place (the cursor moves up over it and clears to the end of the screen; each line fits the
 // width TIOCGWINSZ reports for stdout), with each failed attempt as a permanent line above it, and
