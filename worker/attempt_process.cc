@@ -115,14 +115,23 @@ std::vector<pid_t> ChildPids() {
     char* end = nullptr;
     long pid = std::strtol(entry->d_name, &end, 10);
     if (pid <= 0 || *end != '\0') continue;
-    std::ifstream in(std::string("/proc/") + entry->d_name + "/stat");
-    std::string stat;
-    if (!std::getline(in, stat)) continue;
-    std::size_t close = stat.rfind(')');
-    if (close == std::string::npos) continue;
+    // One read into a stack buffer: this runs after every attempt, over every process of the
+    // host (hundreds on a busy one), so no stream or string per process.
+    char path[64];
+    std::snprintf(path, sizeof(path), "/proc/%s/stat", entry->d_name);
+    const int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) continue;
+    char buf[512];
+    const ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0) continue;
+    buf[n] = '\0';
+    // The command name is in parentheses and may contain anything: parse after the last ')'.
+    const char* end_of_comm = std::strrchr(buf, ')');
+    if (end_of_comm == nullptr) continue;
     char state = 0;
     long ppid = 0;
-    if (std::sscanf(stat.c_str() + close + 1, " %c %ld", &state, &ppid) != 2) continue;
+    if (std::sscanf(end_of_comm + 1, " %c %ld", &state, &ppid) != 2) continue;
     if (ppid == self) children.push_back(static_cast<pid_t>(pid));
   }
   closedir(proc);
