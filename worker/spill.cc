@@ -1245,11 +1245,10 @@ class SumBuffer final : public MapOutputBuffer {
       return;
     }
     Probe& p = pending_[(pending_head_ + pending_size_) & (kLookahead - 1)];
-    p.k0 = 0;
-    p.k1 = 0;
-    CopyBytes(reinterpret_cast<char*>(&p.k0), key.data(), std::min<std::size_t>(key.size(), 8));
-    if (key.size() > 8) CopyBytes(reinterpret_cast<char*>(&p.k1), key.data() + 8, key.size() - 8);
-    p.len = static_cast<uint32_t>(key.size());
+    const std::size_t n = key.size();
+    p.k0 = LoadPadded(key.data(), std::min<std::size_t>(n, 8));
+    p.k1 = n > 8 ? LoadPadded(key.data() + 8, n - 8) : 0;
+    p.len = static_cast<uint32_t>(n);
     p.value = static_cast<uint64_t>(v);
     p.hash = ShortHash(p.k0, p.k1, p.len);
     __builtin_prefetch(&slots_[p.hash & mask_], 1);
@@ -1288,6 +1287,25 @@ class SumBuffer final : public MapOutputBuffer {
     uint32_t partition;
     uint32_t slot;
   };
+
+  // The n <= 8 bytes at p as a little-endian number, zero-padded: the bytes a zeroed uint64_t
+  // holds after memcpy(&v, p, n), built in a register from loads that stay within [p, p + n) (a
+  // memcpy of variable length would be a call, and reading its result back a store-forwarding
+  // stall).
+  static uint64_t LoadPadded(const char* p, std::size_t n) {
+    static_assert(std::endian::native == std::endian::little, "slot keys assume little-endian");
+    if (n >= 4) {
+      uint32_t lo, hi;
+      std::memcpy(&lo, p, 4);
+      std::memcpy(&hi, p + n - 4, 4);  // overlaps lo when n < 8: the same bytes, or-ed twice
+      return lo | (static_cast<uint64_t>(hi) << ((n - 4) * 8));
+    }
+    if (n == 0) return 0;
+    auto byte = [p](std::size_t i) {
+      return static_cast<uint64_t>(static_cast<unsigned char>(p[i]));
+    };
+    return byte(0) | (byte(n / 2) << (n / 2 * 8)) | (byte(n - 1) << ((n - 1) * 8));
+  }
 
   static uint64_t ShortHash(uint64_t k0, uint64_t k1, uint32_t len) {
     uint64_t h = (k0 * 0x9E3779B97F4A7C15ull) ^ (k1 * 0xBF58476D1CE4E5B9ull) ^ len;
