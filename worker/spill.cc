@@ -1358,9 +1358,10 @@ class SumBuffer final : public MapOutputBuffer {
   }
 
   // Makes room for one more key: grows the table, or spills first when growing would pass the
-  // budget. False after a failure. Slot positions change either way.
+  // budget. Growing holds the old table and the new one at once while it rehashes, so both count.
+  // False after a failure. Slot positions change either way.
   bool MakeRoom() {
-    const int64_t grow = TableBytesFor(2 * slots_.size()) - TableBytes();
+    const int64_t grow = TableBytesFor(2 * slots_.size());
     if (size_ > 0 && usage_ + grow > budget_) return Spill();
     PageArray<Slot> old_slots = std::move(slots_);
     PageArray<Cold> old_cold = std::move(cold_);
