@@ -26,20 +26,26 @@ inline constexpr std::array<char, 256> kLetter = MakeLetterTable();
 inline char LowerLetter(char c) { return kLetter[static_cast<unsigned char>(c)]; }
 
 // Calls fn(word) for every maximal run of ASCII letters in `line`, lower-cased into *buffer (the
-// view passed to fn is valid until the next call).
+// view passed to fn is valid until the next call). Each byte is looked up once, and *buffer grows
+// at most once per line.
 template <typename Fn>
 void ForEachWord(std::string_view line, std::string* buffer, Fn&& fn) {
   const std::size_t n = line.size();
+  if (buffer->size() < n) buffer->resize(n);
+  char* const out = buffer->data();
   std::size_t i = 0;
   while (i < n) {
-    while (i < n && LowerLetter(line[i]) == 0) ++i;
-    if (i == n) break;
-    std::size_t start = i;
-    while (i < n && LowerLetter(line[i]) != 0) ++i;
-    buffer->resize(i - start);
-    char* dst = buffer->data();
-    for (std::size_t j = start; j < i; ++j) *dst++ = LowerLetter(line[j]);
-    fn(std::string_view(*buffer));
+    char c = LowerLetter(line[i]);
+    if (c == 0) {
+      ++i;
+      continue;
+    }
+    std::size_t len = 0;
+    do {
+      out[len++] = c;
+      ++i;
+    } while (i < n && (c = LowerLetter(line[i])) != 0);
+    fn(std::string_view(out, len));
   }
 }
 

@@ -179,10 +179,11 @@ class StreamValues final : public api::Values {
 class ApiApp final : public App {
  public:
   ApiApp(const api::PluginInfo& info, const Params& params, std::string label,
-         std::shared_ptr<void> keep_alive)
+         std::shared_ptr<void> keep_alive, CombinerKind combiner)
       : keep_alive_(std::move(keep_alive)),
         info_(info),
         label_(std::move(label)),
+        combiner_kind_(info.create_combiner != nullptr ? combiner : CombinerKind::kOpaque),
         map_ctx_(&state_),
         combine_ctx_(&state_),
         reduce_ctx_(&state_) {
@@ -251,6 +252,7 @@ class ApiApp final : public App {
   }
 
   bool HasCombiner() const override { return info_.create_combiner != nullptr; }
+  CombinerKind KnownCombiner() const override { return combiner_kind_; }
 
   void Combine(std::string_view key, ValueStream& values, Emitter& out) override {
     if (info_.create_combiner == nullptr) return App::Combine(key, values, out);
@@ -375,6 +377,7 @@ class ApiApp final : public App {
   std::shared_ptr<void> keep_alive_;  // first member: released after everything below
   api::PluginInfo info_;
   std::string label_;
+  const CombinerKind combiner_kind_;  // declared by the creator (MakeApiApp)
   SharedState state_;
   ContextImpl map_ctx_;      // for the mapper and the partitioner
   ContextImpl combine_ctx_;  // separate: Combine may run inside a Map's Emit (a spill)
@@ -390,8 +393,10 @@ class ApiApp final : public App {
 }  // namespace
 
 std::unique_ptr<App> MakeApiApp(const api::PluginInfo& info, const Params& params,
-                                std::string label, std::shared_ptr<void> keep_alive) {
-  return std::make_unique<ApiApp>(info, params, std::move(label), std::move(keep_alive));
+                                std::string label, std::shared_ptr<void> keep_alive,
+                                CombinerKind combiner) {
+  return std::make_unique<ApiApp>(info, params, std::move(label), std::move(keep_alive),
+                                  combiner);
 }
 
 }  // namespace zmr

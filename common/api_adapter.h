@@ -33,9 +33,13 @@ namespace zmr {
 // comes from zmr's own Emitter (e.g. a full disk) is not user error: it is re-thrown to the caller
 // unchanged.
 //
+// `combiner` declares what info's combiner computes (KnownCombiner()); only the built-in registry
+// (common/apps.cc) passes anything but kOpaque, for the apps whose combiner is apps::SumReducer.
+//
 // Requires info.create_mapper and a destroy function for every non-null factory (the loader checks
 // this for plugins).
 std::unique_ptr<App> MakeApiApp(const api::PluginInfo& info, const Params& params,
-                                std::string label, std::shared_ptr<void> keep_alive);
+                                std::string label, std::shared_ptr<void> keep_alive,
+                                CombinerKind combiner = CombinerKind::kOpaque);
 
 }  // namespace zmr

@@ -43,12 +43,21 @@ std::string KnownAppsText() {
   return text;
 }
 
-// The registration of a built-in app, or nullptr for an unknown name.
-const api::PluginInfo* BuiltinInfo(const std::string& name) {
-  if (name == kWordCount) return &apps::WordCountPluginInfo();
-  if (name == kGrep) return &apps::GrepPluginInfo();
-  if (name == kInvertedIndex) return &apps::InvertedIndexPluginInfo();
-  return nullptr;
+// A built-in app: its registration, and what its combiner computes. kInt64Sum is declared here by
+// hand for exactly the apps that register apps::SumReducer as their combiner (apps/wordcount.cc,
+// apps/grep.cc); tests/worker/spill_test.cc checks that those apps give the same runs with and
+// without the declaration.
+struct Builtin {
+  const api::PluginInfo* info;
+  CombinerKind combiner;
+};
+
+// The built-in app of that name, or {nullptr} for an unknown name.
+Builtin FindBuiltin(const std::string& name) {
+  if (name == kWordCount) return {&apps::WordCountPluginInfo(), CombinerKind::kInt64Sum};
+  if (name == kGrep) return {&apps::GrepPluginInfo(), CombinerKind::kInt64Sum};
+  if (name == kInvertedIndex) return {&apps::InvertedIndexPluginInfo(), CombinerKind::kOpaque};
+  return {nullptr, CombinerKind::kOpaque};
 }
 
 // Checks a built-in app's params before anything runs, so a bad submission is refused up front
@@ -72,13 +81,14 @@ bool ValidateApp(const std::string& name, const Params& params, std::string* err
 }
 
 std::unique_ptr<App> MakeApp(const std::string& name, const Params& params, std::string* error) {
-  const api::PluginInfo* info = BuiltinInfo(name);
-  if (info == nullptr) {
+  const Builtin builtin = FindBuiltin(name);
+  if (builtin.info == nullptr) {
     *error = "unknown app '" + name + "' (known: " + KnownAppsText() + ")";
     return nullptr;
   }
   if (!CheckBuiltinParams(name, params, error)) return nullptr;
-  return MakeApiApp(*info, params, "app '" + name + "'", /*keep_alive=*/nullptr);
+  return MakeApiApp(*builtin.info, params, "app '" + name + "'", /*keep_alive=*/nullptr,
+                    builtin.combiner);
 }
 
 }  // namespace zmr

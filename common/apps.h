@@ -47,6 +47,17 @@ struct AttemptInfo {
   std::function<void(const std::string&)> set_status;
 };
 
+// What an App's combiner is known to compute, declared by whoever built the App (never inferred
+// from user code). A map buffer may then do the combining itself instead of calling Combine.
+enum class CombinerKind {
+  kOpaque,    // unknown: call Combine
+  // apps::SumReducer (apps/text.h): Combine emits exactly one record, the key with the decimal
+  // (std::to_chars) of the wrapping int64 sum of its values, where a value that is not entirely a
+  // decimal int64 (std::from_chars, no '+', no spaces, in range) counts as 0. It emits during
+  // Combine, never in FlushCombine, never fails, and has no side effects (no counters).
+  kInt64Sum,
+};
+
 struct MapContext {
   std::string_view input_path;   // full path of the file the line came from
   std::string_view input_name;   // its base name
@@ -70,6 +81,8 @@ class App {
   // Whether Combine may be applied to map output (it must be associative and commutative, and
   // emit values Reduce accepts).
   virtual bool HasCombiner() const { return false; }
+  // What the combiner computes, when HasCombiner() and it is known (see CombinerKind).
+  virtual CombinerKind KnownCombiner() const { return CombinerKind::kOpaque; }
   // Merges some values of one key into fewer; emits under the same key. Combine is called for the
   // keys of one sorted batch in key order, then FlushCombine once (streaming combiners emit there).
   virtual void Combine(std::string_view key, ValueStream& values, Emitter& out);

@@ -4,12 +4,17 @@
 // side shares (merge planning with a bounded fan-in, merging runs into a run, the attempt's
 // scratch directory). Everything here is single-threaded: one instance belongs to one attempt.
 //
-// Two buffers, chosen by MapOutputBuffer::Create:
+// Three buffers, chosen by MapOutputBuffer::Create:
 //  - Combining (the app has an in-process combiner): a hash table from key to the key's values.
 //    Equal keys share one entry, and a key's values are combined as they arrive (whenever they
 //    fill the entry's 64-byte slab), so memory grows with distinct keys, not records. No
 //    allocation per record: entries hold short keys and the first slab inline; long keys and
 //    further slabs live in arena chunks reused after every spill.
+//  - Summing (the combiner is declared an int64 sum, App::KnownCombiner() == kInt64Sum, as the
+//    built-in wordcount's): a hash table from key to a running sum and count, in 32-byte slots
+//    that hold keys of up to 16 bytes, with Emits queued a few deep so their slots are
+//    prefetched. Its spills hold exactly the records the combining buffer's would (a lone value
+//    as it came, else the decimal sum), without calling the combiner.
 //  - Sorting (no combiner, or a combiner that is an external command): records are appended to one
 //    buffer of the budget's size, data growing up from the start and a fixed-size index growing
 //    down from the end; when they meet the index is sorted by (partition, key, arrival) and
@@ -162,6 +167,9 @@ class MapOutputBuffer : public Emitter {
   virtual bool WriteSorted() = 0;
   virtual void Release() = 0;
   virtual bool empty() const = 0;
+  // Adds records that Emit queued without adding them yet (a buffer may hold back a few records
+  // to prefetch their place); WriteSorted writes only what was added. Finish calls it first.
+  virtual void DrainPending() {}
 
   // Writes the buffered records as a new spill. False (after Fail) on failure.
   bool Spill();

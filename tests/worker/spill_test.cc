@@ -15,6 +15,8 @@
 #include <utility>
 #include <vector>
 
+#include "apps/text.h"
+#include "common/api_adapter.h"
 #include "common/apps.h"
 #include "common/partition.h"
 #include "common/splits.h"
@@ -76,6 +78,13 @@ int64_t ParseInt(std::string_view s) {
   int64_t v = 0;
   std::from_chars(s.data(), s.data() + s.size(), v);
   return v;
+}
+
+// A value as apps::SumReducer reads it: a decimal int64 taking the whole string, else 0.
+int64_t ParseIntStrict(std::string_view s) {
+  int64_t v = 0;
+  auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  return ec == std::errc() && ptr == s.data() + s.size() ? v : 0;
 }
 
 // A PairApp whose values are numbers and whose combiner sums them like an external command
@@ -261,6 +270,159 @@ TEST_CASE("with an eager combiner, every buffer size and fan-in gives identical 
       } else {
         CHECK(c["spilled_records"] == final_records);
       }
+    }
+  }
+}
+
+
+// Forwards everything to another App, but declares its own CombinerKind: the same app with and
+// without the summing buffer.
+class DeclaringApp final : public App {
+ public:
+  DeclaringApp(App* inner, CombinerKind kind) : inner_(inner), kind_(kind) {}
+  bool Start(const AttemptInfo& info, std::string* error) override {
+    return inner_->Start(info, error);
+  }
+  bool Finish(Emitter& out, std::string* error) override { return inner_->Finish(out, error); }
+  std::string Failure() const override { return inner_->Failure(); }
+  int64_t Partition(std::string_view key, int64_t n) override { return inner_->Partition(key, n); }
+  void Map(std::string_view line, const MapContext& ctx, Emitter& out) override {
+    inner_->Map(line, ctx, out);
+  }
+  bool HasCombiner() const override { return inner_->HasCombiner(); }
+  CombinerKind KnownCombiner() const override { return kind_; }
+  void Combine(std::string_view key, ValueStream& values, Emitter& out) override {
+    inner_->Combine(key, values, out);
+  }
+  bool FlushCombine(Emitter& out, std::string* error) override {
+    return inner_->FlushCombine(out, error);
+  }
+  void TakeCounters(Counters* into) override { inner_->TakeCounters(into); }
+  void Reduce(std::string_view key, ValueStream& values, Emitter& out) override {
+    inner_->Reduce(key, values, out);
+  }
+
+ private:
+  App* inner_;
+  CombinerKind kind_;
+};
+
+// Map: "key<TAB>value" lines as they are (no TAB: the line is the key, the value empty), through
+// the plugin API; the combiner is the built-ins' apps::SumReducer.
+class PairMapper final : public api::Mapper {
+ public:
+  void Map(std::string_view line, api::Context& ctx) override {
+    std::size_t tab = line.find('\t');
+    if (tab == std::string_view::npos) {
+      ctx.Emit(line, "");
+    } else {
+      ctx.Emit(line.substr(0, tab), line.substr(tab + 1));
+    }
+  }
+};
+constexpr api::PluginInfo kPairSumInfo =
+    api::MakePluginInfo<PairMapper, apps::SumReducer, apps::SumReducer>("pairsum");
+
+TEST_CASE("the built-in apps whose combiner is SumReducer declare it, others do not") {
+  std::string error;
+  CHECK(MakeApp("wordcount", {}, &error)->KnownCombiner() == CombinerKind::kInt64Sum);
+  CHECK(MakeApp("grep", {{"pattern", "a+"}}, &error)->KnownCombiner() == CombinerKind::kInt64Sum);
+  CHECK(MakeApp("invertedindex", {}, &error)->KnownCombiner() == CombinerKind::kOpaque);
+  CHECK(MakeApiApp(kPairSumInfo, {}, "test", nullptr)->KnownCombiner() == CombinerKind::kOpaque);
+}
+
+TEST_CASE("a combiner declared an int64 sum gives the runs of calling it, across spills") {
+  // Keys of every size around the 8- and 16-byte boundaries and beyond, high cardinality, the
+  // empty key, keys that differ only by a NUL byte; values canonical or not (a key seen once
+  // keeps its value's bytes; more values become the decimal sum, a non-number counting 0).
+  const std::vector<std::string> odd_values = {"01", "+1", "x", "", "-0", " 1", "1 ",
+                                               "99999999999999999999", "-12", "0", "007"};
+  std::mt19937 rng(1234);
+  std::uniform_int_distribution<int> pick(0, 99);
+  std::map<std::string, std::pair<int64_t, std::vector<std::string>>> per_key;  // sum, values
+  std::string lines;
+  auto add = [&](const std::string& key, const std::string& value) {
+    lines += key + "\t" + value + "\n";
+    auto& [sum, values] = per_key[key];
+    sum += ParseIntStrict(value);
+    values.push_back(value);
+  };
+  for (int i = 0; i < 6000; ++i) {
+    const int r = pick(rng);
+    std::string key;
+    if (r < 40) {
+      key = "h" + std::to_string(rng() % 3000);  // high cardinality
+    } else if (r < 60) {
+      key = std::string(1 + rng() % 24, static_cast<char>('a' + rng() % 3));  // 1..24 bytes
+    } else if (r < 70) {
+      key = std::string(40 + rng() % 60, 'L') + std::to_string(rng() % 5);  // long keys
+    } else if (r < 75) {
+      key = "";
+    } else if (r < 80) {
+      key = (rng() % 2 == 0) ? std::string("n\0", 2) : std::string("n");
+    } else if (r < 85) {
+      key = "lone" + std::to_string(i);  // seen once
+    } else {
+      key = "hot";
+    }
+    std::string value = std::to_string(rng() % 4);
+    if (pick(rng) < 15) value = odd_values[rng() % odd_values.size()];
+    if (pick(rng) < 3) value = "-" + std::to_string(rng() % 1000);
+    add(key, value);
+  }
+  const int64_t reduces = 3;
+  std::vector<Records> expected(reduces);
+  for (const auto& [key, entry] : per_key) {
+    const auto& [sum, values] = entry;
+    expected[static_cast<std::size_t>(PartitionOf(key, reduces))].emplace_back(
+        key, values.size() == 1 ? values[0] : std::to_string(sum));
+  }
+
+  SpillRun run(lines, reduces);
+  auto inner = MakeApiApp(kPairSumInfo, {}, "test", nullptr);
+  for (int64_t buffer : kBufferSizes) {
+    for (int fan_in : {2, 64}) {
+      CAPTURE(buffer);
+      CAPTURE(fan_in);
+      DeclaringApp generic(inner.get(), CombinerKind::kOpaque);
+      DeclaringApp summing(inner.get(), CombinerKind::kInt64Sum);
+      TaskResult generic_result, summing_result;
+      const std::vector<Records> generic_runs = run.Run(&generic, buffer, fan_in, &generic_result);
+      const std::vector<Records> summing_runs = run.Run(&summing, buffer, fan_in, &summing_result);
+      CHECK(generic_runs == expected);
+      CHECK(summing_runs == expected);
+      Counters& c = summing_result.counters;
+      CHECK(c["map_output_records"] == 6000);
+      CHECK(c["map_output_bytes"] == generic_result.counters["map_output_bytes"]);
+      CHECK(c["map_output_records"] - c["combine_input_records"] + c["combine_output_records"] ==
+            static_cast<int64_t>(per_key.size()));
+      if (Spills(buffer)) CHECK(c["spilled_records"] > static_cast<int64_t>(per_key.size()));
+    }
+  }
+}
+
+TEST_CASE("wordcount and grep give the same runs with and without their declared sum") {
+  std::mt19937 rng(77);
+  std::map<std::string, int64_t> counts;
+  std::string text = RandomWords(rng, 3000, 20000, &counts);
+  text += std::string(40, 'q') + " " + std::string(17, 'r') + " " + std::string(16, 's') + "\n";
+  for (const char* app_name : {"wordcount", "grep"}) {
+    Params params;
+    if (std::string(app_name) == "grep") params["pattern"] = "w[a-c]+";
+    std::string error;
+    auto inner = MakeApp(app_name, params, &error);
+    REQUIRE_MESSAGE(inner != nullptr, error);
+    SpillRun run(text, 2);
+    for (int64_t buffer : {int64_t{1} << 10, int64_t{16} << 10, kDefaultSortBufferBytes}) {
+      CAPTURE(app_name);
+      CAPTURE(buffer);
+      DeclaringApp generic(inner.get(), CombinerKind::kOpaque);
+      TaskResult generic_result, summing_result;
+      const std::vector<Records> generic_runs = run.Run(&generic, buffer, 3, &generic_result);
+      const std::vector<Records> summing_runs = run.Run(inner.get(), buffer, 3, &summing_result);
+      CHECK(summing_runs == generic_runs);
+      CHECK(summing_result.counters["map_output_records"] ==
+            generic_result.counters["map_output_records"]);
     }
   }
 }
