@@ -138,10 +138,6 @@ std::vector<pid_t> ChildPids() {
   return children;
 }
 
-bool IsSafeComponent(const std::string& s) {
-  return !s.empty() && s != "." && s != ".." && s.find('/') == std::string::npos &&
-         s.find('\0') == std::string::npos;
-}
 
 std::string AttemptName(const AttemptRef& ref) {
   return ref.task_id + ".a" + std::to_string(ref.attempt);
@@ -593,6 +589,11 @@ void ReapOrphans() {
     if (orphans.empty() || SteadyMs() >= deadline) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
+}
+
+bool IsSafeComponent(const std::string& s) {
+  return !s.empty() && s != "." && s != ".." && s.find('/') == std::string::npos &&
+         s.find('\0') == std::string::npos;
 }
 
 std::string DefaultTaskBinary() {

@@ -85,6 +85,9 @@ void ReapOrphans();
 // WORK_DIR/jobs/<job>/attempts/<task_id>.a<attempt> and WORK_DIR/jobs/<job>/logs/<task_id>.a<attempt>.log
 std::string AttemptDirPath(const std::string& work_dir, const AttemptRef& ref);
 std::string AttemptLogPath(const std::string& work_dir, const AttemptRef& ref);
+// Whether `s` can name a file inside a directory without leaving it: not empty, not "." or "..",
+// no '/' and no NUL (job ids, task ids and shipped file names from the wire are checked with it).
+bool IsSafeComponent(const std::string& s);
 
 struct AttemptProcessOptions {
   std::string work_dir;                        // WORK_DIR, absolute

@@ -889,15 +889,22 @@ bool MapOutputBuffer::MergeFiles(const std::vector<std::string>& paths, RunWrite
 
 namespace {
 
+// The combining tables' sizing from the sort-buffer budget: blocks of the key arena (1/32 of the
+// budget, 4 KiB..1 MiB), and the distinct keys room is made for at first (a power of two, 4..1024).
+std::size_t ArenaBlockBytes(int64_t buffer_bytes) {
+  return static_cast<std::size_t>(std::clamp<int64_t>(buffer_bytes / 32, 4 << 10, 1 << 20));
+}
+std::size_t InitialEntries(int64_t budget) {
+  return std::bit_floor(static_cast<std::size_t>(std::clamp<int64_t>(budget / 1024, 4, 1024)));
+}
+
 class CombiningBuffer final : public MapOutputBuffer {
  public:
   CombiningBuffer(App* app, MapOutputOptions options)
       : MapOutputBuffer(app, std::move(options)),
         budget_(options_.buffer_bytes),
-        arena_(static_cast<std::size_t>(
-            std::clamp<int64_t>(options_.buffer_bytes / 32, 4 << 10, 1 << 20))) {
-    const std::size_t initial =
-        std::bit_floor(static_cast<std::size_t>(std::clamp<int64_t>(budget_ / 1024, 4, 1024)));
+        arena_(ArenaBlockBytes(options_.buffer_bytes)) {
+    const std::size_t initial = InitialEntries(budget_);
     entries_.reserve(initial);
     slots_.assign(2 * initial, 0);
     usage_ = TableBytes();
@@ -1224,10 +1231,8 @@ class SumBuffer final : public MapOutputBuffer {
   SumBuffer(App* app, MapOutputOptions options)
       : MapOutputBuffer(app, std::move(options)),
         budget_(options_.buffer_bytes),
-        arena_(static_cast<std::size_t>(
-            std::clamp<int64_t>(options_.buffer_bytes / 32, 4 << 10, 1 << 20))) {
-    const std::size_t initial =
-        std::bit_floor(static_cast<std::size_t>(std::clamp<int64_t>(budget_ / 1024, 4, 1024)));
+        arena_(ArenaBlockBytes(options_.buffer_bytes)) {
+    const std::size_t initial = InitialEntries(budget_);
     Allocate(2 * initial);
     usage_ = TableBytes();
   }

@@ -37,17 +37,11 @@ constexpr int64_t kLogSweepMs = 60000;
 // age is the logs' retention clock.
 constexpr const char* kCleanedMarker = ".cleaned";
 
-// A path component that cannot leave its parent directory.
-bool IsSafeName(const std::string& s) {
-  return !s.empty() && s != "." && s != ".." && s.find('/') == std::string::npos &&
-         s.find('\0') == std::string::npos;
-}
-
 // Removes a finished job's data from WORK_DIR/jobs/<job>: intermediate runs and attempt
 // directories. With keep_logs, logs/ stays and the marker starts its retention; without, or when
 // there are no logs, the whole directory goes.
 void RemoveJobData(const std::string& work_dir, const std::string& job_id, bool keep_logs) {
-  if (!IsSafeName(job_id)) return;
+  if (!IsSafeComponent(job_id)) return;
   const fs::path dir = fs::path(work_dir) / "jobs" / job_id;
   std::error_code ec;
   const fs::path logs = dir / "logs";
@@ -85,7 +79,7 @@ LogMsg ReadAttemptLog(const std::string& work_dir, const FetchLogMsg& fetch) {
   LogMsg log;
   log.request_id = fetch.request_id;
   log.ref = fetch.ref;
-  if (!IsSafeName(fetch.ref.job_id) || !IsSafeName(fetch.ref.task_id)) return log;
+  if (!IsSafeComponent(fetch.ref.job_id) || !IsSafeComponent(fetch.ref.task_id)) return log;
   std::FILE* file = std::fopen(AttemptLogPath(work_dir, fetch.ref).c_str(), "rb");
   if (file == nullptr) return log;
   log.found = true;
