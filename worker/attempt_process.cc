@@ -104,9 +104,10 @@ void UnregisterTask(pid_t pid) {
   g_task_pids.erase(pid);
 }
 
-// Pids of this process's children, from /proc/*/stat (the parent pid is the second field after
-// the parenthesised command name, which may itself contain spaces and parentheses).
-std::vector<pid_t> ChildPids() {
+// Pids of this process's children from /proc/*/stat (the parent pid is the second field after
+// the parenthesised command name, which may itself contain spaces and parentheses): the fallback
+// for kernels without /proc/PID/task/TID/children.
+std::vector<pid_t> ChildPidsByScan() {
   std::vector<pid_t> children;
   const pid_t self = getpid();
   DIR* proc = opendir("/proc");
@@ -115,9 +116,9 @@ std::vector<pid_t> ChildPids() {
     char* end = nullptr;
     long pid = std::strtol(entry->d_name, &end, 10);
     if (pid <= 0 || *end != '\0') continue;
-    // One read into a stack buffer: this runs after every attempt, over every process of the
-    // host (hundreds on a busy one), so no stream or string per process.
-    char path[64];
+    // One read into a stack buffer: this runs over every process of the host (hundreds on a busy
+    // one), so no stream or string per process.
+    char path[300];  // d_name is at most 255 bytes
     std::snprintf(path, sizeof(path), "/proc/%s/stat", entry->d_name);
     const int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) continue;
@@ -138,6 +139,39 @@ std::vector<pid_t> ChildPids() {
   return children;
 }
 
+// Pids of this process's children: the union of /proc/self/task/TID/children over its threads (a
+// child belongs to the thread that started it; an orphan reparented to this subreaper to one of
+// its threads). A dozen small reads instead of a scan of every process of the host.
+std::vector<pid_t> ChildPids() {
+  std::vector<pid_t> children;
+  DIR* tasks = opendir("/proc/self/task");
+  if (tasks == nullptr) return ChildPidsByScan();
+  bool have_children_files = true;
+  while (dirent* entry = readdir(tasks)) {
+    if (entry->d_name[0] == '.') continue;
+    char path[300];
+    std::snprintf(path, sizeof(path), "/proc/self/task/%s/children", entry->d_name);
+    const int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+      if (errno == ENOENT) have_children_files = false;  // CONFIG_PROC_CHILDREN is off
+      continue;  // (or the thread just ended)
+    }
+    std::string text;
+    char buf[4096];
+    ssize_t n;
+    while ((n = read(fd, buf, sizeof(buf))) > 0) text.append(buf, static_cast<std::size_t>(n));
+    close(fd);
+    const char* p = text.c_str();
+    char* end = nullptr;
+    for (long pid = std::strtol(p, &end, 10); end != p; pid = std::strtol(p, &end, 10)) {
+      if (pid > 0) children.push_back(static_cast<pid_t>(pid));
+      p = end;
+    }
+  }
+  closedir(tasks);
+  if (!have_children_files) return ChildPidsByScan();
+  return children;
+}
 
 std::string AttemptName(const AttemptRef& ref) {
   return ref.task_id + ".a" + std::to_string(ref.attempt);
@@ -611,13 +645,119 @@ std::string AttemptLogPath(const std::string& work_dir, const AttemptRef& ref) {
   return work_dir + "/jobs/" + ref.job_id + "/logs/" + AttemptName(ref) + ".log";
 }
 
+// A zmr-task process and its pipes, busy with one attempt or idle in the pool.
+struct AttemptProcess::Runner {
+  SpawnedChild child;      // child.pid is also its process group id
+  std::string reuse_key;   // "" : no user code loaded into it; else JOB/PLUGIN_DIGEST
+  int attempts = 0;        // attempts handed to it so far
+};
+
+namespace {
+
+// Ends an idle runner: EOF on its stdin, SIGKILL to its group (nothing of an attempt may run in
+// an idle runner, so nothing is lost), then reaps it.
+void EndIdleRunner(SpawnedChild& child) {
+  child.stdin_w.Reset();
+  kill(-child.pid, SIGKILL);
+  while (waitpid(child.pid, nullptr, 0) < 0 && errno == EINTR) {
+  }
+  UnregisterTask(child.pid);
+  while (waitpid(-child.pid, nullptr, WNOHANG) > 0) {
+  }
+}
+
+// The key that decides which runners may take an attempt: a runner that loads a plugin keeps it
+// (and whatever state it has) in its address space, so it serves only that job and plugin.
+std::string ReuseKey(const AssignMsg& task) {
+  if (task.code.plugin.empty()) return "";
+  return task.job_id + "/" + task.code.plugin;
+}
+
+// The label zmr-task starts with (argv[1]): a title padded to kRunnerTitleBytes with spaces, so
+// it has room to rewrite it in place.
+std::string PaddedTitle(const std::string& title) {
+  std::string padded = title.substr(0, kRunnerTitleBytes);
+  padded.resize(kRunnerTitleBytes, ' ');
+  return padded;
+}
+
+}  // namespace
+
 AttemptProcess::AttemptProcess(AttemptProcessOptions options) : options_(std::move(options)) {
   if (options_.task_binary.empty()) options_.task_binary = DefaultTaskBinary();
+  options_.attempts_per_runner = std::max(options_.attempts_per_runner, 1);
+  options_.max_idle_runners = std::max(options_.max_idle_runners, 0);
+}
+
+AttemptProcess::~AttemptProcess() {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (auto& runner : idle_) EndIdleRunner(runner->child);
+  idle_.clear();
+}
+
+std::unique_ptr<AttemptProcess::Runner> AttemptProcess::TakeIdle(const std::string& reuse_key) {
+  std::lock_guard<std::mutex> lock(mu_);
+  // The most recently used first: its pages are the warmest.
+  for (auto it = idle_.rbegin(); it != idle_.rend(); ++it) {
+    if ((*it)->reuse_key != reuse_key) continue;
+    std::unique_ptr<Runner> runner = std::move(*it);
+    idle_.erase(std::next(it).base());
+    return runner;
+  }
+  // A runner without user code can become any job's runner.
+  if (!reuse_key.empty()) {
+    for (auto it = idle_.rbegin(); it != idle_.rend(); ++it) {
+      if (!(*it)->reuse_key.empty()) continue;
+      std::unique_ptr<Runner> runner = std::move(*it);
+      idle_.erase(std::next(it).base());
+      return runner;
+    }
+  }
+  return nullptr;
+}
+
+void AttemptProcess::Release(std::unique_ptr<Runner> runner) {
+  std::vector<std::unique_ptr<Runner>> retired;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (runner->attempts >= options_.attempts_per_runner) {
+      retired.push_back(std::move(runner));
+    } else {
+      idle_.push_back(std::move(runner));
+    }
+    while (static_cast<int>(idle_.size()) > options_.max_idle_runners) {
+      retired.push_back(std::move(idle_.front()));
+      idle_.erase(idle_.begin());
+    }
+  }
+  for (auto& r : retired) EndIdleRunner(r->child);
+}
+
+void AttemptProcess::RetireRunners(const std::string& job_id) {
+  std::vector<std::unique_ptr<Runner>> retired;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    const std::string prefix = job_id + "/";
+    for (auto it = idle_.begin(); it != idle_.end();) {
+      if ((*it)->reuse_key.rfind(prefix, 0) == 0) {
+        retired.push_back(std::move(*it));
+        it = idle_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+  for (auto& r : retired) EndIdleRunner(r->child);
+}
+
+int AttemptProcess::IdleRunners() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return static_cast<int>(idle_.size());
 }
 
 bool AttemptProcess::Run(const AssignMsg& task, const std::atomic<bool>& cancelled,
                          const AttemptCallbacks& callbacks, TaskResult* result,
-                         std::string* error) const {
+                         std::string* error) {
   const AttemptRef ref{task.job_id, task.task_id, task.attempt};
   if (!IsSafeComponent(ref.job_id) || !IsSafeComponent(ref.task_id)) {
     *error = "invalid job or task id";
@@ -674,22 +814,34 @@ bool AttemptProcess::Run(const AssignMsg& task, const std::atomic<bool>& cancell
       return false;
     }
   }
-  const std::string request_bytes = Pack(request.ToValue());
+  const std::string request_frame = EncodeControlFrame(request.ToValue());
 
-  // 2. Spawn.
+  // 2. A runner: an idle one that may take this attempt, or a new one.
   BlockSigpipe block_sigpipe;
-  SpawnedChild child;
-  if (!Spawn(options_.task_binary, attempt_dir, ref.job_id + "/" + AttemptName(ref), &child,
-             error)) {
-    log.Note("attempt failed: " + *error);
-    return false;
+  const std::string reuse_key = ReuseKey(task);
+  std::unique_ptr<Runner> runner = TakeIdle(reuse_key);
+  if (runner) {
+    log.Note("reusing " + options_.task_binary + " pid " + std::to_string(runner->child.pid) +
+             " (attempt " + std::to_string(runner->attempts + 1) + " of that process) for job " +
+             ref.job_id + " task " + ref.task_id + " attempt " + std::to_string(ref.attempt));
+  } else {
+    runner = std::make_unique<Runner>();
+    if (!Spawn(options_.task_binary, options_.work_dir, PaddedTitle(kIdleRunnerTitle),
+               &runner->child, error)) {
+      log.Note("attempt failed: " + *error);
+      return false;
+    }
+    log.Note("started " + options_.task_binary + " pid " + std::to_string(runner->child.pid) +
+             " for job " + ref.job_id + " task " + ref.task_id + " attempt " +
+             std::to_string(ref.attempt));
   }
+  runner->reuse_key = reuse_key;
+  ++runner->attempts;
+  SpawnedChild& child = runner->child;
   const pid_t pid = child.pid;  // also the process group id
-  log.Note("started " + options_.task_binary + " pid " + std::to_string(pid) + " for job " +
-           ref.job_id + " task " + ref.task_id + " attempt " + std::to_string(ref.attempt));
   if (callbacks.started) callbacks.started(pid);
 
-  // 3. The poll loop, until zmr-task has exited (not yet reaped).
+  // 3. The poll loop, until the runner reported success or has exited (not yet reaped).
   ChildReport report;
   ControlReader control;
   std::string kill_reason;  // non-empty once we stop the attempt
@@ -704,6 +856,12 @@ bool AttemptProcess::Run(const AssignMsg& task, const std::atomic<bool>& cancell
     log.Note("stopping process group " + std::to_string(pid) + ": " + reason);
     kill(-pid, SIGTERM);
     sigkill_at_ms = SteadyMs() + kTerminateGraceMs;
+  };
+  auto copy_stderr = [&] {
+    std::string data;
+    bool open = ReadAvailable(child.stderr_r.get(), &data);
+    log.AppendChild(data);
+    if (!open) child.stderr_r.Reset();
   };
   for (;;) {
     int64_t now = SteadyMs();
@@ -727,7 +885,8 @@ bool AttemptProcess::Run(const AssignMsg& task, const std::atomic<bool>& cancell
     pollfd fds[3];
     int nfds = 0;
     int stdin_index = -1, control_index = -1, stderr_index = -1;
-    if (child.stdin_w.valid()) {
+    const bool writing = child.stdin_w.valid() && request_written < request_frame.size();
+    if (writing) {
       stdin_index = nfds;
       fds[nfds++] = {child.stdin_w.get(), POLLOUT, 0};
     }
@@ -751,19 +910,12 @@ bool AttemptProcess::Run(const AssignMsg& task, const std::atomic<bool>& cancell
       continue;
     }
     if (stdin_index >= 0 && fds[stdin_index].revents != 0) {
-      std::string_view rest = std::string_view(request_bytes).substr(request_written);
+      std::string_view rest = std::string_view(request_frame).substr(request_written);
       ssize_t n = write(child.stdin_w.get(), rest.data(), rest.size());
       if (n > 0) request_written += static_cast<std::size_t>(n);
-      if ((n < 0 && errno != EINTR && errno != EAGAIN) || request_written == request_bytes.size()) {
-        child.stdin_w.Reset();  // EOF for the child (or it is gone: EPIPE)
-      }
+      if (n < 0 && errno != EINTR && errno != EAGAIN) child.stdin_w.Reset();  // gone: EPIPE
     }
-    if (stderr_index >= 0 && fds[stderr_index].revents != 0) {
-      std::string data;
-      bool open = ReadAvailable(child.stderr_r.get(), &data);
-      log.AppendChild(data);
-      if (!open) child.stderr_r.Reset();
-    }
+    if (stderr_index >= 0 && fds[stderr_index].revents != 0) copy_stderr();
     if (control_index >= 0 && fds[control_index].revents != 0) {
       std::string data;
       control_eof = !ReadAvailable(child.control_r.get(), &data);
@@ -777,9 +929,31 @@ bool AttemptProcess::Run(const AssignMsg& task, const std::atomic<bool>& cancell
           break;
         }
         if (type == task_frame::kProgress) progress_deadline = SteadyMs() + options_.task_timeout_ms;
+        if (report.done || report.failed) break;
       }
       if (got < 0) stop("task process sent a bad control frame: " + frame_error);
-      if (control_eof && !control.empty()) report.done = false;  // a torn final frame
+      if (control_eof && !control.empty() && !report.failed) report.done = false;  // torn frame
+      // A runner that reported success has written everything of the attempt to its stderr
+      // already (it writes the frame last): copy it and hand the runner back.
+      if (report.done && kill_reason.empty() && control.empty() && !control_eof) {
+        if (child.stderr_r.valid()) copy_stderr();
+        log.Flush();
+        result->counters = std::move(report.counters);
+        result->outputs = std::move(report.outputs);
+        log.Note("attempt succeeded (cpu " + std::to_string(result->counters["task_cpu_ms"]) +
+                 " ms, peak rss " + std::to_string(result->counters["peak_rss_kb"]) + " KiB)");
+        // Streaming commands may leave descendants behind; reap them now rather than at the
+        // next sweep. (Other attempts run no processes but the runner.)
+        const bool streaming = !task.code.mapper.empty() || !task.code.reducer.empty();
+        Release(std::move(runner));
+        if (streaming) ReapOrphans();
+        return true;
+      }
+      if (report.done) report.done = false;  // success reported, but torn or after a stop
+      if (report.failed && !control_eof) {
+        // The runner exits after a failure; read until its control pipe closes.
+        continue;
+      }
     }
   }
 
@@ -792,10 +966,7 @@ bool AttemptProcess::Run(const AssignMsg& task, const std::atomic<bool>& cancell
     int ready = poll(&pfd, 1, 50);
     if (ready < 0 && errno != EINTR) break;
     if (ready <= 0) continue;
-    std::string data;
-    bool open = ReadAvailable(child.stderr_r.get(), &data);
-    log.AppendChild(data);
-    if (!open) child.stderr_r.Reset();
+    copy_stderr();
   }
   log.Flush();
   int status = 0;
@@ -816,22 +987,16 @@ bool AttemptProcess::Run(const AssignMsg& task, const std::atomic<bool>& cancell
     kill(-pid, SIGKILL);
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
   }
+  runner.reset();
 
   ReapOrphans();
 
-  // 5. The outcome.
+  // 5. The outcome: a failure (a success was returned above).
   int64_t cpu_ms = (usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) * 1000 +
                    (usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1000;
   result->counters = std::move(report.counters);
   result->counters["task_cpu_ms"] = cpu_ms;
   result->counters["peak_rss_kb"] = usage.ru_maxrss;
-  const bool exited_ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
-  if (kill_reason.empty() && report.done && exited_ok) {
-    result->outputs = std::move(report.outputs);
-    log.Note("attempt succeeded (cpu " + std::to_string(cpu_ms) + " ms, peak rss " +
-             std::to_string(usage.ru_maxrss) + " KiB)");
-    return true;
-  }
   std::string message;
   bool append_tail = true;
   if (!kill_reason.empty()) {
@@ -844,7 +1009,6 @@ bool AttemptProcess::Run(const AssignMsg& task, const std::atomic<bool>& cancell
     message = "task process killed by signal " + SignalName(WTERMSIG(status));
   } else if (WIFEXITED(status)) {
     message = "task process exited with status " + std::to_string(WEXITSTATUS(status));
-    if (report.done) message += " after reporting success";
   } else {
     message = "task process ended with wait status " + std::to_string(status);
   }

@@ -1,16 +1,26 @@
-// Runs one task attempt in a child process (the `zmr-task` executable) and babysits it: the
-// worker's attempt thread calls AttemptProcess::Run, which materialises the attempt directory,
-// spawns zmr-task in its own process group, forwards its progress, writes its stderr to the attempt
-// log, enforces cancellation and the no-progress timeout by killing the whole process group, and
-// turns the outcome (a control frame, an exit status, a signal) into a TaskResult or a one-line
-// error. User code (plugins, streaming commands) therefore never runs inside the worker: a crash,
-// a hang or a runaway allocation costs one attempt, not the worker.
+// Runs task attempts in child processes (the `zmr-task` executable, a "runner") and babysits
+// them: the worker's attempt thread calls AttemptProcess::Run, which materialises the attempt
+// directory, hands the attempt to an idle runner (or spawns one in its own process group),
+// forwards its progress, writes its stderr to the attempt log, enforces cancellation and the
+// no-progress timeout by killing the runner's whole process group, and turns the outcome (a
+// control frame, an exit status, a signal) into a TaskResult or a one-line error. User code
+// (plugins, streaming commands) therefore never runs inside the worker: a crash, a hang or a
+// runaway allocation costs one attempt, not the worker.
 //
-// Also defined here: the private protocol between the worker and zmr-task (TaskRequest on the
-// child's stdin, length-prefixed control frames on its fd 3), so both sides share one definition.
+// Runner reuse: a runner whose attempt succeeded goes back to an idle pool and takes later
+// attempts (up to attempts_per_runner), so a tiny task costs a few pipe writes instead of a
+// process spawn. Only a runner that never loaded user code into itself is shared between jobs
+// (built-in apps and streaming jobs, whose commands are separate processes started per attempt);
+// a runner that loaded a plugin serves only attempts of that job with that plugin (as Hadoop
+// reuses a task JVM only within one job), and is retired when the job is cleaned up. A runner
+// whose attempt failed, was cancelled or timed out is killed, never reused.
 //
-// Threads: AttemptProcess is immutable after construction; Run may be called from any number of
-// threads at once (one attempt per call). Callbacks run on the calling thread.
+// Also defined here: the private protocol between the worker and zmr-task (length-prefixed
+// TaskRequest frames on the child's stdin, one at a time; length-prefixed control frames on its
+// fd 3), so both sides share one definition.
+//
+// Threads: Run may be called from any number of threads at once (one attempt per call); the idle
+// pool is guarded by a mutex. Callbacks run on the calling thread.
 #pragma once
 
 #include <sys/types.h>
@@ -18,9 +28,12 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "common/protocol.h"
 #include "common/value.h"
@@ -39,19 +52,30 @@ inline constexpr uint32_t kMaxControlFrameBytes = 64u << 20;
 inline constexpr int64_t kAttemptLogCapBytes = 8ll << 20;
 // Lines of the child's stderr kept for error messages.
 inline constexpr int kStderrTailLines = 20;
+// Default --attempts-per-runner: a runner is replaced after this many attempts (bounding what a
+// slow leak in a runner can accumulate), 1 = a fresh process for every attempt.
+inline constexpr int kDefaultAttemptsPerRunner = 1000;
+// zmr-task's argv[1] is this many bytes long (NUL-padded) so it can rewrite it in place: "idle"
+// between attempts, "JOB/TASK.aN" while it runs one (what ps and /proc/PID/cmdline show).
+inline constexpr int kRunnerTitleBytes = 96;
+// The title of a runner waiting for its next attempt.
+inline constexpr const char* kIdleRunnerTitle = "idle";
 // Default --task-timeout: an attempt with no progress for this long is killed.
 inline constexpr int64_t kDefaultTaskTimeoutMs = 600'000;
 // An attempt is stopped with SIGTERM first (zmr-task then SIGKILLs the process groups of its
 // streaming commands, which are not in its own group) and SIGKILLed this long after.
 inline constexpr int64_t kTerminateGraceMs = 2000;
 // Control frame types (the "type" field), zmr-task -> worker.
+// After "done" the runner waits for its next request; after "failed" it exits (status 1).
 namespace task_frame {
 inline constexpr const char* kProgress = "progress";  // progress float 0..1, status str
-inline constexpr const char* kDone = "done";          // outputs [MapOutput], counters map
+// outputs [MapOutput], counters map (with task_cpu_ms and peak_rss_kb of this attempt)
+inline constexpr const char* kDone = "done";
 inline constexpr const char* kFailed = "failed";      // error str, bad_inputs [str]
 }  // namespace task_frame
 
-// What the worker sends zmr-task on its stdin: one msgpack map, then EOF.
+// What the worker sends zmr-task on its stdin for each attempt: one control frame (length-prefixed
+// msgpack map). EOF on stdin (the worker closed it, or died) ends the runner.
 struct TaskRequest {
   AssignMsg assign;
   std::string attempt_dir;         // the attempt's working directory (shipped files are there)
@@ -60,7 +84,7 @@ struct TaskRequest {
   int64_t merge_fan_in = kDefaultMergeFanIn;
   int64_t memory_limit_bytes = 0;  // 0: no limit
   std::string plugin_path;         // local path of the cached plugin library, "" if none
-  int64_t parent_pid = 0;          // the worker's pid: zmr-task exits if it is not its parent
+  int64_t parent_pid = 0;          // the worker's pid: zmr-task fails it if it is not its parent
 
   Value ToValue() const;
   static std::optional<TaskRequest> FromValue(const Value& v, std::string* error);
@@ -75,8 +99,8 @@ std::string SignalName(int signal_number);
 // zmr-task next to the running executable (dirname of /proc/self/exe), or "" if it cannot be read.
 std::string DefaultTaskBinary();
 
-// Kills (SIGKILL) and reaps every child of this process that is not a zmr-task started by a
-// running AttemptProcess::Run. Because Run makes this process a child subreaper, such children are
+// Kills (SIGKILL) and reaps every child of this process that is not a live zmr-task runner (busy or
+// idle). Because Run makes this process a child subreaper, such children are
 // what attempts left behind (processes orphaned when their parent in the attempt died), alive or
 // zombie. The worker calls it periodically; Run calls it when it ends. Do not call it from a
 // process that starts other children of its own concurrently. Any thread.
@@ -97,6 +121,8 @@ struct AttemptProcessOptions {
   int merge_fan_in = kDefaultMergeFanIn;
   int64_t memory_limit_bytes = 0;              // per attempt (RLIMIT_AS of zmr-task); 0 = none
   int64_t task_timeout_ms = kDefaultTaskTimeoutMs;  // no progress for this long kills the attempt
+  int attempts_per_runner = kDefaultAttemptsPerRunner;  // then the runner is replaced; >= 1
+  int max_idle_runners = 2;                    // more idle runners than this are retired
 };
 
 struct AttemptCallbacks {
@@ -109,32 +135,54 @@ struct AttemptCallbacks {
 class AttemptProcess {
  public:
   explicit AttemptProcess(AttemptProcessOptions options);
+  // Ends every idle runner (closes its stdin, SIGKILLs its group and reaps it). Runs must be over.
+  ~AttemptProcess();
+  AttemptProcess(const AttemptProcess&) = delete;
+  AttemptProcess& operator=(const AttemptProcess&) = delete;
 
-  // Runs one attempt in a zmr-task child to completion on the calling thread.
+  // Runs one attempt in a zmr-task runner to completion on the calling thread.
   //
   // Materialises WORK_DIR/jobs/<job>/attempts/<task>.a<N>/ with the job's shipped files (copied
-  // from the blob cache with their mode bits), spawns zmr-task there in a new process group (only
-  // stdin, fd 1/2 and fd 3 open), and waits. Stops the attempt when `cancelled` becomes true
+  // from the blob cache with their mode bits), takes an idle runner that may run it (see the top
+  // of this file) or spawns zmr-task in a new process group (only stdin, fd 1/2 and fd 3 open),
+  // sends it the request (it works in the attempt directory), and waits. Stops the attempt when `cancelled` becomes true
   // (error "cancelled") or when no progress arrived for task_timeout_ms ("task timed out after N s
   // without progress"): SIGTERM to the process group, SIGKILL kTerminateGraceMs later at the
-  // latest. Whatever way zmr-task ends, its process group is then SIGKILLed, so nothing it started
-  // outlives it. Returns only after zmr-task and every process left in its group are reaped, and
-  // after removing the attempt directory; the log WORK_DIR/jobs/<job>/logs/<task>.a<N>.log stays
-  // (until the job's cleanup).
+  // latest. Unless the attempt succeeded, its runner's process group is then SIGKILLed, so nothing it
+  // started outlives it, and Run returns only after the runner and every process left in its
+  // group are reaped; a successful runner goes back to the idle pool. The attempt directory is
+  // removed either way; the log WORK_DIR/jobs/<job>/logs/<task>.a<N>.log stays (until the job's
+  // cleanup).
   //
-  // On success fills *result (outputs, counters plus task_cpu_ms and peak_rss_kb of the child) and
-  // returns true. Otherwise returns false with a one-line *error (the task's own error, or "task
+  // On success fills *result (outputs, counters plus task_cpu_ms and peak_rss_kb of the attempt,
+  // as the runner measured them) and returns true. Otherwise returns false with a one-line *error (the task's own error, or "task
   // process killed by signal SIGSEGV" / "task process exited with status N", followed by
   // " | stderr: " and the last stderr lines when the error does not include them) and
   // result->bad_inputs from the task. The first call makes this process a child subreaper
   // (PR_SET_CHILD_SUBREAPER), so descendants orphaned by a killed attempt are reaped here too.
   bool Run(const AssignMsg& task, const std::atomic<bool>& cancelled,
-           const AttemptCallbacks& callbacks, TaskResult* result, std::string* error) const;
+           const AttemptCallbacks& callbacks, TaskResult* result, std::string* error);
+
+  // Retires the idle runners that may only serve job_id (those that loaded its plugin). The worker
+  // calls it when the job is cleaned up. Any thread.
+  void RetireRunners(const std::string& job_id);
+
+  // Idle runners now (for tests and logs). Any thread.
+  int IdleRunners() const;
 
   const AttemptProcessOptions& options() const { return options_; }
 
  private:
+  struct Runner;
+
+  // An idle runner that may run an attempt with this reuse key, or nullptr.
+  std::unique_ptr<Runner> TakeIdle(const std::string& reuse_key);
+  // Back to the pool after a successful attempt, or retired (too many attempts, pool full).
+  void Release(std::unique_ptr<Runner> runner);
+
   AttemptProcessOptions options_;
+  mutable std::mutex mu_;
+  std::vector<std::unique_ptr<Runner>> idle_;  // guarded by mu_; oldest first
 };
 
 }  // namespace zmr

@@ -34,6 +34,9 @@ int main(int argc, char** argv) {
        "(1..86400, default 600)", cxxopts::value<int64_t>(task_timeout_s))
       ("memory-limit-mb", "address-space limit of each attempt's process in MiB "
        "(default 0: none)", cxxopts::value<int64_t>(memory_limit_mb))
+      ("attempts-per-runner", "attempts one task process runs before it is replaced "
+       "(1..1000000, default 1000; 1: a fresh process for every attempt)",
+       cxxopts::value<int>(o.attempts_per_runner))
       ("log-retention-s", "seconds a finished job's attempt logs are kept for `zmr logs` "
        "(0..31536000, default 10800; 0: removed with the job's data)",
        cxxopts::value<int64_t>(o.log_retention_s))
@@ -67,6 +70,9 @@ int main(int argc, char** argv) {
   }
   if (memory_limit_mb < 0 || memory_limit_mb > (int64_t{1} << 30)) {
     return UsageError(program, "--memory-limit-mb must be 0 (no limit) or a positive size in MiB");
+  }
+  if (o.attempts_per_runner < 1 || o.attempts_per_runner > 1000000) {
+    return UsageError(program, "--attempts-per-runner must be between 1 and 1000000");
   }
   if (o.log_retention_s < 0 || o.log_retention_s > 31536000) {
     return UsageError(program, "--log-retention-s must be between 0 and 31536000");

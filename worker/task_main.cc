@@ -1,17 +1,20 @@
-// zmr-task: runs ONE task attempt in its own process, started by zmr-worker (worker/attempt_process.h
-// has the protocol). It reads a TaskRequest (one msgpack map) from stdin, applies the memory limit
-// to itself, creates the attempt's App (streaming commands, a plugin, or a built-in app), runs the
-// map or reduce with the task runner and reports on fd 3 with length-prefixed msgpack frames:
-// "progress" (fraction and status text), then exactly one of "done" (exit 0) or "failed" (exit 1).
-// Its stderr (and stdout) is the attempt log. It is killed, never asked, when the worker wants it
-// gone, so it holds nothing that needs an orderly shutdown: map output appears only by rename.
+// zmr-task: a runner process started by zmr-worker that runs task attempts one at a time
+// (worker/attempt_process.h has the protocol and the reuse rules). For each TaskRequest frame read
+// from stdin it moves into the attempt directory, applies the memory limit to itself, creates the
+// attempt's App (streaming commands, a plugin, or a built-in app), runs the map or reduce with the
+// task runner and reports on fd 3 with length-prefixed msgpack frames: "progress" (fraction and
+// status text), then exactly one of "done" (then it waits for the next request) or "failed" (then
+// it exits with status 1). EOF on stdin ends it (status 0). Its stderr (and stdout) goes to the
+// log of the attempt it runs. It is killed, never asked, when the worker wants an attempt gone, so
+// it holds nothing that needs an orderly shutdown: map output appears only by rename.
 #include <fcntl.h>
 #include <signal.h>
-#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
 #include <spdlog/spdlog.h>
+
+#include <poll.h>
 
 #include <atomic>
 #include <cerrno>
@@ -22,6 +25,7 @@
 #include <mutex>
 #include <new>
 #include <string>
+#include <thread>
 
 #include "common/apps.h"
 #include "common/clock.h"
@@ -53,6 +57,14 @@ constexpr int64_t kStatusIntervalMs = 200;
 // stderr reader).
 class ControlChannel {
  public:
+  // Forgets the previous attempt's progress and status.
+  void Reset() {
+    std::lock_guard<std::mutex> lock(mu_);
+    progress_ = 0;
+    status_.clear();
+    status_pending_ = false;
+  }
+
   void Progress(double progress) {
     std::lock_guard<std::mutex> lock(mu_);
     progress_ = progress;
@@ -143,19 +155,100 @@ class StatusReportingApp final : public App {
   AttemptInfo info_;
 };
 
-bool ReadAll(int fd, std::string* out) {
-  char buf[65536];
-  for (;;) {
-    ssize_t n = read(fd, buf, sizeof(buf));
-    if (n > 0) {
-      out->append(buf, static_cast<std::size_t>(n));
-    } else if (n == 0) {
-      return true;
+// Reads exactly n bytes. Returns 1, 0 at EOF before the first byte, -1 on an error or EOF inside.
+int ReadExactly(int fd, char* buf, std::size_t n) {
+  std::size_t got = 0;
+  while (got < n) {
+    ssize_t r = read(fd, buf + got, n - got);
+    if (r > 0) {
+      got += static_cast<std::size_t>(r);
+    } else if (r == 0) {
+      return got == 0 ? 0 : -1;
     } else if (errno != EINTR) {
-      return false;
+      return -1;
     }
   }
+  return 1;
 }
+
+// Reads the next request frame from stdin into *body. Returns 1, 0 at EOF, -1 with *error.
+int ReadRequestFrame(std::string* body, std::string* error) {
+  unsigned char header[4];
+  int rc = ReadExactly(0, reinterpret_cast<char*>(header), sizeof(header));
+  if (rc <= 0) {
+    if (rc < 0) *error = std::string("cannot read the task request: ") + std::strerror(errno);
+    return rc;
+  }
+  const uint32_t length = (uint32_t{header[0]} << 24) | (uint32_t{header[1]} << 16) |
+                          (uint32_t{header[2]} << 8) | uint32_t{header[3]};
+  if (length > kMaxControlFrameBytes) {
+    *error = "task request frame of " + std::to_string(length) + " bytes";
+    return -1;
+  }
+  body->resize(length);
+  if (ReadExactly(0, body->data(), length) != 1) {
+    *error = "the task request ends early";
+    return -1;
+  }
+  return 1;
+}
+
+// argv[1], which the worker made kRunnerTitleBytes long: rewritten in place so that ps shows what
+// this runner is doing.
+char* g_title = nullptr;
+std::size_t g_title_capacity = 0;
+
+void SetTitle(const std::string& title) {
+  if (g_title == nullptr) return;
+  const std::size_t n = std::min(title.size(), g_title_capacity);
+  std::memcpy(g_title, title.data(), n);
+  std::memset(g_title + n, 0, g_title_capacity - n);
+}
+
+// Resource use of one attempt: CPU of this process and of the children it waited for (streaming
+// commands) since Start, and the peak resident set since Start (the kernel's high-water mark is
+// reset by writing 5 to /proc/self/clear_refs; without that it is this process's lifetime peak).
+class AttemptUsage {
+ public:
+  void Start() {
+    start_cpu_ms_ = CpuMs();
+    const int fd = open("/proc/self/clear_refs", O_WRONLY | O_CLOEXEC);
+    if (fd >= 0) {
+      ssize_t ignored = write(fd, "5", 1);
+      (void)ignored;
+      close(fd);
+    }
+  }
+  int64_t CpuSinceStartMs() const { return CpuMs() - start_cpu_ms_; }
+  // VmHWM of /proc/self/status in KiB, or ru_maxrss.
+  static int64_t PeakRssKb() {
+    std::FILE* f = std::fopen("/proc/self/status", "re");
+    if (f != nullptr) {
+      char line[256];
+      while (std::fgets(line, sizeof(line), f) != nullptr) {
+        long kb = 0;
+        if (std::sscanf(line, "VmHWM: %ld kB", &kb) == 1) {
+          std::fclose(f);
+          return kb;
+        }
+      }
+      std::fclose(f);
+    }
+    rusage self{};
+    getrusage(RUSAGE_SELF, &self);
+    return self.ru_maxrss;
+  }
+
+ private:
+  static int64_t CpuMs() {
+    rusage self{}, children{};
+    getrusage(RUSAGE_SELF, &self);
+    getrusage(RUSAGE_CHILDREN, &children);
+    auto ms = [](const timeval& t) { return t.tv_sec * 1000 + t.tv_usec / 1000; };
+    return ms(self.ru_utime) + ms(self.ru_stime) + ms(children.ru_utime) + ms(children.ru_stime);
+  }
+  int64_t start_cpu_ms_ = 0;
+};
 
 // Reports failure and returns the exit code.
 int Fail(ControlChannel& channel, const AssignMsg& task, const std::string& error,
@@ -198,7 +291,7 @@ void OnAllocationFailure() {
   throw std::bad_alloc();
 }
 
-int RunTask(ControlChannel& channel, const TaskRequest& request) {
+int RunTask(ControlChannel& channel, const TaskRequest& request, const AttemptUsage& usage) {
   const AssignMsg& task = request.assign;
   const bool is_map = task.kind == TaskKind::kMap;
   std::string error;
@@ -237,10 +330,62 @@ int RunTask(ControlChannel& channel, const TaskRequest& request) {
   done.ref = AttemptRef{task.job_id, task.task_id, task.attempt};
   done.outputs = std::move(result.outputs);
   done.counters = std::move(result.counters);
+  done.counters["task_cpu_ms"] = usage.CpuSinceStartMs();
+  done.counters["peak_rss_kb"] = AttemptUsage::PeakRssKb();
   Value v = done.ToValue();
   v.Set("type", task_frame::kDone);
+  // Idle from here on: the worker may hand this process its next attempt as soon as it reads
+  // the frame.
+  SetTitle(kIdleRunnerTitle);
   channel.Send(v);
   return 0;
+}
+
+// Runs one request: the attempt's directory is the working directory while it runs. Returns the
+// exit code if this process must end (the attempt failed), or -1 to wait for the next request.
+int RunRequest(ControlChannel& channel, const TaskRequest& request) {
+  const AssignMsg& task = request.assign;
+  if (request.parent_pid != 0 && getppid() != static_cast<pid_t>(request.parent_pid)) {
+    return Fail(channel, task, "the worker that started this task is gone");
+  }
+  if (chdir(request.attempt_dir.c_str()) != 0) {
+    return Fail(channel, task, "cannot enter the attempt dir " + request.attempt_dir + ": " +
+                                   std::strerror(errno));
+  }
+  SetTitle(task.job_id + "/" + task.task_id + ".a" + std::to_string(task.attempt));
+  ApplyMemoryLimit(request.memory_limit_bytes);
+  g_allocation_failed.store(false);
+  channel.Reset();
+  AttemptUsage usage;
+  usage.Start();
+  int rc;
+  try {
+    rc = RunTask(channel, request, usage);
+  } catch (const std::bad_alloc&) {
+    rc = Fail(channel, task, OutOfMemoryError(request.memory_limit_bytes));
+  } catch (const std::exception& e) {
+    rc = Fail(channel, task, std::string("task threw: ") + e.what());
+  } catch (...) {
+    rc = Fail(channel, task, "task threw an unknown exception");
+  }
+  if (rc != 0) return rc;
+  // Out of the attempt dir, which the worker removes now.
+  if (chdir(request.work_dir.c_str()) != 0 && chdir("/") != 0) return 1;
+  return -1;
+}
+
+// Ends this process when the worker is gone while an attempt runs: the worker holds the write end
+// of stdin, so its death (or its closing the pipe to retire this runner) is a hang-up there.
+// (PR_SET_PDEATHSIG would fire when the worker *thread* that spawned this runner ends, which is
+// after its first attempt.)
+void WatchWorker() {
+  for (;;) {
+    pollfd pfd{0, 0, 0};  // POLLHUP and POLLERR are reported whatever is asked for
+    int ready = poll(&pfd, 1, -1);
+    if (ready < 0 && errno == EINTR) continue;
+    if (ready < 0 || (pfd.revents & (POLLHUP | POLLERR | POLLNVAL)) != 0) break;
+  }
+  kill(getpid(), SIGTERM);  // OnTerminate: the streaming commands' groups go too
 }
 
 }  // namespace
@@ -261,8 +406,8 @@ void OnTerminate(int signal_number) {
 
 }  // namespace
 
-int main(int /*argc*/, char** /*argv*/) {
-  // argv[1], if any, only labels the process for ps (job/task.aN).
+int main(int argc, char** argv) {
+  // argv[1], if any, labels the process for ps: rewritten to "idle" or JOB/TASK.aN (SetTitle).
   signal(SIGPIPE, SIG_IGN);
   struct sigaction term {};
   term.sa_handler = OnTerminate;
@@ -279,33 +424,25 @@ int main(int /*argc*/, char** /*argv*/) {
   // this process is gone.
   fcntl(zmr::kTaskControlFd, F_SETFD, FD_CLOEXEC);
   zmr::SetupLogging("zmr-task", "info");
-  zmr::ControlChannel channel;
-  zmr::AssignMsg unknown;
-  std::string input;
-  if (!zmr::ReadAll(0, &input)) {
-    return zmr::Fail(channel, unknown, std::string("cannot read the task request: ") +
-                                           std::strerror(errno));
+  if (argc > 1) {
+    zmr::g_title = argv[1];
+    zmr::g_title_capacity = std::strlen(argv[1]);
+    zmr::SetTitle(zmr::kIdleRunnerTitle);
   }
-  std::string error;
-  std::optional<zmr::Value> value = zmr::Unpack(input, &error);
-  std::optional<zmr::TaskRequest> request;
-  if (value) request = zmr::TaskRequest::FromValue(*value, &error);
-  if (!request) return zmr::Fail(channel, unknown, "bad task request: " + error);
-  // Die with the worker thread that started us (SIGTERM, so that OnTerminate also ends the
-  // streaming commands); if it is already gone, stop now.
-  prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0);
-  if (request->parent_pid != 0 && getppid() != static_cast<pid_t>(request->parent_pid)) {
-    return zmr::Fail(channel, request->assign, "the worker that started this task is gone");
-  }
-  zmr::ApplyMemoryLimit(request->memory_limit_bytes);
+  std::thread(zmr::WatchWorker).detach();  // lives as long as the process; never joined
   std::set_new_handler(zmr::OnAllocationFailure);
-  try {
-    return zmr::RunTask(channel, *request);
-  } catch (const std::bad_alloc&) {
-    return zmr::Fail(channel, request->assign, zmr::OutOfMemoryError(request->memory_limit_bytes));
-  } catch (const std::exception& e) {
-    return zmr::Fail(channel, request->assign, std::string("task threw: ") + e.what());
-  } catch (...) {
-    return zmr::Fail(channel, request->assign, "task threw an unknown exception");
+  zmr::ControlChannel channel;
+  for (;;) {
+    std::string body, error;
+    int got = zmr::ReadRequestFrame(&body, &error);
+    if (got == 0) return 0;  // the worker retired this runner
+    zmr::AssignMsg unknown;
+    if (got < 0) return zmr::Fail(channel, unknown, error);
+    std::optional<zmr::Value> value = zmr::Unpack(body, &error);
+    std::optional<zmr::TaskRequest> request;
+    if (value) request = zmr::TaskRequest::FromValue(*value, &error);
+    if (!request) return zmr::Fail(channel, unknown, "bad task request: " + error);
+    int rc = zmr::RunRequest(channel, *request);
+    if (rc >= 0) return rc;
   }
 }

@@ -121,7 +121,7 @@ void SendBody(zmq::socket_t& socket, const Value& body, bool may_drop) {
 
 // Body of an attempt's thread: runs the attempt in a zmr-task child and reports progress and the
 // outcome to the loop.
-void RunAttempt(zmq::context_t* context, const AttemptProcess* runner, Attempt* attempt) {
+void RunAttempt(zmq::context_t* context, AttemptProcess* runner, Attempt* attempt) {
   zmq::socket_t push(*context, zmq::socket_type::push);
   push.set(zmq::sockopt::linger, 0);
   push.connect(kResultsEndpoint);
@@ -220,7 +220,7 @@ struct Worker::Impl {
   std::unique_ptr<zmq::socket_t> dealer;        // recreated on every reconnect
   zmq::socket_t results{context, zmq::socket_type::pull};
   std::unique_ptr<BlobCache> blobs;               // WORK_DIR/cache: shipped job files
-  std::unique_ptr<AttemptProcess> runner;         // shared by attempt threads (immutable)
+  std::unique_ptr<AttemptProcess> runner;         // shared by attempt threads (thread-safe)
   std::unique_ptr<ResourceSampler> resources;     // load figures for heartbeats
   std::map<AttemptRef, std::unique_ptr<Attempt>> attempts;
   std::set<std::string> cleanup_pending;         // jobs to remove once their attempts are gone
@@ -496,6 +496,7 @@ struct Worker::Impl {
         ++it;
         continue;
       }
+      runner->RetireRunners(*it);
       RemoveJobData(options.work_dir, *it, /*keep_logs=*/options.log_retention_s > 0);
       spdlog::info("job {} intermediate data removed{}", *it,
                    options.log_retention_s > 0 ? " (attempt logs kept)" : " with its logs");
@@ -562,6 +563,8 @@ std::unique_ptr<Worker> Worker::Create(const WorkerOptions& options, std::string
   attempt_options.sort_buffer_bytes = s.options.sort_buffer_bytes;
   attempt_options.memory_limit_bytes = s.options.memory_limit_bytes;
   attempt_options.task_timeout_ms = s.options.task_timeout_ms;
+  attempt_options.attempts_per_runner = s.options.attempts_per_runner;
+  attempt_options.max_idle_runners = s.options.slots;
   s.runner = std::make_unique<AttemptProcess>(attempt_options);
   s.resources = std::make_unique<ResourceSampler>(s.options.work_dir);
   s.resources->Sample(SteadyMs());  // the baseline, so the first heartbeat has rates

@@ -26,6 +26,8 @@ struct WorkerOptions {
   int64_t task_timeout_ms = kDefaultTaskTimeoutMs;     // no progress this long kills an attempt
   int64_t memory_limit_bytes = 0;                      // address space per attempt; 0 = none
   std::string task_binary;  // the zmr-task executable; "" = next to this program
+  // Attempts one zmr-task runner process takes before it is replaced (1: one per attempt).
+  int attempts_per_runner = kDefaultAttemptsPerRunner;
   // A finished job's attempt logs stay this long after its cleanup (for `zmr logs`); 0: removed
   // with the rest of its data.
   int64_t log_retention_s = kDefaultLogRetentionS;

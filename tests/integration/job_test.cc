@@ -14,6 +14,7 @@
 #include <csignal>
 #include <functional>
 #include <limits>
+#include <map>
 #include <memory>
 #include <random>
 #include <sstream>
@@ -425,6 +426,85 @@ TEST_CASE("wordcount over a multi-file corpus on two workers equals an independe
   CHECK(TaskCount(*job, "reduces", "total") == 3);
   CHECK(TaskCount(*job, "reduces", "done") == 3);
   CheckJobOutput(output, 3, expected);
+}
+
+// The runner pids the worker's attempt logs of a job name ("started ... pid N" or "reusing ...
+// pid N"), with how many attempts each ran.
+std::map<long, int> RunnerPids(const fs::path& work_dir, const std::string& job_id) {
+  std::map<long, int> pids;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(work_dir / "jobs" / job_id / "logs", ec)) {
+    const std::string log = ReadFile(entry.path());
+    const size_t at = log.find(" pid ");
+    if (at == std::string::npos) continue;
+    ++pids[std::strtol(log.c_str() + at + 5, nullptr, 10)];
+  }
+  return pids;
+}
+
+TEST_CASE("a job of many tiny maps runs them on a few reused runner processes, which end with "
+          "their worker") {
+  TempDir tmp("runners");
+  std::string text;
+  for (int i = 0; i < 120; ++i) text += "w" + std::to_string(i % 17) + " tiny line\n";
+  WriteFile(tmp / "in.txt", text);
+  const std::string expected = ReferenceWordCount({tmp / "in.txt"});
+
+  SUBCASE("reused") {
+    Cluster cluster({.workers = 1, .slots = 2});
+    REQUIRE_MESSAGE(cluster.WaitForWorkers(1), cluster.Logs());
+    const fs::path output = tmp / "out";
+    const std::string job_id =
+        Submit(cluster, {"--app", "wordcount", "--input", (tmp / "in.txt").string(), "--output",
+                         output.string(), "--maps", "40", "--reduces", "2"});
+    if (!AwaitEnd(cluster, job_id)) return;
+    ClientResult wait = WaitJob(cluster, job_id);
+    INFO(wait.Describe() << "\n" << cluster.Logs());
+    REQUIRE(wait.exit_code == 0);
+    CheckJobOutput(output, 2, expected);
+
+    // 42 attempts on 2 slots: never more than 2 runners (an idle one always takes the next).
+    std::map<long, int> pids = RunnerPids(cluster.WorkDir(0), job_id);
+    int attempts = 0;
+    for (const auto& [pid, n] : pids) attempts += n;
+    CHECK(attempts == 42);
+    CHECK(pids.size() >= 1);
+    CHECK(pids.size() <= 2);
+
+    // They wait, idle, as children of the worker; its death (a hang-up on their stdin) ends them.
+    std::vector<ProcessInfo> idle;
+    for (const ProcessInfo& p : DescendantProcesses(cluster.worker(0).pid())) {
+      if (IsIdleRunner(p)) idle.push_back(p);
+    }
+    CHECK_MESSAGE(idle.size() == pids.size(),
+                  DescribeProcesses(DescendantProcesses(cluster.worker(0).pid())));
+    cluster.KillWorker(0);
+    for (const ProcessInfo& p : idle) {
+      CHECK_MESSAGE(WaitUntil([&] {
+                      const std::string stat = ReadFile("/proc/" + std::to_string(p.pid) + "/stat");
+                      const size_t paren = stat.rfind(')');
+                      return stat.empty() || (paren != std::string::npos &&
+                                              stat.compare(paren + 2, 1, "Z") == 0);
+                    }),
+                    "runner " << p.pid << " outlived its worker");
+    }
+  }
+  SUBCASE("one attempt per runner") {
+    Cluster cluster({.workers = 0, .slots = 2});
+    cluster.AddWorker(WorkerLaunch{.flags = {"--attempts-per-runner", "1"}});
+    REQUIRE_MESSAGE(cluster.WaitForWorkers(1), cluster.Logs());
+    const fs::path output = tmp / "out1";
+    const std::string job_id =
+        Submit(cluster, {"--app", "wordcount", "--input", (tmp / "in.txt").string(), "--output",
+                         output.string(), "--maps", "6", "--reduces", "1"});
+    if (!AwaitEnd(cluster, job_id)) return;
+    ClientResult wait = WaitJob(cluster, job_id);
+    INFO(wait.Describe() << "\n" << cluster.Logs());
+    REQUIRE(wait.exit_code == 0);
+    CheckJobOutput(output, 1, expected);
+    std::map<long, int> pids = RunnerPids(cluster.WorkDir(0), job_id);
+    CHECK(pids.size() == 7);
+  }
 }
 
 TEST_CASE("invertedindex over a multi-file corpus equals an independent index") {

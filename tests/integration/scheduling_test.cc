@@ -91,12 +91,14 @@ void CheckCompletedOutput(const fs::path& output, int reduces, const std::string
   CHECK_MESSAGE(actual == expected, FirstDifference(actual, expected));
 }
 
-// The descendant processes of every worker process still running, with the worker they belong to.
+// The descendant processes of every worker process still running, with the worker they belong to,
+// but for idle runners (which belong to no job).
 std::vector<ProcessInfo> WorkerDescendants(Cluster& cluster) {
   std::vector<ProcessInfo> all;
   for (int i = 0; i < cluster.worker_count(); ++i) {
     if (!cluster.worker(i).Running()) continue;
     for (ProcessInfo& p : DescendantProcesses(cluster.worker(i).pid())) {
+      if (IsIdleRunner(p)) continue;
       p.command = cluster.WorkerName(i) + ": " + p.command;
       all.push_back(std::move(p));
     }

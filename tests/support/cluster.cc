@@ -651,6 +651,12 @@ std::vector<ProcessInfo> DescendantProcesses(pid_t root) {
   return found;
 }
 
+bool IsIdleRunner(const ProcessInfo& p) {
+  const std::string suffix = "zmr-task idle";
+  return p.state != 'Z' && p.command.size() >= suffix.size() &&
+         p.command.compare(p.command.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
 std::string DescribeProcesses(const std::vector<ProcessInfo>& processes) {
   std::string text;
   for (const ProcessInfo& p : processes) {

@@ -225,6 +225,9 @@ struct ProcessInfo {
 // as /proc shows them now. Processes that re-parented away from `root` (to init or to another
 // subreaper) are not its descendants any more and are not listed.
 std::vector<ProcessInfo> DescendantProcesses(pid_t root);
+// Whether p is a worker's zmr-task runner waiting for its next attempt (its title is "idle"):
+// such a process belongs to no job.
+bool IsIdleRunner(const ProcessInfo& p);
 // One "pid ppid state command" line per process, for messages.
 std::string DescribeProcesses(const std::vector<ProcessInfo>& processes);
 

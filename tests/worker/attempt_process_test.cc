@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -173,8 +174,14 @@ struct Fixture {
 
   Outcome Run(const AssignMsg& task, const std::atomic<bool>& cancelled,
               const AttemptProcessOptions& with) {
-    Outcome out;
     AttemptProcess process(with);
+    return RunOn(process, task, cancelled);
+  }
+
+  // Runs the attempt on `process`, whose idle runners it may use and leaves behind.
+  Outcome RunOn(AttemptProcess& process, const AssignMsg& task,
+                const std::atomic<bool>& cancelled) {
+    Outcome out;
     AttemptCallbacks callbacks;
     std::mutex mu;
     callbacks.progress = [&](double progress, const std::string& status) {
@@ -190,6 +197,11 @@ struct Fixture {
   Outcome Run(const AssignMsg& task) {
     std::atomic<bool> cancelled{false};
     return Run(task, cancelled, options);
+  }
+
+  Outcome RunOn(AttemptProcess& process, const AssignMsg& task) {
+    std::atomic<bool> cancelled{false};
+    return RunOn(process, task, cancelled);
   }
 
   fs::path AttemptDir(const AssignMsg& task) const {
@@ -444,6 +456,183 @@ TEST_CASE("the memory limit bounds the task process and the commands it runs") {
   }
 }
 #endif
+
+// Whether a process with this pid exists (a zombie counts: it is not reaped yet).
+bool ProcessExists(pid_t pid) { return kill(pid, 0) == 0 || errno != ESRCH; }
+
+// The runner's argv[1] as /proc/PID/cmdline shows it (the title it rewrites in place).
+std::string RunnerTitle(pid_t pid) {
+  std::string cmdline = ReadBytes("/proc/" + std::to_string(pid) + "/cmdline");
+  std::size_t first = cmdline.find('\0');
+  if (first == std::string::npos) return "";
+  std::string title = cmdline.substr(first + 1);
+  title.resize(std::strlen(title.c_str()));
+  return title;
+}
+
+TEST_CASE("a runner whose attempt succeeded runs the next attempts, each with its own log") {
+  Fixture f;
+  AttemptProcess process(f.options);
+  AssignMsg first = f.StreamingMap("echo 'first attempt speaking' >&2; cat", "a\nb\n");
+  Outcome one = f.RunOn(process, first);
+  REQUIRE_MESSAGE(one.ok, one.error);
+  CHECK(process.IdleRunners() == 1);
+  CHECK(RunnerTitle(one.pid) == kIdleRunnerTitle);
+
+  AssignMsg second = f.StreamingMap("echo 'second attempt speaking' >&2; tr a-z A-Z", "c\nd\n");
+  second.task_id = "m-00001";
+  second.partition = 1;
+  Outcome two = f.RunOn(process, second);
+  REQUIRE_MESSAGE(two.ok, two.error);
+  CHECK(two.pid == one.pid);
+  REQUIRE(two.result.outputs.size() == 1);
+  CHECK(ReadBytes(two.result.outputs[0].location) == "C\nD\n");
+  CHECK(two.result.counters["peak_rss_kb"] > 0);
+  CHECK(two.result.counters.count("task_cpu_ms") == 1);
+
+  // A built-in app's attempt (another job) takes the same runner: it has no user code in it.
+  AssignMsg third = f.MapTask("x y x\n", 1, "wordcount");
+  third.job_id = "job_test_0002";
+  Outcome three = f.RunOn(process, third);
+  REQUIRE_MESSAGE(three.ok, three.error);
+  CHECK(three.pid == one.pid);
+  REQUIRE(three.result.outputs.size() == 1);
+  CHECK(ReadRun(three.result.outputs[0].location) ==
+        std::vector<std::pair<std::string, std::string>>{{"x", "2"}, {"y", "1"}});
+
+  const std::string log_one = ReadBytes(f.LogPath(first));
+  const std::string log_two = ReadBytes(f.LogPath(second));
+  CHECK(log_one.find("first attempt speaking") != std::string::npos);
+  CHECK(log_one.find("second attempt speaking") == std::string::npos);
+  CHECK(log_two.find("second attempt speaking") != std::string::npos);
+  CHECK(log_two.find("first attempt speaking") == std::string::npos);
+  CHECK(log_two.find("reusing") != std::string::npos);
+  CHECK_FALSE(fs::exists(f.AttemptDir(first)));
+  CHECK_FALSE(fs::exists(f.AttemptDir(second)));
+}
+
+TEST_CASE("a runner whose attempt failed or was cancelled is never given another attempt") {
+  Fixture f;
+  AttemptProcess process(f.options);
+  Outcome good = f.RunOn(process, f.StreamingMap("cat"));
+  REQUIRE_MESSAGE(good.ok, good.error);
+
+  SUBCASE("failed") {
+    AssignMsg bad = f.StreamingMap("cat >/dev/null; exit 3");
+    bad.task_id = "m-00001";
+    Outcome failed = f.RunOn(process, bad);
+    CHECK_FALSE(failed.ok);
+    CHECK(failed.pid == good.pid);  // it ran on the idle runner...
+    CHECK(NothingLeftOf(failed.pid));  // ...which is gone with it
+  }
+  SUBCASE("cancelled") {
+    AssignMsg slow = f.StreamingMap("touch started; sleep 1000; cat");
+    slow.task_id = "m-00001";
+    std::atomic<bool> cancelled{false};
+    Outcome out;
+    std::thread thread([&] { out = f.RunOn(process, slow, cancelled); });
+    const fs::path marker = f.AttemptDir(slow) / "started";
+    int64_t deadline = SteadyMs() + 10000;
+    while (!fs::exists(marker) && SteadyMs() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    cancelled.store(true);
+    thread.join();
+    CHECK(out.error == "cancelled");
+    CHECK(out.pid == good.pid);
+    CHECK(NothingLeftOf(out.pid));
+  }
+  CHECK(process.IdleRunners() == 0);
+  AssignMsg next = f.StreamingMap("cat");
+  next.task_id = "m-00002";
+  Outcome after = f.RunOn(process, next);
+  REQUIRE_MESSAGE(after.ok, after.error);
+  CHECK(after.pid != good.pid);
+}
+
+TEST_CASE("a runner that loaded a plugin serves only its job, and retires with it") {
+  Fixture f;
+  AttemptProcessOptions options = f.options;
+  options.max_idle_runners = 3;  // room for the three runners below
+  AttemptProcess process(options);
+  const std::string library = ReadBytes(ZMR_TEST_CRASH_PLUGIN);
+  REQUIRE_FALSE(library.empty());
+  FileRef ref = f.Ship("libzmrtestcrash.so", library, 0755);
+  auto plugin_task = [&](const std::string& job_id, const std::string& task_id) {
+    AssignMsg task = f.MapTask("alpha\nbeta\n", 1, "crash");
+    task.job_id = job_id;
+    task.task_id = task_id;
+    task.code.plugin = ref.sha256;
+    task.code.files = {ref};
+    return task;
+  };
+  Outcome a1 = f.RunOn(process, plugin_task("job_a", "m-00000"));
+  REQUIRE_MESSAGE(a1.ok, a1.error);
+  Outcome b1 = f.RunOn(process, plugin_task("job_b", "m-00000"));
+  REQUIRE_MESSAGE(b1.ok, b1.error);
+  CHECK(b1.pid != a1.pid);
+  Outcome builtin = f.RunOn(process, f.MapTask("gamma\n", 1, "wordcount"));
+  REQUIRE_MESSAGE(builtin.ok, builtin.error);
+  CHECK(builtin.pid != a1.pid);
+  CHECK(builtin.pid != b1.pid);
+  Outcome a2 = f.RunOn(process, plugin_task("job_a", "m-00001"));
+  REQUIRE_MESSAGE(a2.ok, a2.error);
+  CHECK(a2.pid == a1.pid);
+  REQUIRE(a2.result.outputs.size() == 1);
+  CHECK(ReadRun(a2.result.outputs[0].location) ==
+        std::vector<std::pair<std::string, std::string>>{{"alpha", "1"}, {"beta", "1"}});
+
+  process.RetireRunners("job_a");
+  CHECK_FALSE(ProcessExists(a1.pid));
+  CHECK(ProcessExists(b1.pid));
+  CHECK(ProcessExists(builtin.pid));
+}
+
+TEST_CASE("with one attempt per runner every attempt gets a fresh process") {
+  Fixture f;
+  AttemptProcessOptions options = f.options;
+  options.attempts_per_runner = 1;
+  AttemptProcess process(options);
+  Outcome one = f.RunOn(process, f.StreamingMap("cat"));
+  REQUIRE_MESSAGE(one.ok, one.error);
+  CHECK_FALSE(ProcessExists(one.pid));
+  AssignMsg second = f.StreamingMap("cat");
+  second.task_id = "m-00001";
+  Outcome two = f.RunOn(process, second);
+  REQUIRE_MESSAGE(two.ok, two.error);
+  CHECK(two.pid != one.pid);
+  CHECK(process.IdleRunners() == 0);
+}
+
+TEST_CASE("idle runners beyond the pool size are retired") {
+  Fixture f;
+  AttemptProcessOptions options = f.options;
+  options.max_idle_runners = 1;
+  AttemptProcess process(options);
+  // Two attempts at once need two runners; only one stays idle after them.
+  const fs::path gate = f.dir.path() / "gate";
+  AssignMsg a = f.StreamingMap("touch started; while [ ! -e " + gate.string() +
+                                " ]; do sleep 0.01; done; cat");
+  AssignMsg b = a;
+  b.task_id = "m-00001";
+  Outcome out_a, out_b;
+  std::thread ta([&] { out_a = f.RunOn(process, a); });
+  std::thread tb([&] { out_b = f.RunOn(process, b); });
+  // Open the gate once both run (or after twenty seconds, which the checks below then report).
+  int64_t deadline = SteadyMs() + 20000;
+  while (!(fs::exists(f.AttemptDir(a) / "started") && fs::exists(f.AttemptDir(b) / "started")) &&
+         SteadyMs() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  WriteBytes(gate, "");
+  ta.join();
+  tb.join();
+  REQUIRE_MESSAGE(out_a.ok, out_a.error);
+  REQUIRE_MESSAGE(out_b.ok, out_b.error);
+  CHECK(out_a.pid != out_b.pid);
+  CHECK(process.IdleRunners() == 1);
+  CHECK(ProcessExists(out_a.pid) != ProcessExists(out_b.pid));
+}
 
 TEST_CASE("the blob cache refuses bytes whose digest does not match their name") {
   TempDir dir;
