@@ -336,10 +336,19 @@ class ControlReader {
   std::size_t offset_ = 0;
 };
 
+// A runner's final progress (1.0) is held this long before it is passed on: an attempt that ends
+// within it reports its outcome instead, which spares a tiny task's worker, coordinator and event
+// stream one message each.
+constexpr int64_t kFinalProgressHoldMs = 20;
+
 // What the control frames said.
 struct ChildReport {
   bool done = false;
   bool failed = false;
+  // A progress of 1.0 not passed on yet (see kFinalProgressHoldMs): its status and deadline.
+  bool final_progress_held = false;
+  std::string final_status;
+  int64_t final_progress_due_ms = 0;
   std::vector<MapOutput> outputs;
   Counters counters;
   std::string error;
@@ -358,6 +367,14 @@ bool HandleFrame(const Value& frame, const std::string& type, const AttemptCallb
     }
     if (!(progress >= 0.0)) progress = 0.0;  // also NaN
     progress = std::min(progress, 1.0);
+    if (progress == 1.0) {
+      if (!report->final_progress_held) {
+        report->final_progress_due_ms = SteadyMs() + kFinalProgressHoldMs;
+      }
+      report->final_progress_held = true;
+      report->final_status = std::move(status);
+      return true;
+    }
     if (callbacks.progress) callbacks.progress(progress, status);
     return true;
   }
@@ -769,12 +786,18 @@ bool AttemptProcess::Run(const AssignMsg& task, const std::atomic<bool>& cancell
   }
   BecomeSubreaper();
 
-  // 1. Directories, log, shipped files.
+  // 1. Directories, log, shipped files. Only user code needs an attempt directory (shipped files,
+  // the working directory of streaming commands, a plugin's WorkDir); a built-in app's attempt
+  // gets none, which saves a tiny task two of its four file-system updates (its spills, if any,
+  // go to WORK_DIR/jobs/<job>/<task>.a<N>.spill, removed by the runner or the job's cleanup).
+  const bool user_code = !task.code.plugin.empty() || !task.code.mapper.empty() ||
+                         !task.code.combiner.empty() || !task.code.reducer.empty() ||
+                         !task.code.files.empty();
   const std::string attempt_dir = AttemptDirPath(options_.work_dir, ref);
   const std::string log_path = AttemptLogPath(options_.work_dir, ref);
   std::error_code ec;
   fs::remove_all(attempt_dir, ec);  // leftovers of a worker that was killed
-  fs::create_directories(attempt_dir, ec);
+  if (user_code) fs::create_directories(attempt_dir, ec);
   if (!ec) fs::create_directories(fs::path(log_path).parent_path(), ec);
   if (ec) {
     *error = "cannot create attempt dir " + attempt_dir + ": " + ec.message();
@@ -789,7 +812,7 @@ bool AttemptProcess::Run(const AssignMsg& task, const std::atomic<bool>& cancell
   }
   TaskRequest request;
   request.assign = task;
-  request.attempt_dir = attempt_dir;
+  request.attempt_dir = user_code ? attempt_dir : "";
   request.work_dir = options_.work_dir;
   request.sort_buffer_bytes = options_.sort_buffer_bytes;
   request.merge_fan_in = options_.merge_fan_in;
@@ -898,8 +921,13 @@ bool AttemptProcess::Run(const AssignMsg& task, const std::atomic<bool>& cancell
       stderr_index = nfds;
       fds[nfds++] = {child.stderr_r.get(), POLLIN, 0};
     }
+    if (report.final_progress_held && now >= report.final_progress_due_ms) {
+      report.final_progress_held = false;
+      if (callbacks.progress) callbacks.progress(1.0, report.final_status);
+    }
     int64_t timeout = control_eof ? 5 : kPollIntervalMs;
     timeout = std::min(timeout, progress_deadline - now);
+    if (report.final_progress_held) timeout = std::min(timeout, report.final_progress_due_ms - now);
     if (!kill_reason.empty() && !sigkill_sent) timeout = std::min(timeout, sigkill_at_ms - now);
     timeout = std::max<int64_t>(timeout, 0);
     int ready = poll(fds, static_cast<nfds_t>(nfds), static_cast<int>(timeout));

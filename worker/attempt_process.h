@@ -78,7 +78,8 @@ inline constexpr const char* kFailed = "failed";      // error str, bad_inputs [
 // msgpack map). EOF on stdin (the worker closed it, or died) ends the runner.
 struct TaskRequest {
   AssignMsg assign;
-  std::string attempt_dir;         // the attempt's working directory (shipped files are there)
+  std::string attempt_dir;         // the attempt's working directory (shipped files are there);
+                                   // "" for a built-in app's attempt, which needs none
   std::string work_dir;            // the worker's WORK_DIR (root of the LocalFileStore)
   int64_t sort_buffer_bytes = kDefaultSortBufferBytes;
   int64_t merge_fan_in = kDefaultMergeFanIn;
@@ -126,7 +127,9 @@ struct AttemptProcessOptions {
 };
 
 struct AttemptCallbacks {
-  // Each progress report of the child: fraction of input consumed (0..1) and its status text.
+  // Each progress report of the child: fraction of input consumed (0..1) and its status text. A
+  // report of 1.0 is passed on only if the attempt has not ended 20 ms later (its outcome implies
+  // it), so a tiny attempt costs no extra progress message.
   std::function<void(double progress, const std::string& status)> progress;
   // Called once the child runs, with its pid (which is also its process group id). For tests.
   std::function<void(pid_t pid)> started;
@@ -142,24 +145,26 @@ class AttemptProcess {
 
   // Runs one attempt in a zmr-task runner to completion on the calling thread.
   //
-  // Materialises WORK_DIR/jobs/<job>/attempts/<task>.a<N>/ with the job's shipped files (copied
-  // from the blob cache with their mode bits), takes an idle runner that may run it (see the top
-  // of this file) or spawns zmr-task in a new process group (only stdin, fd 1/2 and fd 3 open),
-  // sends it the request (it works in the attempt directory), and waits. Stops the attempt when `cancelled` becomes true
-  // (error "cancelled") or when no progress arrived for task_timeout_ms ("task timed out after N s
-  // without progress"): SIGTERM to the process group, SIGKILL kTerminateGraceMs later at the
-  // latest. Unless the attempt succeeded, its runner's process group is then SIGKILLed, so nothing it
-  // started outlives it, and Run returns only after the runner and every process left in its
-  // group are reaped; a successful runner goes back to the idle pool. The attempt directory is
+  // Materialises WORK_DIR/jobs/<job>/attempts/<task>.a<N>/ for an attempt running user code,
+  // with the job's shipped files (copied from the blob cache with their mode bits), takes an idle
+  // runner that may run it (see the top of this file) or spawns zmr-task in a new process group
+  // (only stdin, fd 1/2 and fd 3 open), sends it the request (it works in the attempt directory),
+  // and waits. Stops the attempt when `cancelled` becomes true (error "cancelled") or when no
+  // progress arrived for task_timeout_ms ("task timed out after N s without progress"): SIGTERM to
+  // the process group, SIGKILL kTerminateGraceMs later at the latest. Unless the attempt
+  // succeeded, its runner's process group is then SIGKILLed, so nothing it started outlives it,
+  // and Run returns only after the runner and every process left in its group are reaped; a
+  // successful runner goes back to the idle pool. The attempt directory (if any) is
   // removed either way; the log WORK_DIR/jobs/<job>/logs/<task>.a<N>.log stays (until the job's
   // cleanup).
   //
   // On success fills *result (outputs, counters plus task_cpu_ms and peak_rss_kb of the attempt,
-  // as the runner measured them) and returns true. Otherwise returns false with a one-line *error (the task's own error, or "task
-  // process killed by signal SIGSEGV" / "task process exited with status N", followed by
-  // " | stderr: " and the last stderr lines when the error does not include them) and
-  // result->bad_inputs from the task. The first call makes this process a child subreaper
-  // (PR_SET_CHILD_SUBREAPER), so descendants orphaned by a killed attempt are reaped here too.
+  // as the runner measured them) and returns true. Otherwise returns false with a one-line *error
+  // (the task's own error, or "task process killed by signal SIGSEGV" / "task process exited with
+  // status N", followed by " | stderr: " and the last stderr lines when the error does not include
+  // them) and result->bad_inputs from the task. The first call makes this process a child
+  // subreaper (PR_SET_CHILD_SUBREAPER), so descendants orphaned by a killed attempt are reaped
+  // here too.
   bool Run(const AssignMsg& task, const std::atomic<bool>& cancelled,
            const AttemptCallbacks& callbacks, TaskResult* result, std::string* error);
 

@@ -12,6 +12,7 @@
 #include <charconv>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <new>
@@ -148,10 +149,13 @@ class PackedValues {
   uint32_t count_ = 0;
 };
 
-// A zero-filled array of a trivially copyable T in memory of its own from mmap. Arrays of at least
-// kHugePage bytes are aligned to it and advised to use transparent huge pages: a hash table probed
-// at random then costs far fewer TLB misses (page walks are dear under a hypervisor) and its
-// first touch far fewer page faults. Pages are only resident once touched.
+// A zero-filled array of a trivially copyable T. Arrays of at least kHugePage bytes get memory of
+// their own from mmap, aligned to it and advised to use transparent huge pages: a hash table
+// probed at random then costs far fewer TLB misses (page walks are dear under a hypervisor) and
+// its first touch far fewer page faults; pages are only resident once touched. Smaller ones come
+// from the heap (cache-line aligned): a runner process runs attempt after attempt, and a tiny
+// attempt's table must not cost an mmap and an munmap (whose TLB shootdown reaches every CPU the
+// process's threads ran on).
 template <typename T>
 class PageArray {
   static_assert(std::is_trivially_copyable_v<T>);
@@ -163,7 +167,17 @@ class PageArray {
     if (n == 0) return;
     const std::size_t bytes = n * sizeof(T);
     const bool huge = bytes >= kHugePage;
-    map_bytes_ = huge ? bytes + kHugePage : bytes;
+    if (!huge) {
+      const std::size_t rounded = (bytes + kLine - 1) & ~(kLine - 1);
+      void* p = std::aligned_alloc(kLine, rounded);
+      if (p == nullptr) throw std::bad_alloc();
+      std::memset(p, 0, rounded);
+      heap_ = true;
+      map_ = static_cast<char*>(p);
+      data_ = reinterpret_cast<T*>(map_);
+      return;
+    }
+    map_bytes_ = bytes + kHugePage;
     void* p = ::mmap(nullptr, map_bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1,
                      0);
     if (p == MAP_FAILED) throw std::bad_alloc();
@@ -185,6 +199,7 @@ class PageArray {
       Free();
       map_ = std::exchange(other.map_, nullptr);
       map_bytes_ = std::exchange(other.map_bytes_, 0);
+      heap_ = std::exchange(other.heap_, false);
       data_ = std::exchange(other.data_, nullptr);
       size_ = std::exchange(other.size_, 0);
     }
@@ -203,15 +218,24 @@ class PageArray {
 
  private:
   static constexpr std::size_t kHugePage = 2 << 20;
+  static constexpr std::size_t kLine = 64;
   void Free() {
-    if (map_ != nullptr) ::munmap(map_, map_bytes_);
+    if (map_ != nullptr) {
+      if (heap_) {
+        std::free(map_);
+      } else {
+        ::munmap(map_, map_bytes_);
+      }
+    }
     map_ = nullptr;
     map_bytes_ = 0;
+    heap_ = false;
     data_ = nullptr;
     size_ = 0;
   }
-  char* map_ = nullptr;
+  char* map_ = nullptr;          // the mapping, or the heap block when heap_
   std::size_t map_bytes_ = 0;
+  bool heap_ = false;
   T* data_ = nullptr;
   std::size_t size_ = 0;
 };

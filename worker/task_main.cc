@@ -341,14 +341,15 @@ int RunTask(ControlChannel& channel, const TaskRequest& request, const AttemptUs
   return 0;
 }
 
-// Runs one request: the attempt's directory is the working directory while it runs. Returns the
-// exit code if this process must end (the attempt failed), or -1 to wait for the next request.
+// Runs one request: the attempt's directory (if it has one) is the working directory while it
+// runs. Returns the exit code if this process must end (the attempt failed), or -1 to wait for
+// the next request.
 int RunRequest(ControlChannel& channel, const TaskRequest& request) {
   const AssignMsg& task = request.assign;
   if (request.parent_pid != 0 && getppid() != static_cast<pid_t>(request.parent_pid)) {
     return Fail(channel, task, "the worker that started this task is gone");
   }
-  if (chdir(request.attempt_dir.c_str()) != 0) {
+  if (!request.attempt_dir.empty() && chdir(request.attempt_dir.c_str()) != 0) {
     return Fail(channel, task, "cannot enter the attempt dir " + request.attempt_dir + ": " +
                                    std::strerror(errno));
   }

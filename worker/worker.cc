@@ -7,11 +7,15 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <condition_variable>
 #include <cstring>
+#include <deque>
 #include <filesystem>
 #include <map>
+#include <mutex>
 #include <set>
 #include <thread>
+#include <vector>
 #include <zmq.hpp>
 #include <zmq_addon.hpp>
 
@@ -94,14 +98,14 @@ LogMsg ReadAttemptLog(const std::string& work_dir, const FetchLogMsg& fetch) {
   return log;
 }
 
-// One attempt running on its own thread.
+// One attempt, run by a thread of AttemptThreads.
 struct Attempt {
   AssignMsg task;
   std::atomic<bool> cancelled{false};
+  // Set by its thread after its last report; from then on the thread no longer touches it.
   std::atomic<bool> finished{false};
   bool abandoned = false;   // results are dropped (cancelled, or from before a re-registration)
   bool done_forwarded = false;  // its task_done went to the coordinator, which may commit it
-  std::thread thread;
 };
 
 std::string Hostname() {
@@ -119,12 +123,9 @@ void SendBody(zmq::socket_t& socket, const Value& body, bool may_drop) {
   }
 }
 
-// Body of an attempt's thread: runs the attempt in a zmr-task child and reports progress and the
-// outcome to the loop.
-void RunAttempt(zmq::context_t* context, AttemptProcess* runner, Attempt* attempt) {
-  zmq::socket_t push(*context, zmq::socket_type::push);
-  push.set(zmq::sockopt::linger, 0);
-  push.connect(kResultsEndpoint);
+// Runs an attempt in a zmr-task runner and reports progress and the outcome to the loop over
+// `push` (the calling thread's socket).
+void RunAttempt(zmq::socket_t& push, AttemptProcess* runner, Attempt* attempt) {
   const AssignMsg& task = attempt->task;
   AttemptRef ref{task.job_id, task.task_id, task.attempt};
   AttemptCallbacks callbacks;
@@ -159,6 +160,70 @@ void RunAttempt(zmq::context_t* context, AttemptProcess* runner, Attempt* attemp
   }
   attempt->finished.store(true);
 }
+
+// The threads that run attempts: one per attempt running at once, kept between attempts (so a
+// tiny task costs no thread start, and each thread connects its PUSH socket once). An attempt is
+// handed to an idle thread, or to a new one when none is idle (attempts being abandoned may still
+// be finishing while new ones start, so there can be more threads than slots).
+class AttemptThreads {
+ public:
+  AttemptThreads(zmq::context_t* context, AttemptProcess* runner)
+      : context_(context), runner_(runner) {}
+  // Joins every thread; their attempts must have been cancelled (they finish quickly then).
+  ~AttemptThreads() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    for (std::thread& t : threads_) t.join();
+  }
+  AttemptThreads(const AttemptThreads&) = delete;
+  AttemptThreads& operator=(const AttemptThreads&) = delete;
+
+  // Runs `attempt` on some thread. It must stay alive until its `finished` is set.
+  void Start(Attempt* attempt) {
+    bool spawn = false;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      queue_.push_back(attempt);
+      spawn = idle_ < static_cast<int>(queue_.size());
+    }
+    if (spawn) {
+      threads_.emplace_back([this] { Loop(); });
+    } else {
+      cv_.notify_one();
+    }
+  }
+
+ private:
+  void Loop() {
+    zmq::socket_t push(*context_, zmq::socket_type::push);
+    push.set(zmq::sockopt::linger, 0);
+    push.connect(kResultsEndpoint);
+    std::unique_lock<std::mutex> lock(mu_);
+    for (;;) {
+      ++idle_;
+      cv_.wait(lock, [this] { return stop_ || !queue_.empty(); });
+      --idle_;
+      if (queue_.empty()) return;  // stop_
+      Attempt* attempt = queue_.front();
+      queue_.pop_front();
+      lock.unlock();
+      RunAttempt(push, runner_, attempt);
+      lock.lock();
+    }
+  }
+
+  zmq::context_t* context_;
+  AttemptProcess* runner_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Attempt*> queue_;   // guarded by mu_
+  int idle_ = 0;                 // threads waiting for an attempt; guarded by mu_
+  bool stop_ = false;            // guarded by mu_
+  std::vector<std::thread> threads_;  // touched by the worker loop only
+};
 
 // The directory in which an attempt writes its uncommitted part file,
 // OUTPUT/_temporary/<task_id>.a<attempt> (the formula of worker/task_runner.cc), or "" when the
@@ -223,6 +288,8 @@ struct Worker::Impl {
   std::unique_ptr<AttemptProcess> runner;         // shared by attempt threads (thread-safe)
   std::unique_ptr<ResourceSampler> resources;     // load figures for heartbeats
   std::map<AttemptRef, std::unique_ptr<Attempt>> attempts;
+  // Declared after what its threads use (attempts, runner, context), so it is destroyed first.
+  std::unique_ptr<AttemptThreads> threads;
   std::set<std::string> cleanup_pending;         // jobs to remove once their attempts are gone
   bool registered = false;                        // got welcome for the current connection
   int64_t coordinator_heartbeat_ms = 0;
@@ -310,7 +377,7 @@ struct Worker::Impl {
     spdlog::info("job {} task {} attempt {} starting ({})", ref.job_id, ref.task_id, ref.attempt,
                  TaskKindName(raw->task.kind));
     attempts.emplace(ref, std::move(attempt));
-    raw->thread = std::thread(RunAttempt, &context, runner.get(), raw);
+    threads->Start(raw);
   }
 
   void HandleCoordinator(const zmq::message_t& frame, int64_t now) {
@@ -485,7 +552,6 @@ struct Worker::Impl {
     }
     for (const AttemptRef& ref : finished) {
       auto it = attempts.find(ref);
-      it->second->thread.join();
       if (!it->second->done_forwarded) RemoveUncommittedOutput(it->second->task);
       attempts.erase(it);
     }
@@ -525,9 +591,7 @@ Worker::Worker() : impl_(std::make_unique<Impl>()) {}
 Worker::~Worker() {
   if (impl_) {
     impl_->AbandonAttempts();
-    for (auto& [ref, a] : impl_->attempts) {
-      if (a->thread.joinable()) a->thread.join();
-    }
+    impl_->threads.reset();  // joins the attempt threads
   }
 }
 
@@ -566,6 +630,7 @@ std::unique_ptr<Worker> Worker::Create(const WorkerOptions& options, std::string
   attempt_options.attempts_per_runner = s.options.attempts_per_runner;
   attempt_options.max_idle_runners = s.options.slots;
   s.runner = std::make_unique<AttemptProcess>(attempt_options);
+  s.threads = std::make_unique<AttemptThreads>(&s.context, s.runner.get());
   s.resources = std::make_unique<ResourceSampler>(s.options.work_dir);
   s.resources->Sample(SteadyMs());  // the baseline, so the first heartbeat has rates
   const std::string& task_binary = s.runner->options().task_binary;
