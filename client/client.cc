@@ -1342,7 +1342,9 @@ class Session {
     std::string last_state;
     auto last_plain = Clock::now();
     // The job's state changes and failures wake the loop at once (a short job ends long before
-    // the next poll); the poll every kWaitPollMs stays, so a dropped event only costs time.
+    // the next poll); the poll stays, so a dropped event only costs time, and it starts fast
+    // (kWaitFirstPollMs, doubling up to kWaitPollMs) for a job that ends before the subscription
+    // is in place.
     std::optional<zmq::socket_t> wake;
     if (!events_endpoint_.empty()) {
       try {
@@ -1356,6 +1358,7 @@ class Session {
         wake.reset();
       }
     }
+    int poll_ms = kWaitFirstPollMs;
     for (;;) {
       Value job;
       // On an error the block stays on screen and the message goes below it.
@@ -1383,9 +1386,8 @@ class Session {
         }
       }
       last_state = state;
-      if (!SleepUntilWoken(wake ? &*wake : nullptr, milliseconds(kWaitPollMs))) {
-        return Interrupted();
-      }
+      if (!SleepUntilWoken(wake ? &*wake : nullptr, milliseconds(poll_ms))) return Interrupted();
+      poll_ms = std::min(poll_ms * 2, kWaitPollMs);
     }
   }
 

@@ -28,6 +28,10 @@ inline constexpr int kWaitPollMs = 250;
 // `wait` also wakes up on the job's job_state and task_failed events, but asks for status at most
 // this often.
 inline constexpr int kWaitMinPollMs = 10;
+// `wait` asks for status this soon after its first look, then twice as late each time up to
+// kWaitPollMs: a job of a few milliseconds is seen to end within about as long again, even when its
+// job_state event was published before the client's subscription reached the coordinator.
+inline constexpr int kWaitFirstPollMs = 4;
 // `watch JOB` also asks for status this often, so a dropped (or not yet subscribed) job_state
 // event cannot make it hang.
 inline constexpr int kWatchStatusPollMs = 1000;
@@ -150,8 +154,9 @@ Value FinalStateEvent(const Value& job);
 // Runs one parsed invocation, writing results to `out` and diagnostics to `err`, and returns the
 // process exit code. Help and version are handled too. Blocks until done; SIGINT/SIGTERM caught
 // by InstallSignalHandlers() end waiting and watching (the job keeps running).
-// `wait` and `submit --wait` poll the job's status every kWaitPollMs, and at once (at most every
-// kWaitMinPollMs) when its job_state or task_failed event arrives. With options.stdout_is_tty
+// `wait` and `submit --wait` poll the job's status kWaitFirstPollMs, 2x, 4x ... that after the
+// first look, then every kWaitPollMs, and at once (at most every kWaitMinPollMs) when its
+// job_state or task_failed event arrives. With options.stdout_is_tty
 // (and neither --no-progress nor --json) they draw the ProgressTracker block on `out` and redraw it
 // in place (the cursor moves up over it and clears to the end of the screen; each line fits the
 // width TIOCGWINSZ reports for stdout), with each failed attempt as a permanent line above it, and
