@@ -751,17 +751,19 @@ std::unique_ptr<RunWriter> LocalFileStore::CreatePartition(const std::string& jo
     *error = "invalid partition " + std::to_string(partition);
     return nullptr;
   }
-  std::filesystem::path dir = std::filesystem::path(work_dir_) / "jobs" / job_id /
-                              (task_id + ".a" + std::to_string(attempt));
+  // One directory per job (not per attempt): a tiny map then creates one file, not a directory
+  // and a file.
+  std::filesystem::path dir = std::filesystem::path(work_dir_) / "jobs" / job_id;
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   if (ec) {
     *error = "cannot create directory " + dir.string() + ": " + ec.message();
     return nullptr;
   }
-  char name[32];
-  std::snprintf(name, sizeof(name), "part-%05lld.run", static_cast<long long>(partition));
-  std::string path = (dir / name).string();
+  char suffix[48];
+  std::snprintf(suffix, sizeof(suffix), ".a%lld.p%05lld.run", static_cast<long long>(attempt),
+                static_cast<long long>(partition));
+  std::string path = (dir / (task_id + suffix)).string();
   auto writer = RunWriter::Create(path, error);
   if (writer) *location = path;
   return writer;

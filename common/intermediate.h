@@ -122,7 +122,7 @@ class ShuffleStore {
   virtual void RemoveJob(const std::string& job_id) = 0;
 };
 
-// Intermediate files under a work dir: WORK_DIR/jobs/<job_id>/<task_id>.a<attempt>/part-NNNNN.run
+// Intermediate files under a work dir: WORK_DIR/jobs/<job_id>/<task_id>.a<attempt>.pNNNNN.run
 // Locations are absolute file paths, readable by any worker on the same machine or shared mount.
 class LocalFileStore : public ShuffleStore {
  public:

@@ -371,14 +371,13 @@ bool RunMapInput(const AssignMsg& task, const TaskContext& ctx, App* app, Output
   return !AppFailed(app, error);
 }
 
-// Removes the runs a failed map attempt already finished, and then their directory if empty.
-// Only the local store's locations are known to be paths; other stores keep what they have until
-// the job's cleanup.
+// Removes the runs a failed map attempt already finished (their directory is the job's, shared
+// with other attempts, so it stays). Only the local store's locations are known to be paths; other
+// stores keep what they have until the job's cleanup.
 void RemoveFinishedRuns(ShuffleStore* store, const std::vector<MapOutput>& outputs) {
   if (dynamic_cast<LocalFileStore*>(store) == nullptr) return;
   std::error_code ec;
   for (const MapOutput& out : outputs) fs::remove(out.location, ec);
-  if (!outputs.empty()) fs::remove(fs::path(outputs.front().location).parent_path(), ec);
 }
 
 // The runs a map attempt has finished so far; removed again unless handed to the result.

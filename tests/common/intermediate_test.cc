@@ -393,7 +393,7 @@ TEST_CASE("the local file store lays out runs per job, task and attempt") {
   std::string location, error;
   auto writer = store.CreatePartition("job_1", "m-00002", 3, 7, &location, &error);
   REQUIRE_MESSAGE(writer != nullptr, error);
-  CHECK(location == (dir.path() / "jobs/job_1/m-00002.a3/part-00007.run").string());
+  CHECK(location == (dir.path() / "jobs/job_1/m-00002.a3.p00007.run").string());
   CHECK(writer->Add("k", "v", &error));
   CHECK(writer->Finish(&error));
 
