@@ -8,8 +8,8 @@
 #   --only       run only these benchmarks: wordcount sort overhead latency recovery scale memory
 #   --repeats N  repeats of the timed runs (default 3; 2 with --quick)
 #   --keep       keep the run directory (logs, outputs) instead of deleting it
-#   --profile    instead of the benchmarks: one wordcount with the workers under `perf record -g`,
-#                then the top functions of zmr-task and zmr-worker
+#   --profile    instead of the benchmarks: one wordcount (with --only sort: one sort) with the
+#                workers under `perf record -g`, then the top functions of zmr-task and zmr-worker
 #
 # Environment: ZMR_BUILD_DIR (a Release build to use as is; default: build into build-bench/),
 # ZMR_BENCH_CACHE (compiled tools and generated inputs; default bench/.cache), TMPDIR (the run
@@ -804,11 +804,21 @@ bench_memory() {
 # ---------------------------------------------------------------------------------------------
 # --profile: one wordcount with both workers (and so their zmr-task children) under perf record.
 
-profile_wordcount() {
-  local bytes files
-  if [ $QUICK -eq 1 ]; then bytes=$((16 * MiB)) files=4; else bytes=$((256 * MiB)) files=8; fi
-  local data dir=$RUN_DIR/profile
-  data=$(text_data "$bytes" "$files" 100000 1.0 1)
+# profile_job: one wordcount (or, with --only sort, one sort) with both workers under perf record.
+profile_job() {
+  local bytes files data job_args what
+  if [ "$ONLY" = sort ]; then
+    if [ $QUICK -eq 1 ]; then bytes=$((32 * MiB)); else bytes=$((512 * MiB)); fi
+    data=$(record_data $((bytes / 100)))
+    job_args=(--app sort --input "$data" --maps $(( (bytes + 32 * MiB - 1) / (32 * MiB) )))
+    what="sort"
+  else
+    if [ $QUICK -eq 1 ]; then bytes=$((16 * MiB)) files=4; else bytes=$((256 * MiB)) files=8; fi
+    data=$(text_data "$bytes" "$files" 100000 1.0 1)
+    job_args=(--app wordcount --input "$data" --maps "$files")
+    what="wordcount"
+  fi
+  local dir=$RUN_DIR/profile
   mkdir -p "$dir"
   command -v perf >/dev/null || die "perf is missing (apt-get install linux-perf)"
   start_coordinator "$dir/cluster" 1000
@@ -819,10 +829,11 @@ profile_wordcount() {
   done
   WORKER_WRAP=()
   wait_workers 2
-  log "== profile: wordcount $(human_bytes "$bytes") with the workers under perf record"
-  zmr_job "$dir/zmr.log" --app wordcount --input "$data" --output "$dir/out" --maps "$files" \
-    --reduces 2 || die "the profiled job failed: $(tail -3 "$dir/zmr.log")"
+  log "== profile: $what $(human_bytes "$bytes") with the workers under perf record"
+  zmr_job "$dir/zmr.log" "${job_args[@]}" --output "$dir/out" --reduces 2 ||
+    die "the profiled job failed: $(tail -3 "$dir/zmr.log")"
   log "profiled job: ${JOB_S}s"
+  zmrc tasks "$JOB_ID" >&2 || true
   # Stop the workers (the children of perf), then perf writes its data and exits.
   local perf_pid worker_pid
   for i in 1 2; do
@@ -850,7 +861,7 @@ main() {
   local t0
   t0=$(now_us)
   if [ $PROFILE -eq 1 ]; then
-    profile_wordcount
+    profile_job
     return 0
   fi
   local name
