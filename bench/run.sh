@@ -376,6 +376,29 @@ job_field() {  # job_field JOB PYTHON_EXPR_ON_j
 # normalise_parts DIR OUT: every part file of a zmr output, as one bytewise-sorted list.
 normalise_parts() { cat "$1"/part-* | sort >"$2"; }
 
+# zmr_repeats NAME DIR KEEP JOB_ARGS...: REPEATS timed jobs `zmr submit JOB_ARGS --output
+# DIR/zmr-out-R` on the running cluster, each output removed after its run and the first one
+# passed to `KEEP OUTPUT DIR` before. Sets ZMR_TIMES; returns 1 after fail when a job failed.
+ZMR_TIMES=()
+zmr_repeats() {
+  local name=$1 dir=$2 keep=$3
+  shift 3
+  ZMR_TIMES=()
+  local r out
+  for r in $(seq "$REPEATS"); do
+    out=$dir/zmr-out-$r
+    if ! zmr_job "$dir/zmr-$r.log" "$@" --output "$out"; then
+      fail "$name: zmr job failed: $(tail -3 "$dir/zmr-$r.log")"
+      return 1
+    fi
+    [ -f "$out/_SUCCESS" ] || fail "$name: no _SUCCESS in $out"
+    ZMR_TIMES+=("$JOB_S")
+    log "zmr run $r: ${JOB_S}s"
+    if [ "$r" -eq 1 ]; then "$keep" "$out" "$dir"; fi
+    rm -rf "$out"
+  done
+}
+
 # same FILE_A FILE_B WHAT: a check that two normalised outputs are equal.
 same() {
   if cmp -s "$1" "$2"; then
@@ -404,6 +427,8 @@ peer_pipeline() {
   cat "${WC_INPUTS[@]}" | tr -s ' ' '\n' | sort | uniq -c >"$1"
 }
 
+keep_wordcount_output() { normalise_parts "$1" "$2/zmr.txt"; }
+
 bench_wordcount() {
   local bytes files
   if [ $QUICK -eq 1 ]; then bytes=$((16 * MiB)) files=4; else bytes=$((256 * MiB)) files=8; fi
@@ -416,22 +441,13 @@ bench_wordcount() {
   log "== $name: $files files, Zipf(1.0) over 100,000 words, $REPEATS runs each"
 
   start_cluster "$dir/cluster" 2 1000
-  local zmr_times=() r out
-  for r in $(seq "$REPEATS"); do
-    out=$dir/zmr-out-$r
-    if ! zmr_job "$dir/zmr-$r.log" --app wordcount --input "$data" --output "$out" \
-        --maps "$files" --reduces 2; then
-      fail "$name: zmr job failed: $(tail -3 "$dir/zmr-$r.log")"; stop_cluster; return
-    fi
-    [ -f "$out/_SUCCESS" ] || fail "$name: no _SUCCESS in $out"
-    zmr_times+=("$JOB_S")
-    log "zmr run $r: ${JOB_S}s"
-    if [ "$r" -eq 1 ]; then normalise_parts "$out" "$dir/zmr.txt"; fi
-    rm -rf "$out"
-  done
+  if ! zmr_repeats "$name" "$dir" keep_wordcount_output --app wordcount --input "$data" \
+      --maps "$files" --reduces 2; then
+    stop_cluster; return
+  fi
   stop_cluster
-  local zmr_med
-  zmr_med=$(median "${zmr_times[@]}")
+  local zmr_med r
+  zmr_med=$(median "${ZMR_TIMES[@]}")
   local mibps
   mibps=$(div "$((bytes / MiB))" "$zmr_med" "%.1f")
   record "$name" "zmr throughput MiB/s" "$mibps"
@@ -473,6 +489,12 @@ bench_wordcount() {
 # holds its index (32 hex digits, increasing through the file), so equal keys are ordered by input
 # position either way.
 
+# The sort's output as it is: part-00000 then part-00001.
+keep_sort_output() {
+  log "part sizes: $(stat -c %s "$1"/part-* | tr '\n' ' ')"
+  cat "$1"/part-00000 "$1"/part-00001 >"$2/zmr.txt"
+}
+
 bench_sort() {
   local bytes
   if [ $QUICK -eq 1 ]; then bytes=$((32 * MiB)); else bytes=$((512 * MiB)); fi
@@ -487,22 +509,13 @@ bench_sort() {
   log "== $name: $records records, $maps maps, 2 reduces, $REPEATS runs each"
 
   start_cluster "$dir/cluster" 2 1000
-  local zmr_times=() r out
-  for r in $(seq "$REPEATS"); do
-    out=$dir/zmr-out-$r
-    if ! zmr_job "$dir/zmr-$r.log" --app sort --input "$input" --output "$out" \
-        --maps "$maps" --reduces 2; then
-      fail "$name: zmr job failed: $(tail -3 "$dir/zmr-$r.log")"; stop_cluster; return
-    fi
-    [ -f "$out/_SUCCESS" ] || fail "$name: no _SUCCESS in $out"
-    zmr_times+=("$JOB_S")
-    log "zmr run $r: ${JOB_S}s (part sizes: $(stat -c %s "$out"/part-* | tr '\n' ' '))"
-    if [ "$r" -eq 1 ]; then cat "$out"/part-00000 "$out"/part-00001 >"$dir/zmr.txt"; fi
-    rm -rf "$out"
-  done
+  if ! zmr_repeats "$name" "$dir" keep_sort_output --app sort --input "$input" --maps "$maps" \
+      --reduces 2; then
+    stop_cluster; return
+  fi
   stop_cluster
-  local zmr_med
-  zmr_med=$(median "${zmr_times[@]}")
+  local zmr_med r
+  zmr_med=$(median "${ZMR_TIMES[@]}")
   record "$name" "zmr throughput MiB/s" "$(div "$((bytes / MiB))" "$zmr_med" "%.1f")"
 
   local times=()

@@ -1,13 +1,10 @@
-// Sampling for the sort app. One pread per sampled range (at most region_read_bytes + 1), so a
+// Sampling for the sort app. One read per sampled range (at most region_read_bytes + 1), so a
 // 512 MiB input costs 100 small reads, not a scan.
 #include "common/sort_sampler.h"
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <cerrno>
-#include <cstring>
+#include <fstream>
 #include <system_error>
 #include <utility>
 
@@ -17,44 +14,25 @@ namespace zmr {
 
 namespace {
 
-// Reads up to size bytes at offset (fewer only at the end of the file). -1 with errno on failure.
-ssize_t PreadFull(int fd, char* data, std::size_t size, off_t offset) {
-  std::size_t done = 0;
-  while (done < size) {
-    ssize_t n = ::pread(fd, data + done, size - done, offset + static_cast<off_t>(done));
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return -1;
-    }
-    if (n == 0) break;
-    done += static_cast<std::size_t>(n);
-  }
-  return static_cast<ssize_t>(done);
-}
-
 // Keys of the lines of `file` starting in [begin, end) (file offsets), from the front, within
 // the limits of `options`.
 bool SampleRange(const InputFile& file, int64_t begin, int64_t end, std::size_t key_bytes,
                  const SampleOptions& options, std::vector<std::string>* keys,
                  std::string* error) {
-  const int fd = ::open(file.path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    *error = "cannot sample " + file.path + ": " + std::generic_category().message(errno);
-    return false;
-  }
+  std::ifstream in(file.path, std::ios::binary);
   // One byte before the range says whether a line starts at its first byte.
   const int64_t read_from = begin > 0 ? begin - 1 : 0;
   const std::size_t want = static_cast<std::size_t>(
       std::min<int64_t>(static_cast<int64_t>(options.region_read_bytes) + 1,
                         file.size - read_from));
   std::string buffer(want, '\0');
-  const ssize_t got = PreadFull(fd, buffer.data(), want, static_cast<off_t>(read_from));
-  const int read_errno = errno;
-  ::close(fd);
-  if (got < 0) {
-    *error = "cannot sample " + file.path + ": " + std::generic_category().message(read_errno);
+  if (in) in.seekg(read_from);
+  if (in) in.read(buffer.data(), static_cast<std::streamsize>(want));
+  if (!in && !in.eof()) {
+    *error = "cannot sample " + file.path + ": " + std::generic_category().message(errno);
     return false;
   }
+  const int64_t got = in.gcount();
   buffer.resize(static_cast<std::size_t>(got));
   // The buffer ends the file when it reached its (measured) end.
   const bool at_eof = read_from + got >= file.size;
