@@ -145,6 +145,7 @@ TEST_CASE("sort handles an empty input, one record, all-equal keys and more redu
   };
   for (const Case& c : cases) {
     const fs::path in = tmp / ("in-" + c.name) / "input.txt";
+    fs::create_directories(in.parent_path());
     WriteFile(in, c.input);
     const std::string expected = ReferenceSort(tmp, {in}, 10);
     const fs::path out = tmp / ("out-" + c.name);
