@@ -96,7 +96,7 @@ std::vector<fs::path> WriteRecords(const fs::path& dir, int files, int lines_per
 
 TEST_CASE("sort jobs over several files with duplicate keys equal a stable sort, for R=1 and R=3") {
   TempDir tmp("sort-e2e");
-  std::vector<fs::path> files = WriteRecords(tmp / "in", 3, 20000, 5);  // about 2 MiB
+  std::vector<fs::path> files = WriteRecords(tmp / "in", 3, 30000, 5);  // about 2.5 MiB
   const std::string expected = ReferenceSort(tmp, files, 10);
   // Workers with a 1 MiB sort buffer: each map (a third of the input) spills and merges, so
   // stability is checked through spills as well as across maps, files and partitions.
