@@ -1,4 +1,4 @@
-// The built-in apps (wordcount, grep, invertedindex), written against the public plugin API
+// The built-in apps (wordcount, grep, invertedindex, sort), written against the public plugin API
 // (common/zmr/api.h) exactly like a user's plugin. Each source compiles twice: into the static
 // library zmr_builtin_apps, which common/apps.cc serves through MakeApp (via the api adapter), and,
 // with ZMR_PLUGIN_BUILD defined, into a shared-library plugin libzmr_<app>.so that exports
@@ -18,6 +18,7 @@ namespace zmr::apps {
 const api::PluginInfo& WordCountPluginInfo();
 const api::PluginInfo& GrepPluginInfo();
 const api::PluginInfo& InvertedIndexPluginInfo();
+const api::PluginInfo& SortPluginInfo();
 
 // Empty when grep can run with this `pattern` parameter (nullptr: absent), else the one-line
 // error that MakeApp reports and the grep mapper's Setup throws.

@@ -8,8 +8,8 @@
 #   --only       run only these benchmarks: wordcount sort overhead latency recovery scale memory
 #   --repeats N  repeats of the timed runs (default 3; 2 with --quick)
 #   --keep       keep the run directory (logs, outputs) instead of deleting it
-#   --profile    instead of the benchmarks: one wordcount with the workers under `perf record -g`,
-#                then the top functions of zmr-task and zmr-worker
+#   --profile    instead of the benchmarks: one wordcount (with --only sort: one sort) with the
+#                workers under `perf record -g`, then the top functions of zmr-task and zmr-worker
 #
 # Environment: ZMR_BUILD_DIR (a Release build to use as is; default: build into build-bench/),
 # ZMR_BENCH_CACHE (compiled tools and generated inputs; default bench/.cache), TMPDIR (the run
@@ -376,6 +376,29 @@ job_field() {  # job_field JOB PYTHON_EXPR_ON_j
 # normalise_parts DIR OUT: every part file of a zmr output, as one bytewise-sorted list.
 normalise_parts() { cat "$1"/part-* | sort >"$2"; }
 
+# zmr_repeats NAME DIR KEEP JOB_ARGS...: REPEATS timed jobs `zmr submit JOB_ARGS --output
+# DIR/zmr-out-R` on the running cluster, each output removed after its run and the first one
+# passed to `KEEP OUTPUT DIR` before. Sets ZMR_TIMES; returns 1 after fail when a job failed.
+ZMR_TIMES=()
+zmr_repeats() {
+  local name=$1 dir=$2 keep=$3
+  shift 3
+  ZMR_TIMES=()
+  local r out
+  for r in $(seq "$REPEATS"); do
+    out=$dir/zmr-out-$r
+    if ! zmr_job "$dir/zmr-$r.log" "$@" --output "$out"; then
+      fail "$name: zmr job failed: $(tail -3 "$dir/zmr-$r.log")"
+      return 1
+    fi
+    [ -f "$out/_SUCCESS" ] || fail "$name: no _SUCCESS in $out"
+    ZMR_TIMES+=("$JOB_S")
+    log "zmr run $r: ${JOB_S}s"
+    if [ "$r" -eq 1 ]; then "$keep" "$out" "$dir"; fi
+    rm -rf "$out"
+  done
+}
+
 # same FILE_A FILE_B WHAT: a check that two normalised outputs are equal.
 same() {
   if cmp -s "$1" "$2"; then
@@ -404,6 +427,8 @@ peer_pipeline() {
   cat "${WC_INPUTS[@]}" | tr -s ' ' '\n' | sort | uniq -c >"$1"
 }
 
+keep_wordcount_output() { normalise_parts "$1" "$2/zmr.txt"; }
+
 bench_wordcount() {
   local bytes files
   if [ $QUICK -eq 1 ]; then bytes=$((16 * MiB)) files=4; else bytes=$((256 * MiB)) files=8; fi
@@ -416,22 +441,13 @@ bench_wordcount() {
   log "== $name: $files files, Zipf(1.0) over 100,000 words, $REPEATS runs each"
 
   start_cluster "$dir/cluster" 2 1000
-  local zmr_times=() r out
-  for r in $(seq "$REPEATS"); do
-    out=$dir/zmr-out-$r
-    if ! zmr_job "$dir/zmr-$r.log" --app wordcount --input "$data" --output "$out" \
-        --maps "$files" --reduces 2; then
-      fail "$name: zmr job failed: $(tail -3 "$dir/zmr-$r.log")"; stop_cluster; return
-    fi
-    [ -f "$out/_SUCCESS" ] || fail "$name: no _SUCCESS in $out"
-    zmr_times+=("$JOB_S")
-    log "zmr run $r: ${JOB_S}s"
-    if [ "$r" -eq 1 ]; then normalise_parts "$out" "$dir/zmr.txt"; fi
-    rm -rf "$out"
-  done
+  if ! zmr_repeats "$name" "$dir" keep_wordcount_output --app wordcount --input "$data" \
+      --maps "$files" --reduces 2; then
+    stop_cluster; return
+  fi
   stop_cluster
-  local zmr_med
-  zmr_med=$(median "${zmr_times[@]}")
+  local zmr_med r
+  zmr_med=$(median "${ZMR_TIMES[@]}")
   local mibps
   mibps=$(div "$((bytes / MiB))" "$zmr_med" "%.1f")
   record "$name" "zmr throughput MiB/s" "$mibps"
@@ -465,30 +481,50 @@ bench_wordcount() {
 }
 
 # ---------------------------------------------------------------------------------------------
-# 2. sort: 100-byte records with 10-character random keys. zmr has no sort app yet; the GNU sort
-# row is ready for it. The check: sort's output is ordered and has every input byte.
+# 2. sort: 100-byte records with 10-character random keys (bench/gen_records.cc), one file. zmr's
+# built-in sort app (2 workers x 1 slot, --reduces 2, split points sampled by `zmr submit`), end to
+# end from submit to _SUCCESS, against GNU sort -S 128M --parallel=2 on the same file. The check:
+# cat part-00000 part-00001 equals GNU sort's output byte for byte. GNU sort orders whole lines and
+# zmr stable by key; on these records both are the same order, because after the key each record
+# holds its index (32 hex digits, increasing through the file), so equal keys are ordered by input
+# position either way.
+
+# The sort's output as it is: part-00000 then part-00001.
+keep_sort_output() {
+  log "part sizes: $(stat -c %s "$1"/part-* | tr '\n' ' ')"
+  cat "$1"/part-00000 "$1"/part-00001 >"$2/zmr.txt"
+}
 
 bench_sort() {
   local bytes
   if [ $QUICK -eq 1 ]; then bytes=$((32 * MiB)); else bytes=$((512 * MiB)); fi
   local records=$((bytes / 100))
-  local input dir=$RUN_DIR/sort name
+  local input dir=$RUN_DIR/sort name maps
   input=$(record_data "$records")
   name="sort $(human_bytes "$bytes")"
   mkdir -p "$dir"
-  log "== $name: $records records, $REPEATS runs"
-  local times=() r
+  # One map per 32 MiB: a map's records and their index fit the default 64 MiB sort buffer, so
+  # maps sort in memory and write their runs once (no spill and merge).
+  maps=$(( (bytes + 32 * MiB - 1) / (32 * MiB) ))
+  log "== $name: $records records, $maps maps, 2 reduces, $REPEATS runs each"
+
+  start_cluster "$dir/cluster" 2 1000
+  if ! zmr_repeats "$name" "$dir" keep_sort_output --app sort --input "$input" --maps "$maps" \
+      --reduces 2; then
+    stop_cluster; return
+  fi
+  stop_cluster
+  local zmr_med r
+  zmr_med=$(median "${ZMR_TIMES[@]}")
+  record "$name" "zmr throughput MiB/s" "$(div "$((bytes / MiB))" "$zmr_med" "%.1f")"
+
+  local times=()
   for r in $(seq "$REPEATS"); do
     time_run times sort -S 128M --parallel=2 -T "$dir" -o "$dir/sorted.txt" "$input"
   done
-  if sort -c "$dir/sorted.txt" && [ "$(stat -c %s "$dir/sorted.txt")" = "$(stat -c %s "$input")" ]; then
-    log "check: GNU sort output ordered, $(stat -c %s "$input") bytes"
-  else
-    fail "$name: GNU sort output not ordered or not the input's size"
-  fi
-  rm -f "$dir/sorted.txt"
-  record "$name" "median s" "n/a (no sort app yet)" "GNU sort -S 128M --parallel=2" \
-    "$(median "${times[@]}")"
+  same "$dir/sorted.txt" "$dir/zmr.txt" "GNU sort"
+  rm -f "$dir/sorted.txt" "$dir/zmr.txt"
+  record "$name" "median s" "$zmr_med" "GNU sort -S 128M --parallel=2" "$(median "${times[@]}")"
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -781,11 +817,21 @@ bench_memory() {
 # ---------------------------------------------------------------------------------------------
 # --profile: one wordcount with both workers (and so their zmr-task children) under perf record.
 
-profile_wordcount() {
-  local bytes files
-  if [ $QUICK -eq 1 ]; then bytes=$((16 * MiB)) files=4; else bytes=$((256 * MiB)) files=8; fi
-  local data dir=$RUN_DIR/profile
-  data=$(text_data "$bytes" "$files" 100000 1.0 1)
+# profile_job: one wordcount (or, with --only sort, one sort) with both workers under perf record.
+profile_job() {
+  local bytes files data job_args what
+  if [ "$ONLY" = sort ]; then
+    if [ $QUICK -eq 1 ]; then bytes=$((32 * MiB)); else bytes=$((512 * MiB)); fi
+    data=$(record_data $((bytes / 100)))
+    job_args=(--app sort --input "$data" --maps $(( (bytes + 32 * MiB - 1) / (32 * MiB) )))
+    what="sort"
+  else
+    if [ $QUICK -eq 1 ]; then bytes=$((16 * MiB)) files=4; else bytes=$((256 * MiB)) files=8; fi
+    data=$(text_data "$bytes" "$files" 100000 1.0 1)
+    job_args=(--app wordcount --input "$data" --maps "$files")
+    what="wordcount"
+  fi
+  local dir=$RUN_DIR/profile
   mkdir -p "$dir"
   command -v perf >/dev/null || die "perf is missing (apt-get install linux-perf)"
   start_coordinator "$dir/cluster" 1000
@@ -796,10 +842,11 @@ profile_wordcount() {
   done
   WORKER_WRAP=()
   wait_workers 2
-  log "== profile: wordcount $(human_bytes "$bytes") with the workers under perf record"
-  zmr_job "$dir/zmr.log" --app wordcount --input "$data" --output "$dir/out" --maps "$files" \
-    --reduces 2 || die "the profiled job failed: $(tail -3 "$dir/zmr.log")"
+  log "== profile: $what $(human_bytes "$bytes") with the workers under perf record"
+  zmr_job "$dir/zmr.log" "${job_args[@]}" --output "$dir/out" --reduces 2 ||
+    die "the profiled job failed: $(tail -3 "$dir/zmr.log")"
   log "profiled job: ${JOB_S}s"
+  zmrc tasks "$JOB_ID" >&2 || true
   # Stop the workers (the children of perf), then perf writes its data and exits.
   local perf_pid worker_pid
   for i in 1 2; do
@@ -827,7 +874,7 @@ main() {
   local t0
   t0=$(now_us)
   if [ $PROFILE -eq 1 ]; then
-    profile_wordcount
+    profile_job
     return 0
   fi
   local name

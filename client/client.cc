@@ -1170,8 +1170,12 @@ class Session {
       return kExitUsage;
     }
     SubmitMsg submit;
+    // A built-in app's params computed from the input (sort's split points: sampled here, so the
+    // coordinator never reads input data), then the app's checks.
+    Params params = options_.params;
     if (options_.mapper.empty() && options_.plugin.empty() &&
-        !ValidateApp(options_.app, options_.params, &error)) {
+        (!PlanAppParams(options_.app, files, options_.reduces, &params, &error) ||
+         !ValidateApp(options_.app, params, &error, options_.reduces))) {
       err_ << "zmr: " << OneLine(error) << "\n";
       return kExitUsage;
     }
@@ -1204,7 +1208,7 @@ class Session {
     submit.app = options_.app;
     for (const InputFile& f : files) submit.inputs.push_back(f.path);
     submit.output = output;
-    submit.params = options_.params;
+    submit.params = std::move(params);
     submit.maps = options_.maps;
     submit.reduces = options_.reduces;
     Value reply;

@@ -7,8 +7,10 @@
 #include <vector>
 
 #include "apps/builtin.h"
+#include "apps/sort_keys.h"
 #include "common/api_adapter.h"
 #include "common/partition.h"
+#include "common/sort_sampler.h"
 #include "common/zmr/api.h"
 
 namespace zmr {
@@ -33,6 +35,7 @@ namespace {
 constexpr const char* kWordCount = "wordcount";
 constexpr const char* kGrep = "grep";
 constexpr const char* kInvertedIndex = "invertedindex";
+constexpr const char* kSort = apps::sort::kAppName;
 
 std::string KnownAppsText() {
   std::string text;
@@ -57,15 +60,26 @@ Builtin FindBuiltin(const std::string& name) {
   if (name == kWordCount) return {&apps::WordCountPluginInfo(), CombinerKind::kInt64Sum};
   if (name == kGrep) return {&apps::GrepPluginInfo(), CombinerKind::kInt64Sum};
   if (name == kInvertedIndex) return {&apps::InvertedIndexPluginInfo(), CombinerKind::kOpaque};
+  if (name == kSort) return {&apps::SortPluginInfo(), CombinerKind::kOpaque};
   return {nullptr, CombinerKind::kOpaque};
 }
 
+const std::string* FindParam(const Params& params, const std::string& name) {
+  auto it = params.find(name);
+  return it == params.end() ? nullptr : &it->second;
+}
+
 // Checks a built-in app's params before anything runs, so a bad submission is refused up front
-// (the app's Setup checks again in every attempt).
-bool CheckBuiltinParams(const std::string& name, const Params& params, std::string* error) {
-  if (name != kGrep) return true;
-  auto it = params.find("pattern");
-  std::string problem = apps::GrepPatternError(it == params.end() ? nullptr : &it->second);
+// (the app's Setup checks again in every attempt). reduces: as for ValidateApp.
+bool CheckBuiltinParams(const std::string& name, const Params& params, int64_t reduces,
+                        std::string* error) {
+  std::string problem;
+  if (name == kGrep) {
+    problem = apps::GrepPatternError(FindParam(params, "pattern"));
+  } else if (name == kSort) {
+    problem = apps::sort::CheckParams(FindParam(params, apps::sort::kKeyBytesParam),
+                                      FindParam(params, apps::sort::kSplitPointsParam), reduces);
+  }
   if (problem.empty()) return true;
   *error = std::move(problem);
   return false;
@@ -73,11 +87,33 @@ bool CheckBuiltinParams(const std::string& name, const Params& params, std::stri
 
 }  // namespace
 
-std::vector<std::string> BuiltinAppNames() { return {kGrep, kInvertedIndex, kWordCount}; }
+std::vector<std::string> BuiltinAppNames() { return {kGrep, kInvertedIndex, kSort, kWordCount}; }
 
-bool ValidateApp(const std::string& name, const Params& params, std::string* error) {
+bool ValidateApp(const std::string& name, const Params& params, std::string* error,
+                 int64_t reduces) {
   std::string ignored;
-  return MakeApp(name, params, error ? error : &ignored) != nullptr;
+  if (error == nullptr) error = &ignored;
+  return MakeApp(name, params, error) != nullptr &&
+         CheckBuiltinParams(name, params, reduces, error);
+}
+
+bool PlanAppParams(const std::string& name, const std::vector<InputFile>& files, int64_t reduces,
+                   Params* params, std::string* error) {
+  if (name != kSort || reduces <= 1 || params->count(apps::sort::kSplitPointsParam) != 0) {
+    return true;
+  }
+  std::size_t key_bytes = 0;
+  std::string problem =
+      apps::sort::ParseKeyBytes(FindParam(*params, apps::sort::kKeyBytesParam), &key_bytes);
+  if (!problem.empty()) {
+    *error = std::move(problem);
+    return false;
+  }
+  std::vector<std::string> samples;
+  if (!SampleKeys(files, key_bytes, SampleOptions{}, &samples, error)) return false;
+  (*params)[apps::sort::kSplitPointsParam] =
+      apps::sort::EncodeSplitPoints(ChooseSplitPoints(std::move(samples), reduces));
+  return true;
 }
 
 std::unique_ptr<App> MakeApp(const std::string& name, const Params& params, std::string* error) {
@@ -86,7 +122,7 @@ std::unique_ptr<App> MakeApp(const std::string& name, const Params& params, std:
     *error = "unknown app '" + name + "' (known: " + KnownAppsText() + ")";
     return nullptr;
   }
-  if (!CheckBuiltinParams(name, params, error)) return nullptr;
+  if (!CheckBuiltinParams(name, params, /*reduces=*/-1, error)) return nullptr;
   return MakeApiApp(*builtin.info, params, "app '" + name + "'", /*keep_alive=*/nullptr,
                     builtin.combiner);
 }

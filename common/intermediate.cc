@@ -10,6 +10,9 @@
 #include <unistd.h>
 
 #include <array>
+#if defined(__x86_64__)
+#include <nmmintrin.h>
+#endif
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -23,7 +26,7 @@ namespace zmr {
 namespace {
 
 // ---------------------------------------------------------------------------------------------
-// CRC32C, slicing-by-8 over tables built at compile time.
+// CRC32C: slicing-by-8 over tables built at compile time, or the SSE 4.2 instruction.
 
 constexpr uint32_t kCrc32cPoly = 0x82F63B78u;  // Castagnoli, reflected
 
@@ -208,10 +211,8 @@ bool IsSafeComponent(const std::string& s) {
          s.find('\0') == std::string::npos;
 }
 
-}  // namespace
-
-uint32_t Crc32c(uint32_t crc, const void* data, std::size_t size) {
-  const auto* p = static_cast<const unsigned char*>(data);
+// CRC32C, slicing-by-8 over the tables: the portable path.
+uint32_t Crc32cTables(uint32_t crc, const unsigned char* p, std::size_t size) {
   const auto& t = kCrcTables;
   crc = ~crc;
   while (size >= 8) {
@@ -224,6 +225,37 @@ uint32_t Crc32c(uint32_t crc, const void* data, std::size_t size) {
   }
   while (size-- > 0) crc = (crc >> 8) ^ t[0][(crc ^ *p++) & 0xFF];
   return ~crc;
+}
+
+#if defined(__x86_64__)
+// CRC32C with the SSE 4.2 instruction, 8 bytes at a time (several times the tables' speed), for
+// CPUs that have it (checked once at start-up; the same values as Crc32cTables).
+__attribute__((target("sse4.2"))) uint32_t Crc32cSse42(uint32_t crc, const unsigned char* p,
+                                                       std::size_t size) {
+  uint64_t c = ~crc;
+  while (size >= 8) {
+    uint64_t word;
+    std::memcpy(&word, p, 8);
+    c = _mm_crc32_u64(c, word);
+    p += 8;
+    size -= 8;
+  }
+  auto c32 = static_cast<uint32_t>(c);
+  while (size-- > 0) c32 = _mm_crc32_u8(c32, *p++);
+  return ~c32;
+}
+
+const bool kHaveSse42 = __builtin_cpu_supports("sse4.2");
+#endif
+
+}  // namespace
+
+uint32_t Crc32c(uint32_t crc, const void* data, std::size_t size) {
+  const auto* p = static_cast<const unsigned char*>(data);
+#if defined(__x86_64__)
+  if (kHaveSse42) return Crc32cSse42(crc, p, size);
+#endif
+  return Crc32cTables(crc, p, size);
 }
 
 // =============================================================================================

@@ -376,7 +376,7 @@ struct Coordinator::Impl {
         blobs[code.plugin] = plugin.data;
         // Also placed in the attempt's directory under its own name, so errors name it.
         code.files.push_back({plugin.name, code.plugin, plugin.mode & 0777});
-      } else if (!ValidateApp(submit->app, submit->params, &error)) {
+      } else if (!ValidateApp(submit->app, submit->params, &error, reduces)) {
         return ErrorReply(errc::kInvalid, error);
       }
     }

@@ -78,7 +78,7 @@ _zmr() {
 
   case $prev in
     --app)
-      COMPREPLY=($(compgen -W "wordcount grep invertedindex" -- "$cur"))
+      COMPREPLY=($(compgen -W "wordcount grep invertedindex sort" -- "$cur"))
       return 0
       ;;
     --log-level)

@@ -16,9 +16,9 @@
 //    prefetched. Its spills hold exactly the records the combining buffer's would (a lone value
 //    as it came, else the decimal sum), without calling the combiner.
 //  - Sorting (no combiner, or a combiner that is an external command): records are appended to one
-//    buffer of the budget's size, data growing up from the start and a fixed-size index growing
-//    down from the end; when they meet the index is sorted by (partition, key, arrival) and
-//    written. A combiner, if any, gets every key group of the batch (it may hold its output back
+//    buffer of the budget's size (mmap'd, huge pages when large), data growing up from the start
+//    and a fixed-size index growing down from the end; when they meet the index is sorted by
+//    (partition, key, arrival) and written, the records a few entries ahead prefetched. A combiner, if any, gets every key group of the batch (it may hold its output back
 //    until FlushCombine, so nothing is written around it).
 // Memory counted against the budget is everything the buffer holds: key and value bytes, the
 // per-record index or per-key entry, the hash table's slots and the value chains' slack.

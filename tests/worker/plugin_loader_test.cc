@@ -210,6 +210,25 @@ TEST_CASE("the in-tree grep and invertedindex plugins agree with the built-ins")
   CHECK(files["lazy"] == "a.txt");
 }
 
+TEST_CASE("the in-tree sort plugin maps, partitions and reduces like the built-in") {
+  const Params params = {{"key_bytes", "3"}, {"split_points", "6d,74"}};  // "m", "t"
+  CheckPluginMatchesBuiltin("sort", params);
+  auto plugin = MustLoad("zmr_sort", "sort", params);
+  std::string error;
+  auto builtin = MakeApp("sort", params, &error);
+  REQUIRE(builtin != nullptr);
+  std::string start_error;
+  REQUIRE(plugin->Start(MapAttempt("/data/a.txt"), &start_error));
+  REQUIRE(builtin->Start(MapAttempt("/data/a.txt"), &start_error));
+  for (const char* key : {"", "a", "m", "mzz", "s", "t", "zzz"}) {
+    INFO(key);
+    CHECK(plugin->Partition(key, 3) == builtin->Partition(key, 3));
+  }
+  CHECK(plugin->Partition("lzz", 3) == 0);
+  CHECK(plugin->Partition("m", 3) == 1);
+  CHECK(plugin->Partition("zzz", 3) == 2);
+}
+
 TEST_CASE("the grep plugin without a pattern fails its attempt at start with grep's message") {
   auto grep = MustLoad("zmr_grep", "grep");
   std::string error;
