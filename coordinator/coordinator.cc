@@ -35,14 +35,19 @@ namespace {
 constexpr int kMaxBatch = 1000;
 // Within a batch, whether heartbeats are due is looked at every this many messages.
 constexpr int kHeartbeatCheckEvery = 64;
-// After a wake-up that brought workers' heartbeats and nothing else, the workers socket is left
-// unread for this long (clients are still served at once), so that a thousand workers' heartbeats,
-// which arrive spread over each interval, are read in a few dozen batches a second instead of one
-// wake-up each (every wake-up costs both ZeroMQ threads system calls and a context switch). A
-// heartbeat read this late is harmless (liveness is counted in whole intervals); a task message
-// that arrives meanwhile waits at most this long, and only right after a heartbeats-only batch.
-// A tenth of this at --heartbeat-ms 100 (and never more than a hundredth of the interval).
-constexpr int64_t kHeartbeatCoalesceMs = 10;
+// An idle cluster of many workers (no unfinished job, at least kRestMinWorkers workers): after a
+// wake-up that brought heartbeats and nothing else, the workers socket is left unread for
+// kHeartbeatRestMs (at most heartbeat / kHeartbeatRestDivisor; clients are still served at once),
+// so that a thousand workers' heartbeats, which arrive spread over each interval, are read in a
+// few dozen batches a second instead of a wake-up each (every wake-up costs both ZeroMQ threads
+// system calls and context switches: BENCHMARKS.md, Coordinator scale). A heartbeat read this late
+// is harmless (liveness counts whole intervals), and with no job there is no task message to
+// delay. While a job runs there is no rest: a rest would leave finished slots waiting (it cost a
+// third of the tasks/s of a 100,000-map job of 20 ms tasks), and a small cluster's few heartbeats
+// cost little anyway.
+constexpr int64_t kHeartbeatRestMs = 25;
+constexpr int64_t kHeartbeatRestDivisor = 40;
+constexpr std::size_t kRestMinWorkers = 64;
 // Upper bound on the map count of one job.
 constexpr int64_t kMaxMaps = 1000000;
 constexpr int64_t kMaxReduces = 100000;
@@ -819,10 +824,15 @@ int Coordinator::Run(const std::atomic<bool>& stop) {
   // signal, and one that is "unsure" (see Impl) is asked before sleeping.
   const int workers_fd = s.workers.get(zmq::sockopt::fd);
   const int clients_fd = s.clients.get(zmq::sockopt::fd);
-  const int64_t coalesce_ms =
-      std::min<int64_t>(kHeartbeatCoalesceMs, s.options.heartbeat_ms / 100);
+  const int64_t rest_ms =
+      std::min<int64_t>(kHeartbeatRestMs, s.options.heartbeat_ms / kHeartbeatRestDivisor);
   auto has_input = [](zmq::socket_t& socket) {
-    return (socket.get(zmq::sockopt::events) & ZMQ_POLLIN) != 0;
+    try {
+      return (socket.get(zmq::sockopt::events) & ZMQ_POLLIN) != 0;
+    } catch (const zmq::error_t& e) {
+      if (e.num() != EINTR) throw;
+      return true;  // interrupted: read it (Drain copes with nothing there)
+    }
   };
   bool workers_ready = false, clients_ready = false;  // input is (or may be) queued
   int64_t workers_resume_ms = 0;  // steady clock: the workers socket rests until then
@@ -853,8 +863,10 @@ int Coordinator::Run(const std::atomic<bool>& stop) {
       s.worker_messages = 0;
       workers_drained = s.Drain(s.workers, /*from_workers=*/true);
       workers_ready = !workers_drained;
-      if (workers_drained && s.only_heartbeats && s.worker_messages > 0 && coalesce_ms > 0) {
-        workers_resume_ms = SteadyMs() + coalesce_ms;
+      if (workers_drained && s.only_heartbeats && s.worker_messages > 0 && rest_ms > 0 &&
+          s.scheduler->worker_count() >= kRestMinWorkers &&
+          s.scheduler->active_job_count() == 0) {
+        workers_resume_ms = SteadyMs() + rest_ms;
       }
     }
     if (clients_ready) clients_ready = !s.Drain(s.clients, /*from_workers=*/false);

@@ -1274,7 +1274,7 @@ TEST_CASE("the plain heartbeat reader agrees with the general decoder on whateve
     REQUIRE_MESSAGE(general.has_value(), error);
     CHECK(*general == *plain);
   }
-  CHECK(accepted > 1000);  // the comparison ran on many accepted bodies, not a handful
+  CHECK(accepted > 250);  // the comparison ran on hundreds of accepted bodies, not a handful
 }
 
 TEST_CASE("the heartbeats zmr's workers send are read by the plain heartbeat reader") {
