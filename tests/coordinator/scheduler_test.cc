@@ -1175,6 +1175,7 @@ TEST_CASE("workers that fall silent one after another are each declared lost on 
       if (t <= 2500) CHECK(h.s.WorkerHeartbeat("k2", HeartbeatMsg{}, h.now));
     }
     h.s.Tick(h.now);
+    h.Take();
     for (const char* key : {"k1", "k2", "k3"}) {
       if (!h.s.IsRegistered(key) && lost_at.count(key) == 0) lost_at[key] = t;
     }
