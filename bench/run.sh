@@ -703,7 +703,9 @@ bench_recovery() {
 # ---------------------------------------------------------------------------------------------
 # 6. coordinator scale: the real coordinator (default heartbeat) against zmr-sim-workers (1,000
 # simulated workers x 2 slots, 20 ms tasks). Coordinator CPU% from /proc/<pid>/stat over an idle
-# window and over one job of many maps. The simulator runs on the same two cores.
+# window and over one job of many maps. The simulator runs on the same two cores. Heartbeat round
+# trip: the simulator's probe (--probe-ms) times the coordinator's answer to a heartbeat, over the
+# whole run (idle and job).
 
 cpu_ticks() { awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"; }
 
@@ -717,7 +719,7 @@ bench_scale() {
   log "== coordinator scale: $workers simulated workers, idle ${idle_s}s, a job of $tasks maps"
   start_coordinator "$dir/cluster" 1000
   "$BIN_SIM" --coordinator "$CL_WORKERS" --events "$CL_EVENTS" --workers "$workers" --slots 2 \
-    --task-ms 20 --name-prefix sim --report "$dir/sim.json" --log-level warn \
+    --task-ms 20 --name-prefix sim --probe-ms 100 --report "$dir/sim.json" --log-level warn \
     >"$dir/sim.log" 2>&1 &
   local sim_pid=$!
   PIDS+=("$sim_pid")
@@ -750,10 +752,12 @@ bench_scale() {
   if [ -s "$dir/sim.json" ]; then
     local fields
     fields=$(/usr/bin/python3 -c 'import json, sys; r = json.load(open(sys.argv[1]))
-print(r["heartbeat_gap_p50_ms"], r["heartbeat_gap_p99_ms"], r["worker_lost_events"], r["reregisters"], r["cpu_seconds"])' "$dir/sim.json")
-    local p50 p99 lost rereg sim_cpu
-    read -r p50 p99 lost rereg sim_cpu <<<"$fields"
+print(r["heartbeat_gap_p50_ms"], r["heartbeat_gap_p99_ms"], r["worker_lost_events"], r["reregisters"], r["cpu_seconds"],
+      "%.1f/%.1f" % (r["probe_rtt_p50_us"] / 1000, r["probe_rtt_p99_us"] / 1000))' "$dir/sim.json")
+    local p50 p99 lost rereg sim_cpu rtt
+    read -r p50 p99 lost rereg sim_cpu rtt <<<"$fields"
     record "$name" "heartbeat gap p50/p99 ms" "$p50/$p99"
+    record "$name" "heartbeat round trip p50/p99 ms" "$rtt"
     record "$name" "workers lost / re-registered" "$lost/$rereg"
     [ "$lost" = 0 ] && [ "$rereg" = 0 ] ||
       log "warning: $lost simulated workers were lost and $rereg re-registered"

@@ -1,5 +1,9 @@
 #include "common/protocol.h"
 
+#include <cstring>
+#include <iterator>
+#include <limits>
+
 namespace zmr {
 
 namespace {
@@ -265,6 +269,157 @@ std::optional<HeartbeatMsg> HeartbeatMsg::FromValue(const Value& v, std::string*
       !ReadOptInt(v, "disk_free_bytes", &m.disk_free_bytes, error)) {
     return std::nullopt;
   }
+  return m;
+}
+
+namespace {
+
+// Reads msgpack scalars and strings from a byte range, for ParsePlainHeartbeat. Each method
+// returns false, consuming an unknown amount, when the next object is not of its kind.
+class PlainReader {
+ public:
+  explicit PlainReader(std::string_view bytes)
+      : p_(reinterpret_cast<const uint8_t*>(bytes.data())), end_(p_ + bytes.size()) {}
+
+  bool at_end() const { return p_ == end_; }
+
+  bool MapHeader(uint32_t* size) {
+    if (p_ == end_) return false;
+    const uint8_t b = *p_++;
+    if (b >= 0x80 && b <= 0x8f) {
+      *size = b & 0x0f;
+      return true;
+    }
+    uint64_t n = 0;
+    if (b != 0xde || !BigEndian(2, &n)) return false;
+    *size = static_cast<uint32_t>(n);
+    return true;
+  }
+
+  bool Str(std::string_view* out) {
+    if (p_ == end_) return false;
+    const uint8_t b = *p_++;
+    uint64_t n = 0;
+    if (b >= 0xa0 && b <= 0xbf) {
+      n = b & 0x1f;
+    } else if (!(b == 0xd9 && BigEndian(1, &n)) && !(b == 0xda && BigEndian(2, &n)) &&
+               !(b == 0xdb && BigEndian(4, &n))) {
+      return false;
+    }
+    if (n > static_cast<uint64_t>(end_ - p_)) return false;
+    *out = std::string_view(reinterpret_cast<const char*>(p_), n);
+    p_ += n;
+    return true;
+  }
+
+  enum class Kind { kNil, kInt, kFloat };
+  // A nil, an integer within int64 (*i) or a float (*d).
+  bool Scalar(Kind* kind, int64_t* i, double* d) {
+    if (p_ == end_) return false;
+    const uint8_t b = *p_++;
+    uint64_t u = 0;
+    if (b <= 0x7f || b >= 0xe0) {
+      *kind = Kind::kInt;
+      *i = static_cast<int8_t>(b);
+      return true;
+    }
+    switch (b) {
+      case 0xc0: *kind = Kind::kNil; return true;
+      case 0xca: {  // float32
+        if (!BigEndian(4, &u)) return false;
+        float f;
+        const auto bits = static_cast<uint32_t>(u);
+        std::memcpy(&f, &bits, sizeof(f));
+        *kind = Kind::kFloat;
+        *d = f;
+        return true;
+      }
+      case 0xcb:  // float64
+        if (!BigEndian(8, &u)) return false;
+        std::memcpy(d, &u, sizeof(*d));
+        *kind = Kind::kFloat;
+        return true;
+      case 0xcc: case 0xcd: case 0xce: case 0xcf:  // uint 8..64
+        if (!BigEndian(1 << (b - 0xcc), &u) ||
+            u > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
+          return false;
+        }
+        *kind = Kind::kInt;
+        *i = static_cast<int64_t>(u);
+        return true;
+      case 0xd0: case 0xd1: case 0xd2: case 0xd3: {  // int 8..64, sign-extended
+        const int bytes = 1 << (b - 0xd0);
+        if (!BigEndian(bytes, &u)) return false;
+        if (bytes < 8 && (u >> (8 * bytes - 1)) != 0) u |= ~uint64_t{0} << (8 * bytes);
+        *kind = Kind::kInt;
+        *i = static_cast<int64_t>(u);
+        return true;
+      }
+      default: return false;
+    }
+  }
+
+ private:
+  bool BigEndian(int n, uint64_t* out) {
+    if (end_ - p_ < n) return false;
+    uint64_t v = 0;
+    for (int k = 0; k < n; ++k) v = (v << 8) | *p_++;
+    *out = v;
+    return true;
+  }
+
+  const uint8_t* p_;
+  const uint8_t* end_;
+};
+
+}  // namespace
+
+std::optional<HeartbeatMsg> ParsePlainHeartbeat(std::string_view bytes) {
+  PlainReader r(bytes);
+  uint32_t fields = 0;
+  if (!r.MapHeader(&fields)) return std::nullopt;
+  HeartbeatMsg m;
+  struct Field {
+    std::string_view name;
+    int64_t* int_out;    // integer fields
+    double* double_out;  // number fields (an integer is taken as a double)
+  };
+  const Field known[] = {{"running", &m.running, nullptr},
+                         {"free_slots", &m.free_slots, nullptr},
+                         {"cpu", nullptr, &m.cpu},
+                         {"host_cpu", nullptr, &m.host_cpu},
+                         {"cores", &m.cores, nullptr},
+                         {"load1", nullptr, &m.load1},
+                         {"rss_kb", &m.rss_kb, nullptr},
+                         {"disk_free_bytes", &m.disk_free_bytes, nullptr}};
+  bool typed = false;
+  uint32_t seen = 0;  // bit per HeartbeatMsg field, to refuse duplicates
+  for (uint32_t n = 0; n < fields; ++n) {
+    std::string_view key;
+    if (!r.Str(&key)) return std::nullopt;
+    if (key == "type") {
+      std::string_view type;
+      if (typed || !r.Str(&type) || type != msg::kHeartbeat) return std::nullopt;
+      typed = true;
+      continue;
+    }
+    std::size_t f = 0;
+    while (f < std::size(known) && known[f].name != key) ++f;
+    if (f == std::size(known) || (seen & (1u << f)) != 0) return std::nullopt;
+    seen |= 1u << f;
+    PlainReader::Kind kind;
+    int64_t i = 0;
+    double d = 0;
+    if (!r.Scalar(&kind, &i, &d)) return std::nullopt;
+    if (kind == PlainReader::Kind::kNil) continue;  // as if absent
+    if (known[f].int_out != nullptr) {
+      if (kind != PlainReader::Kind::kInt) return std::nullopt;
+      *known[f].int_out = i;
+    } else {
+      *known[f].double_out = kind == PlainReader::Kind::kInt ? static_cast<double>(i) : d;
+    }
+  }
+  if (!typed || !r.at_end()) return std::nullopt;
   return m;
 }
 

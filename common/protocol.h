@@ -139,6 +139,14 @@ struct HeartbeatMsg {
   bool operator==(const HeartbeatMsg&) const = default;
 };
 
+// The heartbeat in `bytes`, read straight from the msgpack with no allocation, when it is in the
+// plain form zmr's workers send: one map of `type` "heartbeat" and HeartbeatMsg fields, each at
+// most once, with integer, float or nil values. nullopt for anything else, valid or not: the
+// caller then takes the general path (DecodeMessage, HeartbeatMsg::FromValue), which yields the
+// same HeartbeatMsg for every message this accepts. For the coordinator's hot path: a thousand
+// workers send a thousand heartbeats a second.
+std::optional<HeartbeatMsg> ParsePlainHeartbeat(std::string_view bytes);
+
 // Where one partition of a map attempt's output is, and how big.
 struct MapOutput {
   int64_t partition = 0;

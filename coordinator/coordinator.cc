@@ -1,10 +1,13 @@
 #include "coordinator/coordinator.h"
 
+#include <poll.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
@@ -32,6 +35,19 @@ namespace {
 constexpr int kMaxBatch = 1000;
 // Within a batch, whether heartbeats are due is looked at every this many messages.
 constexpr int kHeartbeatCheckEvery = 64;
+// An idle cluster of many workers (no unfinished job, at least kRestMinWorkers workers): after a
+// wake-up that brought heartbeats and nothing else, the workers socket is left unread for
+// kHeartbeatRestMs (at most heartbeat / kHeartbeatRestDivisor; clients are still served at once),
+// so that a thousand workers' heartbeats, which arrive spread over each interval, are read in a
+// few dozen batches a second instead of a wake-up each (every wake-up costs both ZeroMQ threads
+// system calls and context switches: BENCHMARKS.md, Coordinator scale). A heartbeat read this late
+// is harmless (liveness counts whole intervals), and with no job there is no task message to
+// delay. While a job runs there is no rest: a rest would leave finished slots waiting (it cost a
+// third of the tasks/s of a 100,000-map job of 20 ms tasks), and a small cluster's few heartbeats
+// cost little anyway.
+constexpr int64_t kHeartbeatRestMs = 25;
+constexpr int64_t kHeartbeatRestDivisor = 40;
+constexpr std::size_t kRestMinWorkers = 64;
 // Upper bound on the map count of one job.
 constexpr int64_t kMaxMaps = 1000000;
 constexpr int64_t kMaxReduces = 100000;
@@ -115,12 +131,23 @@ struct Coordinator::Impl {
   int64_t next_heartbeat_ms = 0;          // steady clock
   std::map<int64_t, PendingLog> pending_logs;  // by request_id
   int64_t next_log_request = 1;
+  // Whether an operation on the socket since it last answered EAGAIN may have taken the signal
+  // of its ZMQ_FD: ZeroMQ processes the socket's commands (a peer's "there is input") in send
+  // and getsockopt too, and then the descriptor stays quiet although input is queued. Run looks
+  // at ZMQ_EVENTS before it sleeps on the descriptor of an unsure socket.
+  bool workers_unsure = true;
+  bool clients_unsure = true;
+  const std::string reregister_bytes = Pack(Value(Map{{"type", Value(msg::kReregister)}}));
+  bool only_heartbeats = true;            // of the worker messages Run's last Drain read
+  int64_t worker_messages = 0;            // read by Run's last Drain of the workers socket
+  std::vector<zmq::message_t> frames;     // Drain's, reused
 
   // --- sending ---
 
   void SendToWorker(const std::string& key, const Value& body) { SendBytes(key, Pack(body)); }
 
   void SendBytes(const std::string& key, const std::string& bytes) {
+    workers_unsure = true;
     try {
       if (!workers.send(zmq::buffer(key), zmq::send_flags::sndmore | zmq::send_flags::dontwait)) {
         ++dropped_sends;
@@ -135,6 +162,7 @@ struct Coordinator::Impl {
 
   void Reply(const std::vector<zmq::message_t>& envelope, const Value& body) {
     std::string bytes = Pack(body);
+    clients_unsure = true;
     try {
       for (const zmq::message_t& frame : envelope) {
         if (!clients.send(zmq::buffer(frame.data(), frame.size()),
@@ -174,12 +202,18 @@ struct Coordinator::Impl {
       return;
     }
     std::string key = frames[0].to_string();
+    // Heartbeats, most of the traffic, are read without building a Value and cost one look-up.
+    if (std::optional<HeartbeatMsg> hb = ParsePlainHeartbeat(frames[1].to_string_view())) {
+      if (!scheduler->WorkerHeartbeat(key, *hb, now)) SendBytes(key, reregister_bytes);
+      return;
+    }
     std::string type, error;
     std::optional<Value> v = DecodeMessage(frames[1].to_string_view(), &type, &error);
     if (!v) {
       BadMessage("worker", error);
       return;
     }
+    if (type != msg::kHeartbeat) only_heartbeats = false;
     if (type == msg::kReady) {
       std::optional<ReadyMsg> ready = ReadyMsg::FromValue(*v, &error);
       if (!ready) {
@@ -191,18 +225,16 @@ struct Coordinator::Impl {
       scheduler->WorkerReady(key, *ready, now);
       return;
     }
-    if (!scheduler->IsRegistered(key)) {
+    std::optional<HeartbeatMsg> hb;
+    if (type == msg::kHeartbeat) hb = HeartbeatMsg::FromValue(*v, &error);
+    // One look-up of the sender: a heartbeat's figures refresh its liveness too.
+    if (hb ? !scheduler->WorkerHeartbeat(key, *hb, now) : !scheduler->WorkerSeen(key, now)) {
       // Only READY registers: tell an unknown sender to register again.
-      Value r;
-      r.Set("type", msg::kReregister);
-      SendToWorker(key, r);
+      SendBytes(key, reregister_bytes);
       return;
     }
-    scheduler->WorkerSeen(key, now);
     if (type == msg::kHeartbeat) {
-      std::optional<HeartbeatMsg> hb = HeartbeatMsg::FromValue(*v, &error);
-      if (hb) scheduler->WorkerHeartbeat(key, *hb, now);
-      else BadMessage("worker", "heartbeat: " + error);
+      if (!hb) BadMessage("worker", "heartbeat: " + error);
     } else if (type == msg::kTaskProgress) {
       std::optional<TaskProgressMsg> m = TaskProgressMsg::FromValue(*v, &error);
       if (m) scheduler->TaskProgress(key, *m, now);
@@ -694,10 +726,11 @@ struct Coordinator::Impl {
     next_heartbeat_ms = SteadyMs() + options.heartbeat_ms;
   }
 
-  // Handles up to kMaxBatch messages from the socket. Returns true when it is empty now.
+  // Handles up to kMaxBatch messages from the socket. Returns true when it is empty now (it said
+  // EAGAIN: its descriptor will signal new input).
   bool Drain(zmq::socket_t& socket, bool from_workers) {
     for (int i = 0; i < kMaxBatch; ++i) {
-      std::vector<zmq::message_t> frames;
+      frames.clear();
       std::optional<size_t> n;
       try {
         n = zmq::recv_multipart(socket, std::back_inserter(frames), zmq::recv_flags::dontwait);
@@ -705,9 +738,13 @@ struct Coordinator::Impl {
         if (e.num() == EINTR) return false;
         throw;
       }
-      if (!n) return true;
+      if (!n) {
+        (from_workers ? workers_unsure : clients_unsure) = false;
+        return true;
+      }
       int64_t now = WallMs();
       if (from_workers) {
+        ++worker_messages;
         HandleWorker(frames, now);
       } else {
         HandleClient(frames, now);
@@ -781,19 +818,58 @@ std::unique_ptr<Coordinator> Coordinator::Create(const CoordinatorOptions& optio
 int Coordinator::Run(const std::atomic<bool>& stop) {
   Impl& s = *impl_;
   s.next_heartbeat_ms = SteadyMs() + s.options.heartbeat_ms;
-  while (!stop.load()) {
-    int64_t wait_ms = std::clamp<int64_t>(s.next_heartbeat_ms - SteadyMs(), 0, 100);
-    zmq::pollitem_t items[] = {{s.workers.handle(), 0, ZMQ_POLLIN, 0},
-                               {s.clients.handle(), 0, ZMQ_POLLIN, 0}};
+  // The sockets' ZMQ_FDs are polled directly: zmq::poll would look at ZMQ_EVENTS of both sockets
+  // before and after every sleep, several system calls per wake-up. The contract: a descriptor
+  // signals only that ZMQ_EVENTS may have changed, so a socket is read until EAGAIN after every
+  // signal, and one that is "unsure" (see Impl) is asked before sleeping.
+  const int workers_fd = s.workers.get(zmq::sockopt::fd);
+  const int clients_fd = s.clients.get(zmq::sockopt::fd);
+  const int64_t rest_ms =
+      std::min<int64_t>(kHeartbeatRestMs, s.options.heartbeat_ms / kHeartbeatRestDivisor);
+  auto has_input = [](zmq::socket_t& socket) {
     try {
-      zmq::poll(items, 2, std::chrono::milliseconds(wait_ms));
+      return (socket.get(zmq::sockopt::events) & ZMQ_POLLIN) != 0;
     } catch (const zmq::error_t& e) {
       if (e.num() != EINTR) throw;
+      return true;  // interrupted: read it (Drain copes with nothing there)
+    }
+  };
+  bool workers_ready = false, clients_ready = false;  // input is (or may be) queued
+  int64_t workers_resume_ms = 0;  // steady clock: the workers socket rests until then
+  while (!stop.load()) {
+    if (s.workers_unsure) workers_ready = workers_ready || has_input(s.workers);
+    if (s.clients_unsure) clients_ready = clients_ready || has_input(s.clients);
+    s.workers_unsure = s.clients_unsure = false;
+    int64_t steady = SteadyMs();
+    const bool resting = !workers_ready && steady < workers_resume_ms;
+    int64_t wait_ms = std::clamp<int64_t>(s.next_heartbeat_ms - steady, 0, 100);
+    if (resting) wait_ms = std::min(wait_ms, workers_resume_ms - steady);
+    if (workers_ready || clients_ready) wait_ms = 0;
+    pollfd fds[2] = {{clients_fd, POLLIN, 0}, {workers_fd, POLLIN, 0}};
+    if (::poll(fds, resting ? 1 : 2, static_cast<int>(wait_ms)) < 0) {
+      if (errno != EINTR) {
+        spdlog::critical("poll failed: {}", std::strerror(errno));
+        return 1;
+      }
       continue;
     }
-    bool workers_drained = true;
-    if (items[0].revents & ZMQ_POLLIN) workers_drained = s.Drain(s.workers, /*from_workers=*/true);
-    if (items[1].revents & ZMQ_POLLIN) s.Drain(s.clients, /*from_workers=*/false);
+    clients_ready = clients_ready || fds[0].revents != 0;
+    // While resting, the descriptor keeps its signal for the next poll after the rest.
+    if (!resting) workers_ready = workers_ready || fds[1].revents != 0;
+    // Whether every queued worker message has been read (unknown while resting).
+    bool workers_drained = !resting && !workers_ready;
+    if (workers_ready) {
+      s.only_heartbeats = true;
+      s.worker_messages = 0;
+      workers_drained = s.Drain(s.workers, /*from_workers=*/true);
+      workers_ready = !workers_drained;
+      if (workers_drained && s.only_heartbeats && s.worker_messages > 0 && rest_ms > 0 &&
+          s.scheduler->worker_count() >= kRestMinWorkers &&
+          s.scheduler->active_job_count() == 0) {
+        workers_resume_ms = SteadyMs() + rest_ms;
+      }
+    }
+    if (clients_ready) clients_ready = !s.Drain(s.clients, /*from_workers=*/false);
     s.HeartbeatIfDue();
     if (!s.pending_logs.empty()) s.ExpireLogRequests(SteadyMs());
     int64_t now = WallMs();

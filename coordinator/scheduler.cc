@@ -4,8 +4,10 @@
 #include <cmath>
 #include <cstdio>
 #include <functional>
+#include <limits>
 #include <queue>
 #include <tuple>
+#include <unordered_map>
 
 namespace zmr {
 
@@ -350,7 +352,12 @@ struct Scheduler::Impl {
   std::map<int64_t, Job*> jobs_by_order;
   std::deque<std::string> finished;                    // finished job ids, oldest first
   int64_t next_job_number = 1;
-  std::map<std::string, Worker> workers;               // by routing key
+  // By routing key. Hashed: every message from a worker looks its registration up, a thousand
+  // times a second with a thousand workers; nothing needs them in key order.
+  std::unordered_map<std::string, Worker> workers;
+  // At most the smallest last_seen_ms of any worker: ExpireSilentWorkers scans the workers only
+  // once this is old enough for someone to have expired.
+  int64_t earliest_seen_ms = 0;
   std::map<std::string, std::string> key_by_name;
   std::set<JobKey> runnable;                           // jobs with pending tasks, in turn order
   std::set<std::pair<double, std::string>> free_workers;  // (score, key) of workers with room
@@ -465,13 +472,17 @@ struct Scheduler::Impl {
     }
   }
 
-  // Puts the worker in (or takes it out of) the free set under its current score.
+  // Puts the worker in (or takes it out of) the free set under its current score. Does nothing
+  // when neither changed (the common case of a heartbeat).
   void UpdateFree(Worker& w) {
+    const bool has_room = static_cast<int64_t>(w.running.size()) < w.capacity();
+    if (has_room && w.free_as && w.free_as->first == w.score()) return;
+    if (!has_room && !w.free_as) return;
     if (w.free_as) {
       free_workers.erase(*w.free_as);
       w.free_as.reset();
     }
-    if (static_cast<int64_t>(w.running.size()) < w.capacity()) {
+    if (has_room) {
       w.free_as = std::make_pair(w.score(), w.key);
       free_workers.insert(*w.free_as);
     }
@@ -929,6 +940,7 @@ void Scheduler::WorkerReady(const std::string& worker_key, const ReadyMsg& ready
   w.work_dir = ready.work_dir;
   w.joined_ms = now_ms;
   w.last_seen_ms = now_ms;
+  s.earliest_seen_ms = std::min(s.earliest_seen_ms, now_ms);
   s.key_by_name[w.name] = worker_key;
   Value extra;
   extra.Set("host", w.host);
@@ -948,17 +960,22 @@ bool Scheduler::IsRegistered(const std::string& worker_key) const {
   return impl_->workers.count(worker_key) != 0;
 }
 
-void Scheduler::WorkerSeen(const std::string& worker_key, int64_t now_ms) {
+bool Scheduler::WorkerSeen(const std::string& worker_key, int64_t now_ms) {
   auto it = impl_->workers.find(worker_key);
-  if (it != impl_->workers.end()) it->second.last_seen_ms = now_ms;
+  if (it == impl_->workers.end()) return false;
+  it->second.last_seen_ms = now_ms;
+  // Only if the clock went back: the expiry scan must still come in time for this worker.
+  impl_->earliest_seen_ms = std::min(impl_->earliest_seen_ms, now_ms);
+  return true;
 }
 
-void Scheduler::WorkerHeartbeat(const std::string& worker_key, const HeartbeatMsg& heartbeat,
+bool Scheduler::WorkerHeartbeat(const std::string& worker_key, const HeartbeatMsg& heartbeat,
                                 int64_t now_ms) {
   auto it = impl_->workers.find(worker_key);
-  if (it == impl_->workers.end()) return;
+  if (it == impl_->workers.end()) return false;
   Worker& w = it->second;
   w.last_seen_ms = now_ms;
+  impl_->earliest_seen_ms = std::min(impl_->earliest_seen_ms, now_ms);
   w.load = heartbeat;
   if (heartbeat.host_cpu >= 0) {
     double host = std::clamp(heartbeat.host_cpu, 0.0, 1.0);
@@ -977,6 +994,7 @@ void Scheduler::WorkerHeartbeat(const std::string& worker_key, const HeartbeatMs
     ++w.load_samples;
   }
   impl_->UpdateFree(w);
+  return true;
 }
 
 void Scheduler::WorkerDisconnected(const std::string& worker_key, int64_t now_ms) {
@@ -1201,10 +1219,21 @@ void Scheduler::ExpireSilentWorkers(int64_t now_ms) {
   if (now_ms - s.last_expiry_check_ms >= std::max<int64_t>(1, s.options.heartbeat_ms / 10)) {
     s.last_expiry_check_ms = now_ms;
     int64_t deadline = s.options.liveness * s.options.heartbeat_ms;
+    // Nobody can have expired before the earliest last_seen_ms does: with every worker
+    // heartbeating, the scan runs about once per (liveness - 1) heartbeats, not ten times each.
+    if (now_ms - s.earliest_seen_ms <= deadline) return;
     std::vector<std::string> expired;
+    int64_t earliest = std::numeric_limits<int64_t>::max();
     for (const auto& [key, w] : s.workers) {
-      if (now_ms - w.last_seen_ms > deadline) expired.push_back(key);
+      if (now_ms - w.last_seen_ms > deadline) {
+        expired.push_back(key);
+      } else {
+        earliest = std::min(earliest, w.last_seen_ms);
+      }
     }
+    s.earliest_seen_ms = earliest;  // the maximum when none is left: WorkerReady lowers it
+    // In key order, as they were before the workers were hashed (events come out the same).
+    std::sort(expired.begin(), expired.end());
     for (const std::string& key : expired) s.LoseWorker(key, "heartbeat expired", now_ms);
   }
 }

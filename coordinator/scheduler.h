@@ -10,7 +10,9 @@
 //   task (results of lost, replaced, killed or superseded attempts are ignored);
 // - every job event carries the job's next seq (1, 2, 3, ... with no gaps).
 // Costs: assigning a freed slot is O(log jobs + log workers), never a scan of tasks or workers;
-// expiry looks at every worker at most every heartbeat/10.
+// a worker's message costs one hashed look-up (a heartbeat re-files the worker among the free ones
+// only when its score changed); expiry looks at every worker only when the least recently heard
+// one may have expired, and at most every heartbeat/10.
 #pragma once
 
 #include <cstdint>
@@ -105,11 +107,13 @@ class Scheduler {
   void WorkerReady(const std::string& worker_key, const ReadyMsg& ready, int64_t now_ms);
   // Whether worker_key is a current registration.
   bool IsRegistered(const std::string& worker_key) const;
-  // Any message from a registered worker: refreshes its liveness.
-  void WorkerSeen(const std::string& worker_key, int64_t now_ms);
+  // Any message from a worker: refreshes its liveness if worker_key is a current registration,
+  // and returns whether it is (the caller tells an unknown sender to register again). O(1).
+  bool WorkerSeen(const std::string& worker_key, int64_t now_ms);
   // Heartbeat figures (cpu, host_cpu, ...) feed placement: the less loaded worker is preferred and
-  // a saturated host gets fewer attempts (ARCHITECTURE.md, Scheduling).
-  void WorkerHeartbeat(const std::string& worker_key, const HeartbeatMsg& heartbeat,
+  // a saturated host gets fewer attempts (ARCHITECTURE.md, Scheduling). Refreshes liveness as
+  // WorkerSeen does, and returns the same.
+  bool WorkerHeartbeat(const std::string& worker_key, const HeartbeatMsg& heartbeat,
                        int64_t now_ms);
   // The worker said goodbye: lost at once, attempts re-queued.
   void WorkerDisconnected(const std::string& worker_key, int64_t now_ms);

@@ -3,12 +3,14 @@
 #include <doctest/doctest.h>
 #include <msgpack.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <functional>
 #include <limits>
 #include <optional>
+#include <random>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -1194,6 +1196,99 @@ TEST_CASE("submit carries the protocol version the coordinator checks") {
   CHECK(kProtocolVersion == 1);
   const Value ready = SampleReady().ToValue();
   CHECK(*ready.Find("proto") == Value(1));
+}
+
+}  // namespace
+}  // namespace zmr
+
+namespace zmr {
+namespace {
+
+// One random heartbeat-like body, packed with a random choice of integer widths and float sizes:
+// mostly what workers send, sometimes with wrongly typed, duplicate, unknown or missing fields.
+std::string RandomHeartbeatBytes(std::mt19937& rng) {
+  auto pick = [&](int n) { return static_cast<int>(rng() % static_cast<uint32_t>(n)); };
+  const char* keys[] = {"type", "running", "free_slots", "cpu", "host_cpu", "cores",
+                        "load1", "rss_kb", "disk_free_bytes", "future"};
+  std::vector<std::string> fields;
+  fields.push_back("type");
+  for (int i = 1; i < 10; ++i) {
+    if (pick(3) != 0) fields.push_back(keys[i]);
+  }
+  if (pick(8) == 0) fields.push_back(keys[pick(10)]);  // a duplicate
+  if (pick(10) == 0) fields.erase(fields.begin());     // no type
+  std::shuffle(fields.begin(), fields.end(), rng);
+  msgpack::sbuffer buf;
+  msgpack::packer<msgpack::sbuffer> pk(buf);
+  pk.pack_map(static_cast<uint32_t>(fields.size()));
+  for (const std::string& key : fields) {
+    pk.pack(key);
+    if (key == "type") {
+      const int t = pick(10);
+      if (t == 0) pk.pack(std::string("task_done"));
+      else if (t == 1) pk.pack_int(5);
+      else pk.pack(std::string("heartbeat"));
+      continue;
+    }
+    const int64_t magnitude = pick(4) == 0 ? (int64_t{1} << 40) + pick(1000) : pick(300);
+    const int64_t i = pick(4) == 0 ? -magnitude : magnitude;
+    switch (pick(14)) {
+      case 0: pk.pack_nil(); break;
+      case 1: pk.pack(std::string("7")); break;
+      case 2: pk.pack(pick(2) == 0); break;
+      case 3: pk.pack_array(1); pk.pack_int(1); break;
+      case 4: pk.pack_float(static_cast<float>(i) / 8); break;
+      case 5: pk.pack_double(static_cast<double>(i) / 3); break;
+      case 6: pk.pack_uint64(std::numeric_limits<uint64_t>::max() - static_cast<uint64_t>(pick(3)));
+        break;
+      case 7: pk.pack_fix_int64(i); break;
+      case 8: if (i >= 0) pk.pack_fix_uint32(static_cast<uint32_t>(i)); else pk.pack_fix_int32(
+                  static_cast<int32_t>(std::max<int64_t>(i, INT32_MIN)));
+        break;
+      case 9: pk.pack_fix_int16(static_cast<int16_t>(std::clamp<int64_t>(i, -30000, 30000)));
+        break;
+      case 10: pk.pack_fix_int8(static_cast<int8_t>(std::clamp<int64_t>(i, -100, 100))); break;
+      case 11: pk.pack_fix_uint8(static_cast<uint8_t>(std::clamp<int64_t>(i, 0, 255))); break;
+      default: pk.pack_int64(i); break;
+    }
+  }
+  std::string bytes(buf.data(), buf.size());
+  if (pick(20) == 0) bytes.resize(static_cast<size_t>(pick(static_cast<int>(bytes.size()))));
+  if (pick(20) == 0) bytes.push_back('\0');
+  return bytes;
+}
+
+TEST_CASE("the plain heartbeat reader agrees with the general decoder on whatever it accepts") {
+  std::mt19937 rng(20261202);
+  int accepted = 0;
+  for (int n = 0; n < 20000; ++n) {
+    const std::string bytes = RandomHeartbeatBytes(rng);
+    std::optional<HeartbeatMsg> plain = ParsePlainHeartbeat(bytes);
+    if (!plain) continue;
+    ++accepted;
+    std::string type, error;
+    std::optional<Value> v = DecodeMessage(bytes, &type, &error);
+    REQUIRE_MESSAGE(v.has_value(), error);
+    REQUIRE(type == msg::kHeartbeat);
+    std::optional<HeartbeatMsg> general = HeartbeatMsg::FromValue(*v, &error);
+    REQUIRE_MESSAGE(general.has_value(), error);
+    CHECK(*general == *plain);
+  }
+  CHECK(accepted > 250);  // the comparison ran on hundreds of accepted bodies, not a handful
+}
+
+TEST_CASE("the heartbeats zmr's workers send are read by the plain heartbeat reader") {
+  for (const HeartbeatMsg& hb : {HeartbeatMsg{}, SampleHeartbeat()}) {
+    std::optional<HeartbeatMsg> plain = ParsePlainHeartbeat(Pack(hb.ToValue()));
+    REQUIRE(plain.has_value());
+    CHECK(*plain == hb);
+    // And as a Python peer packs them (every float as float64).
+    plain = ParsePlainHeartbeat(PeerPack(hb.ToValue()));
+    REQUIRE(plain.has_value());
+    CHECK(*plain == hb);
+  }
+  CHECK_FALSE(ParsePlainHeartbeat(Pack(Value(Map{{"type", Value("ready")}}))).has_value());
+  CHECK_FALSE(ParsePlainHeartbeat("").has_value());
 }
 
 }  // namespace

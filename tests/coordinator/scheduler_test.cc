@@ -1151,3 +1151,49 @@ TEST_CASE("a job's kept events fill a gap after any seq they still cover, and sa
 
 }  // namespace
 }  // namespace zmr
+
+namespace zmr {
+namespace {
+
+TEST_CASE("workers that fall silent one after another are each declared lost on time") {
+  // The expiry scan only runs once the least recently heard worker may have expired; a scan
+  // that finds nobody expired must still leave the next one due for the next silent worker.
+  SchedulerOptions o;
+  o.heartbeat_ms = 1000;
+  o.liveness = 3;
+  Harness h(o);
+  h.Ready("k1", "w1", 1);
+  h.Ready("k2", "w2", 1);
+  h.Ready("k3", "w3", 1);
+  const int64_t start = h.now;
+  // w1 falls silent at once, w2 after 2.5 s, w3 heartbeats throughout.
+  std::map<std::string, int64_t> lost_at;
+  for (int64_t t = 100; t <= 9000; t += 100) {
+    h.now = start + t;
+    if (t % 500 == 0) {
+      CHECK(h.s.WorkerHeartbeat("k3", HeartbeatMsg{}, h.now));
+      if (t <= 2500) CHECK(h.s.WorkerHeartbeat("k2", HeartbeatMsg{}, h.now));
+    }
+    h.s.Tick(h.now);
+    h.Take();
+    for (const char* key : {"k1", "k2", "k3"}) {
+      if (!h.s.IsRegistered(key) && lost_at.count(key) == 0) lost_at[key] = t;
+    }
+  }
+  REQUIRE(lost_at.count("k1") == 1);
+  REQUIRE(lost_at.count("k2") == 1);
+  CHECK(lost_at.count("k3") == 0);
+  // Lost within one expiry check (heartbeat / 10) of liveness x heartbeat of silence.
+  CHECK(lost_at["k1"] > 3000);
+  CHECK(lost_at["k1"] <= 3100);
+  CHECK(lost_at["k2"] > 2500 + 3000);
+  CHECK(lost_at["k2"] <= 2500 + 3100);
+  CHECK(h.CountPublished("/worker_lost") == 2);
+  // Messages from the lost registrations are not taken as theirs any more.
+  CHECK_FALSE(h.s.WorkerSeen("k1", h.now));
+  CHECK_FALSE(h.s.WorkerHeartbeat("k2", HeartbeatMsg{}, h.now));
+  CHECK(h.s.WorkerSeen("k3", h.now));
+}
+
+}  // namespace
+}  // namespace zmr

@@ -73,6 +73,8 @@ int main(int argc, char** argv) {
       ("run-ms", "stop after this many milliseconds (0: at SIGINT/SIGTERM)",
        cxxopts::value<int64_t>(o.run_ms))
       ("seed", "seed of the heartbeat stagger", cxxopts::value<uint32_t>(o.seed))
+      ("probe-ms", "every this many ms, time a heartbeat's round trip through the coordinator "
+       "from a socket that never registers (0: off)", cxxopts::value<int>(o.probe_ms))
       ("log-level", "trace, debug, info, warn, error, critical or off",
        cxxopts::value<std::string>()->default_value("info"))
       ("h,help", "print this help and exit");
@@ -96,6 +98,9 @@ int main(int argc, char** argv) {
     return UsageError(program, "--liveness must be between 1 and 1000");
   }
   if (o.run_ms < 0) return UsageError(program, "--run-ms must be >= 0");
+  if (o.probe_ms < 0 || o.probe_ms > 600000) {
+    return UsageError(program, "--probe-ms must be between 0 and 600000");
+  }
   if (flags.count("name-prefix") && o.name_prefix.empty()) {
     return UsageError(program, "--name-prefix must not be empty");
   }

@@ -62,6 +62,8 @@ constexpr int64_t kStatusLogMs = 10000;
 // reserve for the context, the events socket and the part files.
 constexpr int64_t kFdsPerWorker = 2;
 constexpr int64_t kFdReserve = 64;
+// A probe (SimOptions::probe_ms) unanswered for this long is counted lost and the next one sent.
+constexpr int64_t kProbeTimeoutMs = 1000;
 // Made-up sizes of a map output partition.
 constexpr int64_t kFakeOutputBytes = 64;
 constexpr int64_t kFakeOutputRecords = 4;
@@ -135,6 +137,7 @@ enum class TimerKind : uint8_t {
   kHeartbeat,   // send a heartbeat (and check the coordinator's silence)
   kReconnect,   // the backoff after a silence is over: new socket, ready
   kAttemptEnd,  // an attempt has "run" for task_ms: report it done
+  kProbe,       // time for the probe's next heartbeat (SimOptions::probe_ms)
 };
 
 struct Timer {
@@ -175,6 +178,21 @@ std::string Hostname() {
   char buf[256] = {0};
   if (gethostname(buf, sizeof(buf) - 1) != 0) return "localhost";
   return buf;
+}
+
+int64_t SteadyUs() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+// The p-th fraction of the samples (nearest rank), 0 when there are none. Sorts them.
+int64_t Percentile(std::vector<int64_t>& samples, double p) {
+  if (samples.empty()) return 0;
+  std::sort(samples.begin(), samples.end());
+  const auto rank = static_cast<size_t>(
+      std::max(1.0, std::ceil(p * static_cast<double>(samples.size()))));
+  return samples[std::min(rank, samples.size()) - 1];
 }
 
 double CpuSeconds() {
@@ -238,7 +256,9 @@ std::string SimReport::ToJson() const {
       "\"attempts_done\":%lld,\"attempts_failed\":%lld,\"attempts_cancelled\":%lld,"
       "\"attempts_abandoned\":%lld,\"bad_messages\":%lld,\"send_failures\":%lld,"
       "\"heartbeats_sent\":%lld,\"heartbeats_received\":%lld,\"heartbeat_gap_p50_ms\":%lld,"
-      "\"heartbeat_gap_p99_ms\":%lld,\"heartbeat_gap_max_ms\":%lld,\"timer_lag_p99_ms\":%lld,"
+      "\"heartbeat_gap_p99_ms\":%lld,\"heartbeat_gap_max_ms\":%lld,\"probes_answered\":%lld,"
+      "\"probes_lost\":%lld,\"probe_rtt_p50_us\":%lld,\"probe_rtt_p99_us\":%lld,"
+      "\"probe_rtt_max_us\":%lld,\"timer_lag_p99_ms\":%lld,"
       "\"timer_lag_max_ms\":%lld,\"loop_iterations\":%lld,\"loop_turn_max_ms\":%lld,"
       "\"elapsed_ms\":%lld,"
       "\"cpu_seconds\":%.3f}",
@@ -255,6 +275,9 @@ std::string SimReport::ToJson() const {
       static_cast<long long>(send_failures), static_cast<long long>(heartbeats_sent),
       static_cast<long long>(heartbeats_received), static_cast<long long>(heartbeat_gap_p50_ms),
       static_cast<long long>(heartbeat_gap_p99_ms), static_cast<long long>(heartbeat_gap_max_ms),
+      static_cast<long long>(probes_answered), static_cast<long long>(probes_lost),
+      static_cast<long long>(probe_rtt_p50_us), static_cast<long long>(probe_rtt_p99_us),
+      static_cast<long long>(probe_rtt_max_us),
       static_cast<long long>(timer_lag_p99_ms), static_cast<long long>(timer_lag_max_ms),
       static_cast<long long>(loop_iterations), static_cast<long long>(loop_turn_max_ms),
       static_cast<long long>(elapsed_ms), cpu_seconds);
@@ -294,12 +317,20 @@ struct SimWorkers::Impl {
   std::vector<std::string> heartbeat_bytes;  // our heartbeat, by number of running attempts
   std::string coordinator_heartbeat;         // the coordinator's (constant) heartbeat
   MsHistogram heartbeat_gaps;
+  // The probe: a DEALER that never registers, so the coordinator answers each of its heartbeats
+  // with `reregister` as soon as it reads it. One heartbeat is outstanding at a time.
+  std::unique_ptr<zmq::socket_t> probe;
+  int probe_fd = -1;
+  bool probe_queued = false;               // the probe socket is to be serviced
+  int64_t probe_sent_us = 0;               // steady clock of the outstanding heartbeat; 0: none
+  std::vector<int64_t> probe_rtts_us;
   MsHistogram timer_lag;
   SimReport report;                        // counters; snapshots are filled by Report()
 
   // --- sending ---
 
   static constexpr uint64_t kEventsKey = ~uint64_t{0};
+  static constexpr uint64_t kProbeKey = ~uint64_t{0} - 1;
 
   int IndexOf(const SimWorker& w) const { return static_cast<int>(&w - workers.data()); }
 
@@ -498,9 +529,54 @@ struct SimWorkers::Impl {
         case TimerKind::kAttemptEnd:
           OnAttemptEnd(t.worker, t, now);
           break;
+        case TimerKind::kProbe:
+          OnProbeTimer(now);
+          break;
       }
     }
     return n;
+  }
+
+  // --- the probe ---
+
+  void OnProbeTimer(int64_t now) {
+    timers.push({now + options.probe_ms, TimerKind::kProbe, 0, 0});
+    if (!probe) return;
+    if (probe_sent_us != 0) {
+      if (SteadyUs() - probe_sent_us < kProbeTimeoutMs * 1000) return;
+      ++report.probes_lost;
+    }
+    probe_queued = true;  // the send may consume the descriptor's signal
+    try {
+      if (probe->send(zmq::buffer(heartbeat_bytes[0]), zmq::send_flags::dontwait)) {
+        probe_sent_us = SteadyUs();
+        return;
+      }
+    } catch (const zmq::error_t& e) {
+      spdlog::debug("probe: send failed: {}", e.what());
+    }
+    probe_sent_us = 0;
+    ++report.send_failures;
+  }
+
+  // Reads the probe's answers until ZMQ_EVENTS shows no more input.
+  void ServiceProbe() {
+    for (int i = 0; i < kMaxRecvPerSocket; ++i) {
+      zmq::message_t frame;
+      try {
+        if ((probe->get(zmq::sockopt::events) & ZMQ_POLLIN) == 0) return;
+        if (!probe->recv(frame, zmq::recv_flags::dontwait)) continue;
+      } catch (const zmq::error_t& e) {
+        if (e.num() != EINTR) throw;
+        break;
+      }
+      if (probe_sent_us != 0) {
+        probe_rtts_us.push_back(SteadyUs() - probe_sent_us);
+        ++report.probes_answered;
+        probe_sent_us = 0;
+      }
+    }
+    probe_queued = true;  // stopped at the limit (or EINTR): look again next turn
   }
 
   // --- messages from the coordinator ---
@@ -728,6 +804,8 @@ struct SimWorkers::Impl {
     for (uint64_t key : ready_keys) {
       if (key == kEventsKey) {
         events_queued = true;
+      } else if (key == kProbeKey) {
+        probe_queued = true;
       } else if (key < workers.size()) {
         QueueService(static_cast<int>(key));
       }
@@ -736,6 +814,10 @@ struct SimWorkers::Impl {
     if (events_queued && events) {
       events_queued = false;
       ServiceEvents();
+    }
+    if (probe_queued && probe) {
+      probe_queued = false;
+      ServiceProbe();
     }
     // At most kMaxServicePerTurn sockets; Service may queue its own socket again (message limit).
     for (size_t n = 0; n < kMaxServicePerTurn && !to_service.empty(); ++n) {
@@ -782,8 +864,8 @@ std::unique_ptr<SimWorkers> SimWorkers::Create(const SimOptions& options, std::s
     return nullptr;
   }
   if (options.task_ms < 0 || options.heartbeat_ms < 10 || options.liveness < 1 ||
-      options.run_ms < 0) {
-    *error = "task_ms and run_ms must be >= 0, heartbeat_ms >= 10 and liveness >= 1";
+      options.run_ms < 0 || options.probe_ms < 0) {
+    *error = "task_ms, run_ms and probe_ms must be >= 0, heartbeat_ms >= 10 and liveness >= 1";
     return nullptr;
   }
   // Every worker is a TCP connection plus a socket mailbox: raise the descriptor limit.
@@ -881,6 +963,19 @@ int SimWorkers::Run(const std::atomic<bool>& stop) {
     m.events_queued = true;
   }
 
+  if (m.options.probe_ms > 0) {
+    m.probe = std::make_unique<zmq::socket_t>(m.context, zmq::socket_type::dealer);
+    m.probe->set(zmq::sockopt::linger, 0);
+    m.probe->connect(m.options.coordinator);
+    m.probe_fd = m.probe->get(zmq::sockopt::fd);
+    if (!m.epoll.Add(m.probe_fd, Impl::kProbeKey)) {
+      spdlog::error("cannot watch the probe socket ({}); no round trips are measured",
+                    std::strerror(errno));
+      m.probe.reset();
+    }
+    m.timers.push({now + m.options.probe_ms, TimerKind::kProbe, 0, 0});
+  }
+
   int64_t turn_start = SteadyMs();
   while (!stop.load()) {
     now = SteadyMs();
@@ -902,7 +997,7 @@ int SimWorkers::Run(const std::atomic<bool>& stop) {
     int64_t wake = now + kMaxPollMs;
     if (!m.timers.empty()) wake = std::min(wake, m.timers.top().at);
     if (m.options.run_ms > 0) wake = std::min(wake, m.start_ms + m.options.run_ms);
-    if (!m.to_service.empty() || m.events_queued) wake = now;
+    if (!m.to_service.empty() || m.events_queued || m.probe_queued) wake = now;
     const int64_t wait_ms = std::clamp<int64_t>(wake - now, 0, kMaxPollMs);
     m.epoll.Wait(static_cast<int>(wait_ms), &m.ready_keys);
     ++m.report.loop_iterations;
@@ -911,6 +1006,8 @@ int SimWorkers::Run(const std::atomic<bool>& stop) {
   }
   m.report.elapsed_ms = SteadyMs() - m.start_ms;
   m.report.cpu_seconds = CpuSeconds() - m.start_cpu;
+  if (m.probe) m.epoll.Remove(m.probe_fd);
+  m.probe.reset();
   m.Shutdown();
   return 0;
 }
@@ -923,6 +1020,10 @@ SimReport SimWorkers::Report() const {
   r.heartbeat_gap_p50_ms = m.heartbeat_gaps.Percentile(0.50);
   r.heartbeat_gap_p99_ms = m.heartbeat_gaps.Percentile(0.99);
   r.heartbeat_gap_max_ms = m.heartbeat_gaps.max();
+  std::vector<int64_t> rtts = m.probe_rtts_us;
+  r.probe_rtt_p50_us = Percentile(rtts, 0.50);
+  r.probe_rtt_p99_us = Percentile(rtts, 0.99);
+  r.probe_rtt_max_us = rtts.empty() ? 0 : rtts.back();
   r.timer_lag_p99_ms = m.timer_lag.Percentile(0.99);
   r.timer_lag_max_ms = m.timer_lag.max();
   if (r.elapsed_ms == 0 && m.start_ms != 0) r.elapsed_ms = SteadyMs() - m.start_ms;

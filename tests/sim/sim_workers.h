@@ -9,8 +9,9 @@
 // Differences from worker/worker.cc: the first heartbeats are staggered randomly over one interval;
 // the coordinator's silence is checked when a heartbeat is due (so it is noticed between liveness
 // and liveness+1 intervals); job_files and cleanup are ignored. The measurements (SimReport) show
-// whether the coordinator kept up: the gaps between its heartbeats to each worker, and how late
-// this process itself ran (timer lag), which must be small for the gaps to mean anything.
+// whether the coordinator kept up: the gaps between its heartbeats to each worker, how long it took
+// to answer a heartbeat (an optional probe, SimOptions::probe_ms), and how late this process
+// itself ran (timer lag), which must be small for the other figures to mean anything.
 //
 // SimWorkers is single-threaded: Create, Run and Report must be called from one thread (Run owns
 // all sockets). The stop flag may be set from a signal handler.
@@ -36,6 +37,10 @@ struct SimOptions {
   std::string events;           // the coordinator's PUB endpoint, "" = do not subscribe
   int64_t run_ms = 0;           // stop after this long; 0 = only when the stop flag is set
   uint32_t seed = 1;            // for the heartbeat stagger
+  // Every this many ms, one extra socket that never registers (the probe) sends a heartbeat and
+  // times the coordinator's answer (`reregister`, sent as soon as the coordinator reads it): the
+  // round trip of a worker's heartbeat through the coordinator's loop. 0: no probe.
+  int probe_ms = 0;
 };
 
 // What a run measured. Counters are totals over the run; `registered` is a snapshot at its end.
@@ -67,6 +72,13 @@ struct SimReport {
   int64_t heartbeat_gap_p50_ms = 0;
   int64_t heartbeat_gap_p99_ms = 0;
   int64_t heartbeat_gap_max_ms = 0;
+  // The probe's round trips (see SimOptions::probe_ms), in microseconds; a probe unanswered for
+  // a second is lost (and not in the percentiles).
+  int64_t probes_answered = 0;
+  int64_t probes_lost = 0;
+  int64_t probe_rtt_p50_us = 0;
+  int64_t probe_rtt_p99_us = 0;
+  int64_t probe_rtt_max_us = 0;
   // How late this process ran its own timers (heartbeats, attempt ends), in ms: if these are
   // large, the gaps above measure this harness, not the coordinator.
   int64_t timer_lag_p99_ms = 0;
