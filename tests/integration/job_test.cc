@@ -450,21 +450,29 @@ TEST_CASE("a job of many tiny maps runs them on a few reused runner processes, w
   WriteFile(tmp / "in.txt", text);
   const std::string expected = ReferenceWordCount({tmp / "in.txt"});
 
-  SUBCASE("reused") {
-    Cluster cluster({.workers = 1, .slots = 2});
+  // Runs the word count with `maps` maps and `reduces` reduces on the cluster's worker 0 and
+  // checks its output; returns how many attempts each runner pid ran (empty if it did not end).
+  auto run_job = [&](Cluster& cluster, const std::string& out, int maps, int reduces) {
+    std::map<long, int> pids;
     REQUIRE_MESSAGE(cluster.WaitForWorkers(1), cluster.Logs());
-    const fs::path output = tmp / "out";
+    const fs::path output = tmp / out;
     const std::string job_id =
         Submit(cluster, {"--app", "wordcount", "--input", (tmp / "in.txt").string(), "--output",
-                         output.string(), "--maps", "40", "--reduces", "2"});
-    if (!AwaitEnd(cluster, job_id)) return;
+                         output.string(), "--maps", std::to_string(maps), "--reduces",
+                         std::to_string(reduces)});
+    if (!AwaitEnd(cluster, job_id)) return pids;
     ClientResult wait = WaitJob(cluster, job_id);
     INFO(wait.Describe() << "\n" << cluster.Logs());
     REQUIRE(wait.exit_code == 0);
-    CheckJobOutput(output, 2, expected);
+    CheckJobOutput(output, reduces, expected);
+    return RunnerPids(cluster.WorkDir(0), job_id);
+  };
+
+  SUBCASE("reused") {
+    Cluster cluster({.workers = 1, .slots = 2});
+    std::map<long, int> pids = run_job(cluster, "out", 40, 2);
 
     // 42 attempts on 2 slots: never more than 2 runners (an idle one always takes the next).
-    std::map<long, int> pids = RunnerPids(cluster.WorkDir(0), job_id);
     int attempts = 0;
     for (const auto& [pid, n] : pids) attempts += n;
     CHECK(attempts == 42);
@@ -492,18 +500,7 @@ TEST_CASE("a job of many tiny maps runs them on a few reused runner processes, w
   SUBCASE("one attempt per runner") {
     Cluster cluster({.workers = 0, .slots = 2});
     cluster.AddWorker(WorkerLaunch{.flags = {"--attempts-per-runner", "1"}});
-    REQUIRE_MESSAGE(cluster.WaitForWorkers(1), cluster.Logs());
-    const fs::path output = tmp / "out1";
-    const std::string job_id =
-        Submit(cluster, {"--app", "wordcount", "--input", (tmp / "in.txt").string(), "--output",
-                         output.string(), "--maps", "6", "--reduces", "1"});
-    if (!AwaitEnd(cluster, job_id)) return;
-    ClientResult wait = WaitJob(cluster, job_id);
-    INFO(wait.Describe() << "\n" << cluster.Logs());
-    REQUIRE(wait.exit_code == 0);
-    CheckJobOutput(output, 1, expected);
-    std::map<long, int> pids = RunnerPids(cluster.WorkDir(0), job_id);
-    CHECK(pids.size() == 7);
+    CHECK(run_job(cluster, "out1", 6, 1).size() == 7);
   }
 }
 
