@@ -698,6 +698,15 @@ std::string PaddedTitle(const std::string& title) {
   return padded;
 }
 
+// Whether a runner has exited (killed while idle, by a user or the OOM killer) or is gone.
+bool RunnerExited(pid_t pid) {
+  siginfo_t info{};
+  if (waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOHANG | WNOWAIT) != 0) {
+    return errno == ECHILD;
+  }
+  return info.si_pid == pid;
+}
+
 }  // namespace
 
 AttemptProcess::AttemptProcess(AttemptProcessOptions options) : options_(std::move(options)) {
@@ -714,6 +723,16 @@ AttemptProcess::~AttemptProcess() {
 
 std::unique_ptr<AttemptProcess::Runner> AttemptProcess::TakeIdle(const std::string& reuse_key) {
   std::lock_guard<std::mutex> lock(mu_);
+  // Runners that died while idle would only fail the attempt: end them instead.
+  for (auto it = idle_.begin(); it != idle_.end();) {
+    if (RunnerExited((*it)->child.pid)) {
+      spdlog::warn("idle task process {} has exited; starting another", (*it)->child.pid);
+      EndIdleRunner((*it)->child);
+      it = idle_.erase(it);
+    } else {
+      ++it;
+    }
+  }
   // The most recently used first: its pages are the warmest.
   for (auto it = idle_.rbegin(); it != idle_.rend(); ++it) {
     if ((*it)->reuse_key != reuse_key) continue;

@@ -422,15 +422,6 @@ TEST_CASE("an attempt whose shipped file is not cached fails without starting a 
   CHECK(out.pid == 0);
 }
 
-TEST_CASE("an attempt that runs on after consuming its input reports progress 1.0") {
-  Fixture f;
-  AssignMsg task = f.StreamingMap("cat >/dev/null; sleep 0.5");
-  Outcome out = f.Run(task);
-  REQUIRE_MESSAGE(out.ok, out.error);
-  REQUIRE_FALSE(out.progress.empty());
-  CHECK(out.progress.back() == 1.0);
-}
-
 TEST_CASE("a streaming command's status reaches the progress callback") {
   Fixture f;
   AssignMsg task = f.StreamingMap("echo 'reporter:status:halfway there' >&2; cat");
@@ -599,6 +590,30 @@ TEST_CASE("a runner that loaded a plugin serves only its job, and retires with i
   CHECK_FALSE(ProcessExists(a1.pid));
   CHECK(ProcessExists(b1.pid));
   CHECK(ProcessExists(builtin.pid));
+}
+
+TEST_CASE("an idle runner that was killed is not given the next attempt") {
+  Fixture f;
+  AttemptProcess process(f.options);
+  Outcome first = f.RunOn(process, f.StreamingMap("cat"));
+  REQUIRE_MESSAGE(first.ok, first.error);
+  REQUIRE(process.IdleRunners() == 1);
+  REQUIRE(kill(first.pid, SIGKILL) == 0);
+  // Wait (at most ten seconds) until it is a zombie: dead, not reaped.
+  int64_t deadline = SteadyMs() + 10000;
+  for (;;) {
+    const std::string stat = ReadBytes("/proc/" + std::to_string(first.pid) + "/stat");
+    const std::size_t paren = stat.rfind(')');
+    if (paren != std::string::npos && stat.compare(paren + 2, 1, "Z") == 0) break;
+    REQUIRE(SteadyMs() < deadline);
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  AssignMsg next = f.StreamingMap("cat");
+  next.task_id = "m-00001";
+  Outcome second = f.RunOn(process, next);
+  REQUIRE_MESSAGE(second.ok, second.error);
+  CHECK(second.pid != first.pid);
+  CHECK_FALSE(ProcessExists(first.pid));  // reaped
 }
 
 TEST_CASE("with one attempt per runner every attempt gets a fresh process") {
