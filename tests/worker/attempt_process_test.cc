@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <doctest/doctest.h>
 #include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -599,12 +600,13 @@ TEST_CASE("an idle runner that was killed is not given the next attempt") {
   REQUIRE_MESSAGE(first.ok, first.error);
   REQUIRE(process.IdleRunners() == 1);
   REQUIRE(kill(first.pid, SIGKILL) == 0);
-  // Wait (at most ten seconds) until it is a zombie: dead, not reaped.
+  // Wait (at most ten seconds) until it has exited, not reaped. (Its main thread shows as a zombie
+  // in /proc before its other threads are gone; only then can a parent wait for it.)
   int64_t deadline = SteadyMs() + 10000;
   for (;;) {
-    const std::string stat = ReadBytes("/proc/" + std::to_string(first.pid) + "/stat");
-    const std::size_t paren = stat.rfind(')');
-    if (paren != std::string::npos && stat.compare(paren + 2, 1, "Z") == 0) break;
+    siginfo_t info{};
+    REQUIRE(waitid(P_PID, static_cast<id_t>(first.pid), &info, WEXITED | WNOHANG | WNOWAIT) == 0);
+    if (info.si_pid == first.pid) break;
     REQUIRE(SteadyMs() < deadline);
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
