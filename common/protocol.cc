@@ -202,6 +202,7 @@ Value ReadyMsg::ToValue() const {
   v.Set("host", host);
   v.Set("pid", pid);
   v.Set("slots", slots);
+  v.Set("queue", queue);
   v.Set("work_dir", work_dir);
   return v;
 }
@@ -211,6 +212,7 @@ std::optional<ReadyMsg> ReadyMsg::FromValue(const Value& v, std::string* error) 
   if (!RequireMap(v, error) || !ReadInt(v, "proto", &m.proto, error) ||
       !ReadString(v, "name", &m.name, error) || !ReadString(v, "host", &m.host, error) ||
       !ReadInt(v, "pid", &m.pid, error) || !ReadInt(v, "slots", &m.slots, error) ||
+      !ReadOptInt(v, "queue", &m.queue, error) ||
       !ReadOptString(v, "work_dir", &m.work_dir, error)) {
     return std::nullopt;
   }
@@ -220,6 +222,10 @@ std::optional<ReadyMsg> ReadyMsg::FromValue(const Value& v, std::string* error) 
   }
   if (m.slots < 1 || m.slots > 4096) {
     *error = "field 'slots' out of range";
+    return std::nullopt;
+  }
+  if (m.queue < 0 || m.queue > 4096) {
+    *error = "field 'queue' out of range";
     return std::nullopt;
   }
   return m;

@@ -103,6 +103,9 @@ struct ReadyMsg {
   std::string host;
   int64_t pid = 0;
   int64_t slots = 1;
+  // Assignments beyond its slots it accepts and holds, starting each when a slot frees (0: none).
+  // Optional on the wire (absent = 0).
+  int64_t queue = 0;
   std::string work_dir;  // where its intermediate files live
 
   Value ToValue() const;

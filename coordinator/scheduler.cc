@@ -208,6 +208,7 @@ struct Worker {
   std::string host;
   int64_t pid = 0;
   int64_t slots = 1;
+  int64_t queue = 0;               // assignments beyond its slots it holds until a slot frees
   std::string work_dir;
   int64_t joined_ms = 0;
   int64_t last_seen_ms = 0;
@@ -219,7 +220,8 @@ struct Worker {
   int64_t load_samples = 0;        // heartbeats that carried host_cpu
   double host_cpu_avg = 0;         // smoothed host_cpu
   double other_cores_avg = 0;      // smoothed CPU of the host's other processes, in cores
-  std::optional<std::pair<double, std::string>> free_as;  // key in Impl::free_workers
+  std::optional<std::pair<double, std::string>> free_as;   // key in Impl::free_workers
+  std::optional<std::pair<double, std::string>> queue_as;  // key in Impl::queue_workers
 
   bool saturated() const {
     return load_samples >= kSaturationSamples && host_cpu_avg >= kSaturatedHostCpu;
@@ -361,6 +363,8 @@ struct Scheduler::Impl {
   std::map<std::string, std::string> key_by_name;
   std::set<JobKey> runnable;                           // jobs with pending tasks, in turn order
   std::set<std::pair<double, std::string>> free_workers;  // (score, key) of workers with room
+  // (score, key) of workers whose slots are full but whose queue has room (ready.queue).
+  std::set<std::pair<double, std::string>> queue_workers;
   std::vector<Outgoing> out;
   int64_t last_expiry_check_ms = 0;
   int64_t last_speculation_ms = 0;
@@ -472,20 +476,37 @@ struct Scheduler::Impl {
     }
   }
 
-  // Puts the worker in (or takes it out of) the free set under its current score. Does nothing
-  // when neither changed (the common case of a heartbeat).
+  // Puts the worker in (or takes it out of) `set` under its current score: in it when `in`.
+  // Does nothing when neither changed (the common case of a heartbeat).
+  static void File(std::set<std::pair<double, std::string>>& set,
+                   std::optional<std::pair<double, std::string>>& as, bool in, const Worker& w) {
+    if (in && as && as->first == w.score()) return;
+    if (!in && !as) return;
+    if (as) {
+      set.erase(*as);
+      as.reset();
+    }
+    if (in) {
+      as = std::make_pair(w.score(), w.key);
+      set.insert(*as);
+    }
+  }
+
+  // Files the worker among the free ones (a slot is free) or the queueing ones (its slots are
+  // full, its queue is not), or neither.
   void UpdateFree(Worker& w) {
-    const bool has_room = static_cast<int64_t>(w.running.size()) < w.capacity();
-    if (has_room && w.free_as && w.free_as->first == w.score()) return;
-    if (!has_room && !w.free_as) return;
-    if (w.free_as) {
-      free_workers.erase(*w.free_as);
-      w.free_as.reset();
-    }
-    if (has_room) {
-      w.free_as = std::make_pair(w.score(), w.key);
-      free_workers.insert(*w.free_as);
-    }
+    const auto used = static_cast<int64_t>(w.running.size());
+    const bool has_room = used < w.capacity();
+    File(free_workers, w.free_as, has_room, w);
+    File(queue_workers, w.queue_as, !has_room && used < w.capacity() + w.queue, w);
+  }
+
+  // Whether the phase's tasks are short enough to be queued on a worker behind a running attempt
+  // (ready.queue): a few are done and their median time is at most kQueueTaskMaxMs. A longer task
+  // would be better off waiting for whichever slot frees first.
+  static bool QueueAllowed(const Phase& phase) {
+    return static_cast<int64_t>(phase.durations.size()) >= kQueueMinDone &&
+           phase.durations.Median() <= kQueueTaskMaxMs;
   }
 
   void Enqueue(Job& job, Task& task) {
@@ -546,6 +567,7 @@ struct Scheduler::Impl {
     auto it = workers.find(key);
     if (it == workers.end()) return;
     if (it->second.free_as) free_workers.erase(*it->second.free_as);
+    if (it->second.queue_as) queue_workers.erase(*it->second.queue_as);
     Worker w = std::move(it->second);
     workers.erase(it);
     auto name_it = key_by_name.find(w.name);
@@ -599,12 +621,22 @@ struct Scheduler::Impl {
     return listed >= workers.size();
   }
 
-  // The least loaded worker with room for an attempt of `task`: not on the job's blacklist, not
-  // already running an attempt of the task, and preferably not where it last failed.
-  Worker* PickWorker(const Job& job, const Task& task) {
+  // The least loaded worker with a free slot for an attempt of `task`: not on the job's
+  // blacklist, not already running an attempt of the task, and preferably not where it last
+  // failed. With Room::kSlotOrQueue and no such slot, the same among the workers whose queue has
+  // room.
+  enum class Room { kSlot, kSlotOrQueue };
+  Worker* PickWorker(const Job& job, const Task& task, Room room) {
+    Worker* w = PickAmong(free_workers, job, task);
+    if (w == nullptr && room == Room::kSlotOrQueue) w = PickAmong(queue_workers, job, task);
+    return w;
+  }
+
+  Worker* PickAmong(const std::set<std::pair<double, std::string>>& candidates, const Job& job,
+                    const Task& task) {
     bool use_blacklist = !job.blacklist.empty() && !BlacklistCoversAll(job);
     Worker* fallback = nullptr;
-    for (const auto& [score, key] : free_workers) {
+    for (const auto& [score, key] : candidates) {
       Worker& w = workers.at(key);
       if (use_blacklist && job.blacklist.count(w.name) != 0) continue;
       bool runs_it = false;
@@ -710,7 +742,8 @@ struct Scheduler::Impl {
         job.blocked_reduces.push_back(index);
         continue;
       }
-      Worker* w = PickWorker(job, *task);
+      Worker* w = PickWorker(job, *task,
+                             QueueAllowed(job.phase(kind)) ? Room::kSlotOrQueue : Room::kSlot);
       if (w == nullptr) break;
       job.pending.erase(job.pending.begin());
       StartAttempt(job, *task, *w, /*speculative=*/false, now_ms);
@@ -723,7 +756,7 @@ struct Scheduler::Impl {
   void Schedule(int64_t now_ms) {
     // Each round starts one attempt for the first job in turn order that can use a free slot;
     // starting it changes the job's key (one more running task), so the next round looks again.
-    while (!free_workers.empty() && !runnable.empty()) {
+    while ((!free_workers.empty() || !queue_workers.empty()) && !runnable.empty()) {
       bool started = false;
       for (auto it = runnable.begin(); it != runnable.end() && !started;) {
         Job* job = jobs_by_order.at(std::get<2>(*it));
@@ -775,7 +808,7 @@ struct Scheduler::Impl {
           }
         }
         if (best == nullptr) break;
-        Worker* w = PickWorker(job, *best);
+        Worker* w = PickWorker(job, *best, Room::kSlot);  // a backup never waits in a queue
         if (w == nullptr) break;
         best->speculated = true;
         const LiveAttempt& original = best->live[0];
@@ -937,6 +970,7 @@ void Scheduler::WorkerReady(const std::string& worker_key, const ReadyMsg& ready
   w.host = ready.host;
   w.pid = ready.pid;
   w.slots = std::max<int64_t>(1, ready.slots);
+  w.queue = std::max<int64_t>(0, ready.queue);
   w.work_dir = ready.work_dir;
   w.joined_ms = now_ms;
   w.last_seen_ms = now_ms;
@@ -1473,6 +1507,7 @@ Value Scheduler::WorkerList(int64_t now_ms) const {
     v.Set("host", w->host);
     v.Set("pid", w->pid);
     v.Set("slots", w->slots);
+    v.Set("queue", w->queue);
     v.Set("running", static_cast<int64_t>(w->running.size()));
     v.Set("capacity", w->capacity());
     v.Set("saturated", w->saturated());

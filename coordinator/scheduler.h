@@ -5,7 +5,8 @@
 // Invariants kept here:
 // - a task has at most two running attempts (the second a speculative backup), each on its own
 //   registered worker; the first to finish wins and the other is killed;
-// - a worker never runs more attempts than its slots;
+// - a worker is assigned at most slots + queue attempts, beyond its slots only attempts of short
+//   tasks (kQueueTaskMaxMs), and never a backup beyond its slots;
 // - only a message from the registration that runs an attempt, naming that attempt, changes the
 //   task (results of lost, replaced, killed or superseded attempts are ignored);
 // - every job event carries the job's next seq (1, 2, 3, ... with no gaps).
@@ -42,6 +43,13 @@ inline constexpr double kSpeculationMinDoneFraction = 0.05;
 inline constexpr int64_t kSpeculationCapDivisor = 10;
 // A worker that failed this many attempts of one job gets no more of that job's tasks.
 inline constexpr int64_t kBlacklistFailures = 3;
+// Queueing short tasks (a worker's ready.queue): once this many of a phase's tasks are done and
+// their median time (assignment to done) is at most kQueueTaskMaxMs, more of the phase's tasks
+// may be assigned to a worker than it has slots; it starts each as a slot frees, so the next
+// tiny task does not wait for a round trip to the coordinator. Longer tasks wait for a free slot
+// (queued behind a long one, a task could finish a whole task later than on another worker).
+inline constexpr int64_t kQueueMinDone = 3;
+inline constexpr int64_t kQueueTaskMaxMs = 250;
 // A host is saturated when its smoothed CPU use is at least this (fraction of all its cores).
 inline constexpr double kSaturatedHostCpu = 0.9;
 

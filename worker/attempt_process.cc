@@ -203,20 +203,31 @@ void SetNonBlocking(int fd) {
 }
 
 // The attempt log: the child's stderr, capped, plus the worker's own notes; keeps the last
-// kStderrTailLines lines of the child's stderr for error messages.
+// kStderrTailLines lines of the child's stderr for error messages. The file at `path` is created
+// only when there is more to say than the notes of a quiet success: on the child's first stderr
+// bytes, when the notes outgrow kQuietLogMaxBytes, or at destruction unless TakeQuiet() took the
+// notes (a successful attempt that wrote nothing to stderr: its notes go to the job's shared
+// succeeded.log instead, which spares a tiny task an inode creation).
 class AttemptLog {
  public:
-  bool Open(const std::string& path, std::string* error) {
-    fd_ = Fd(open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0644));
-    if (!fd_.valid()) {
-      *error = "cannot create attempt log " + path + ": " + Errno(errno);
-      return false;
-    }
-    return true;
+  explicit AttemptLog(std::string path) : path_(std::move(path)) {}
+  ~AttemptLog() {
+    if (!quiet_taken_) Materialise();
+  }
+  AttemptLog(const AttemptLog&) = delete;
+  AttemptLog& operator=(const AttemptLog&) = delete;
+
+  // The notes written so far, if the file was never needed; the log is then done (no file).
+  // "" once the file exists.
+  std::string TakeQuiet() {
+    if (fd_.valid() || create_failed_) return "";
+    quiet_taken_ = true;
+    return std::move(pending_);
   }
 
   // Bytes the child wrote to its stderr.
   void AppendChild(std::string_view data) {
+    if (!data.empty()) Materialise();
     for (char c : data) {
       if (c == '\n') {
         PushLine();
@@ -240,6 +251,11 @@ class AttemptLog {
   // A line from the worker itself (not part of the stderr tail, written even past the cap).
   void Note(const std::string& line) {
     std::string text = "[zmr-worker " + std::to_string(WallMs()) + "] " + line + "\n";
+    if (!fd_.valid() && !create_failed_) {
+      pending_ += text;
+      if (pending_.size() > kQuietLogMaxBytes) Materialise();
+      return;
+    }
     if (!fd_.valid()) return;
     std::string_view rest = text;
     while (!rest.empty()) {
@@ -268,6 +284,30 @@ class AttemptLog {
   const std::deque<std::string>& tail_lines() const { return tail_; }
 
  private:
+  // Creates the file and writes what was held back. A log that cannot be created loses its
+  // lines (as a full disk does), never the attempt.
+  void Materialise() {
+    if (fd_.valid() || create_failed_ || quiet_taken_) return;
+    fd_ = Fd(open(path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0644));
+    if (!fd_.valid()) {
+      create_failed_ = true;
+      spdlog::warn("cannot create attempt log {}: {}", path_, Errno(errno));
+      return;
+    }
+    std::string pending = std::move(pending_);
+    pending_.clear();
+    WriteAll(pending);
+  }
+
+  void WriteAll(std::string_view data) {
+    while (!data.empty()) {
+      ssize_t n = write(fd_.get(), data.data(), data.size());
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return;
+      data.remove_prefix(static_cast<std::size_t>(n));
+    }
+  }
+
   void PushLine() {
     std::string line = std::move(partial_);
     partial_.clear();
@@ -290,7 +330,11 @@ class AttemptLog {
     }
   }
 
-  Fd fd_;
+  std::string path_;
+  Fd fd_;                    // the file, once created
+  std::string pending_;      // notes written before the file exists
+  bool create_failed_ = false;
+  bool quiet_taken_ = false;  // TakeQuiet() took the notes: no file, ever
   int64_t written_ = 0;
   bool truncated_ = false;
   std::string partial_;
@@ -662,6 +706,25 @@ std::string AttemptLogPath(const std::string& work_dir, const AttemptRef& ref) {
   return work_dir + "/jobs/" + ref.job_id + "/logs/" + AttemptName(ref) + ".log";
 }
 
+std::string SucceededLogPath(const std::string& work_dir, const std::string& job_id) {
+  return work_dir + "/jobs/" + job_id + "/logs/" + kSucceededLogName;
+}
+
+std::string QuietAttemptLog(const std::string& succeeded_log, const AttemptRef& ref) {
+  const std::string prefix = AttemptName(ref) + " ";
+  std::string out;
+  std::size_t at = 0;
+  while (at < succeeded_log.size()) {
+    std::size_t end = succeeded_log.find('\n', at);
+    end = end == std::string::npos ? succeeded_log.size() : end + 1;
+    if (succeeded_log.compare(at, prefix.size(), prefix) == 0) {
+      out.append(succeeded_log, at + prefix.size(), end - at - prefix.size());
+    }
+    at = end;
+  }
+  return out;
+}
+
 // A zmr-task process and its pipes, busy with one attempt or idle in the pool.
 struct AttemptProcess::Runner {
   SpawnedChild child;      // child.pid is also its process group id
@@ -716,9 +779,48 @@ AttemptProcess::AttemptProcess(AttemptProcessOptions options) : options_(std::mo
 }
 
 AttemptProcess::~AttemptProcess() {
-  std::lock_guard<std::mutex> lock(mu_);
-  for (auto& runner : idle_) EndIdleRunner(runner->child);
-  idle_.clear();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto& runner : idle_) EndIdleRunner(runner->child);
+    idle_.clear();
+  }
+  std::lock_guard<std::mutex> lock(logs_mu_);
+  for (auto& [job_id, fd] : succeeded_logs_) close(fd);
+}
+
+void AttemptProcess::AppendSucceededLog(const AttemptRef& ref, const std::string& notes) {
+  if (notes.empty()) return;
+  const std::string prefix = AttemptName(ref) + " ";
+  std::string text;
+  text.reserve(notes.size() + 4 * prefix.size());
+  std::size_t at = 0;
+  while (at < notes.size()) {
+    std::size_t end = notes.find('\n', at);
+    end = end == std::string::npos ? notes.size() : end + 1;
+    text += prefix;
+    text.append(notes, at, end - at);
+    at = end;
+  }
+  if (text.back() != '\n') text += '\n';
+  std::lock_guard<std::mutex> lock(logs_mu_);
+  auto it = succeeded_logs_.find(ref.job_id);
+  if (it == succeeded_logs_.end()) {
+    const std::string path = SucceededLogPath(options_.work_dir, ref.job_id);
+    int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (fd < 0) {
+      spdlog::warn("cannot open {}: {}", path, Errno(errno));
+      return;
+    }
+    it = succeeded_logs_.emplace(ref.job_id, fd).first;
+  }
+  // One write per attempt, to an O_APPEND file: lines of attempts never interleave.
+  std::string_view rest = text;
+  while (!rest.empty()) {
+    ssize_t n = write(it->second, rest.data(), rest.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return;  // a full disk loses log lines, never the attempt
+    rest.remove_prefix(static_cast<std::size_t>(n));
+  }
 }
 
 std::unique_ptr<AttemptProcess::Runner> AttemptProcess::TakeIdle(const std::string& reuse_key) {
@@ -784,6 +886,12 @@ void AttemptProcess::RetireRunners(const std::string& job_id) {
     }
   }
   for (auto& r : retired) EndIdleRunner(r->child);
+  std::lock_guard<std::mutex> lock(logs_mu_);
+  auto it = succeeded_logs_.find(job_id);
+  if (it != succeeded_logs_.end()) {
+    close(it->second);
+    succeeded_logs_.erase(it);
+  }
 }
 
 int AttemptProcess::IdleRunners() const {
@@ -823,8 +931,7 @@ bool AttemptProcess::Run(const AssignMsg& task, const std::atomic<bool>& cancell
     return false;
   }
   RemoveOnExit remove_attempt_dir(attempt_dir);
-  AttemptLog log;
-  if (!log.Open(log_path, error)) return false;
+  AttemptLog log(log_path);
   if (!Materialise(task.code, options_.blobs, attempt_dir, error)) {
     log.Note("attempt failed: " + *error);
     return false;
@@ -989,6 +1096,7 @@ bool AttemptProcess::Run(const AssignMsg& task, const std::atomic<bool>& cancell
         result->outputs = std::move(report.outputs);
         log.Note("attempt succeeded (cpu " + std::to_string(result->counters["task_cpu_ms"]) +
                  " ms, peak rss " + std::to_string(result->counters["peak_rss_kb"]) + " KiB)");
+        AppendSucceededLog(ref, log.TakeQuiet());
         // Streaming commands may leave descendants behind; reap them now rather than at the
         // next sweep. (Other attempts run no processes but the runner.)
         const bool streaming = !task.code.mapper.empty() || !task.code.reducer.empty();

@@ -28,6 +28,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -50,6 +51,12 @@ inline constexpr uint32_t kMaxControlFrameBytes = 64u << 20;
 // An attempt log stops growing here (then one "[log truncated]" line), so a chatty task cannot
 // fill the disk.
 inline constexpr int64_t kAttemptLogCapBytes = 8ll << 20;
+// The notes of an attempt that succeeded without writing to stderr go, each line prefixed with
+// "TASK.aN ", to this file of the job's logs directory instead of a log file of their own (a tiny
+// task is spared an inode creation); QuietAttemptLog picks one attempt's lines out of it.
+inline constexpr const char* kSucceededLogName = "succeeded.log";
+// An attempt's notes beyond this many bytes go to its own log file even if it succeeds quietly.
+inline constexpr std::size_t kQuietLogMaxBytes = 64 << 10;
 // Lines of the child's stderr kept for error messages.
 inline constexpr int kStderrTailLines = 20;
 // Default --attempts-per-runner: a runner is replaced after this many attempts (bounding what a
@@ -110,6 +117,11 @@ void ReapOrphans();
 // WORK_DIR/jobs/<job>/attempts/<task_id>.a<attempt> and WORK_DIR/jobs/<job>/logs/<task_id>.a<attempt>.log
 std::string AttemptDirPath(const std::string& work_dir, const AttemptRef& ref);
 std::string AttemptLogPath(const std::string& work_dir, const AttemptRef& ref);
+// WORK_DIR/jobs/<job>/logs/succeeded.log (kSucceededLogName).
+std::string SucceededLogPath(const std::string& work_dir, const std::string& job_id);
+// The log of attempt `ref` as kept in a job's succeeded.log (the bytes of that file): its lines
+// without their "TASK.aN " prefix, "" if it has none there.
+std::string QuietAttemptLog(const std::string& succeeded_log, const AttemptRef& ref);
 // Whether `s` can name a file inside a directory without leaving it: not empty, not "." or "..",
 // no '/' and no NUL (job ids, task ids and shipped file names from the wire are checked with it).
 bool IsSafeComponent(const std::string& s);
@@ -156,7 +168,8 @@ class AttemptProcess {
   // and Run returns only after the runner and every process left in its group are reaped; a
   // successful runner goes back to the idle pool. The attempt directory (if any) is
   // removed either way; the log WORK_DIR/jobs/<job>/logs/<task>.a<N>.log stays (until the job's
-  // cleanup).
+  // cleanup), or, for an attempt that succeeded without writing to stderr, its lines in the
+  // job's succeeded.log.
   //
   // On success fills *result (outputs, counters plus task_cpu_ms and peak_rss_kb of the attempt,
   // as the runner measured them) and returns true. Otherwise returns false with a one-line *error
@@ -168,8 +181,8 @@ class AttemptProcess {
   bool Run(const AssignMsg& task, const std::atomic<bool>& cancelled,
            const AttemptCallbacks& callbacks, TaskResult* result, std::string* error);
 
-  // Retires the idle runners that may only serve job_id (those that loaded its plugin). The worker
-  // calls it when the job is cleaned up. Any thread.
+  // Retires the idle runners that may only serve job_id (those that loaded its plugin) and closes
+  // the job's succeeded.log. The worker calls it when the job is cleaned up. Any thread.
   void RetireRunners(const std::string& job_id);
 
   // Idle runners now (for tests and logs). Any thread.
@@ -184,10 +197,14 @@ class AttemptProcess {
   std::unique_ptr<Runner> TakeIdle(const std::string& reuse_key);
   // Back to the pool after a successful attempt, or retired (too many attempts, pool full).
   void Release(std::unique_ptr<Runner> runner);
+  // Appends a quietly successful attempt's notes to its job's succeeded.log (kept open).
+  void AppendSucceededLog(const AttemptRef& ref, const std::string& notes);
 
   AttemptProcessOptions options_;
   mutable std::mutex mu_;
   std::vector<std::unique_ptr<Runner>> idle_;  // guarded by mu_; oldest first
+  std::mutex logs_mu_;
+  std::map<std::string, int> succeeded_logs_;  // job_id -> open fd of its succeeded.log; logs_mu_
 };
 
 }  // namespace zmr

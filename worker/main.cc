@@ -21,6 +21,8 @@ int main(int argc, char** argv) {
       ("coordinator", "the coordinator's workers endpoint",
        cxxopts::value<std::string>(o.coordinator))
       ("slots", "attempts run at once (default: number of CPUs)", cxxopts::value<int>(o.slots))
+      ("queue", "assignments of short tasks accepted beyond --slots, each started as a slot "
+       "frees (0..4096, default: as many as --slots; 0: none)", cxxopts::value<int>(o.queue))
       ("work-dir", "directory for intermediate data (default: $TMPDIR/zmr-NAME)",
        cxxopts::value<std::string>(o.work_dir))
       ("name", "worker name, unique in the cluster (default: HOST-PID)",
@@ -55,6 +57,9 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (o.slots < 1 || o.slots > 4096) return UsageError(program, "--slots must be between 1 and 4096");
+  if (flags.count("queue") && (o.queue < 0 || o.queue > 4096)) {
+    return UsageError(program, "--queue must be between 0 and 4096");
+  }
   if (o.heartbeat_ms < 10 || o.heartbeat_ms > 600000) {
     return UsageError(program, "--heartbeat-ms must be between 10 and 600000");
   }

@@ -57,17 +57,21 @@ constexpr int64_t kStatusIntervalMs = 200;
 // stderr reader).
 class ControlChannel {
  public:
-  // Forgets the previous attempt's progress and status.
+  // Forgets the previous attempt's progress and status; the next attempt starts now.
   void Reset() {
     std::lock_guard<std::mutex> lock(mu_);
     progress_ = 0;
     status_.clear();
     status_pending_ = false;
+    attempt_start_ms_ = SteadyMs();
   }
 
+  // A final 1.0 of an attempt younger than kProgressIntervalMs is not sent: its outcome follows
+  // at once and implies it, and a tiny task is spared a frame (and the worker a wake-up).
   void Progress(double progress) {
     std::lock_guard<std::mutex> lock(mu_);
     progress_ = progress;
+    if (progress >= 1.0 && SteadyMs() - attempt_start_ms_ < kProgressIntervalMs) return;
     SendProgressLocked();
   }
 
@@ -111,6 +115,7 @@ class ControlChannel {
   std::string status_;
   bool status_pending_ = false;   // status_ changed since the last frame
   int64_t last_sent_ms_ = 0;
+  int64_t attempt_start_ms_ = 0;
 };
 
 // Wraps the user's App to see its status updates: Start gets an AttemptInfo whose set_status also

@@ -11,6 +11,8 @@
 #include <cstring>
 #include <deque>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <map>
 #include <mutex>
 #include <set>
@@ -78,14 +80,26 @@ void SweepExpiredLogs(const std::string& work_dir, int64_t retention_s) {
   }
 }
 
-// The answer to a fetch_log: this worker's log of the attempt, its last kLogFetchMaxBytes.
+// The answer to a fetch_log: this worker's log of the attempt, its last kLogFetchMaxBytes. An
+// attempt that succeeded without writing to stderr has its lines in the job's succeeded.log.
 LogMsg ReadAttemptLog(const std::string& work_dir, const FetchLogMsg& fetch) {
   LogMsg log;
   log.request_id = fetch.request_id;
   log.ref = fetch.ref;
   if (!IsSafeComponent(fetch.ref.job_id) || !IsSafeComponent(fetch.ref.task_id)) return log;
   std::FILE* file = std::fopen(AttemptLogPath(work_dir, fetch.ref).c_str(), "rb");
-  if (file == nullptr) return log;
+  if (file == nullptr) {
+    std::ifstream in(SucceededLogPath(work_dir, fetch.ref.job_id), std::ios::binary);
+    if (!in) return log;
+    const std::string all((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::string mine = QuietAttemptLog(all, fetch.ref);
+    if (mine.empty()) return log;
+    log.found = true;
+    log.size = static_cast<int64_t>(mine.size());
+    log.truncated = log.size > kLogFetchMaxBytes;
+    log.data = log.truncated ? mine.substr(mine.size() - kLogFetchMaxBytes) : std::move(mine);
+    return log;
+  }
   log.found = true;
   if (std::fseek(file, 0, SEEK_END) == 0) log.size = std::ftell(file);
   const int64_t start = std::max<int64_t>(0, log.size - kLogFetchMaxBytes);
@@ -105,6 +119,7 @@ struct Attempt {
   // Set by its thread after its last report; from then on the thread no longer touches it.
   std::atomic<bool> finished{false};
   bool abandoned = false;   // results are dropped (cancelled, or from before a re-registration)
+  bool holding = false;     // it holds one of the worker's slots; guarded by AttemptThreads::mu_
   bool done_forwarded = false;  // its task_done went to the coordinator, which may commit it
 };
 
@@ -158,17 +173,20 @@ void RunAttempt(zmq::socket_t& push, AttemptProcess* runner, Attempt* attempt) {
     failed.stderr_tail = std::move(result.stderr_tail);
     SendBody(push, failed.ToValue(), /*may_drop=*/false);
   }
-  attempt->finished.store(true);
 }
 
-// The threads that run attempts: one per attempt running at once, kept between attempts (so a
-// tiny task costs no thread start, and each thread connects its PUSH socket once). An attempt is
-// handed to an idle thread, or to a new one when none is idle (attempts being abandoned may still
-// be finishing while new ones start, so there can be more threads than slots).
+// The threads that run attempts, and the worker's slots. At most `slots` attempts hold a slot at
+// once; an attempt assigned while every slot is held waits in a queue (the coordinator sends such
+// assignments only for short tasks, up to WorkerOptions::queue) and the thread whose attempt just
+// ended takes it at once, without a round trip through the worker loop or the coordinator.
+// An abandoned attempt gives its slot back at once, though its process may still be ending, so
+// there can be more threads than slots. Threads are kept between attempts (a tiny task costs no
+// thread start, and each thread connects its PUSH socket once). Start and Abandon are called by
+// the worker loop only.
 class AttemptThreads {
  public:
-  AttemptThreads(zmq::context_t* context, AttemptProcess* runner)
-      : context_(context), runner_(runner) {}
+  AttemptThreads(zmq::context_t* context, AttemptProcess* runner, int slots)
+      : context_(context), runner_(runner), slots_(slots) {}
   // Joins every thread; their attempts must have been cancelled (they finish quickly then).
   ~AttemptThreads() {
     {
@@ -181,22 +199,57 @@ class AttemptThreads {
   AttemptThreads(const AttemptThreads&) = delete;
   AttemptThreads& operator=(const AttemptThreads&) = delete;
 
-  // Runs `attempt` on some thread. It must stay alive until its `finished` is set.
-  void Start(Attempt* attempt) {
-    bool spawn = false;
+  // Runs `attempt` on a slot: at once when one is free (returns true), else when one frees
+  // (returns false). It must stay alive until its `finished` is set.
+  bool Start(Attempt* attempt) {
+    bool now = false;
     {
       std::lock_guard<std::mutex> lock(mu_);
       queue_.push_back(attempt);
-      spawn = idle_ < static_cast<int>(queue_.size());
+      now = holding_ + static_cast<int>(queue_.size()) <= slots_;
     }
-    if (spawn) {
-      threads_.emplace_back([this] { Loop(); });
-    } else {
+    Wake();
+    return now;
+  }
+
+  // Gives back the slot of an abandoned attempt. An attempt still queued is taken out of the
+  // queue: then true is returned and no thread will touch it (the caller marks it finished).
+  bool Abandon(Attempt* attempt) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      auto it = std::find(queue_.begin(), queue_.end(), attempt);
+      if (it != queue_.end()) {
+        queue_.erase(it);
+        return true;
+      }
+      if (attempt->holding) {
+        attempt->holding = false;
+        --holding_;
+      }
+    }
+    Wake();
+    return false;
+  }
+
+ private:
+  // Makes sure a thread takes each queued attempt that may start now: notifies an idle thread,
+  // or starts one when none is idle.
+  void Wake() {
+    int startable = 0, idle = 0;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      startable = std::min(static_cast<int>(queue_.size()), slots_ - holding_);
+      idle = idle_;
+    }
+    if (startable <= 0) return;
+    for (int i = idle; i < startable; ++i) threads_.emplace_back([this] { Loop(); });
+    if (idle > 1 && startable > 1) {
+      cv_.notify_all();
+    } else if (idle > 0) {
       cv_.notify_one();
     }
   }
 
- private:
   void Loop() {
     zmq::socket_t push(*context_, zmq::socket_type::push);
     push.set(zmq::sockopt::linger, 0);
@@ -204,22 +257,32 @@ class AttemptThreads {
     std::unique_lock<std::mutex> lock(mu_);
     for (;;) {
       ++idle_;
-      cv_.wait(lock, [this] { return stop_ || !queue_.empty(); });
+      cv_.wait(lock, [this] { return stop_ || (!queue_.empty() && holding_ < slots_); });
       --idle_;
-      if (queue_.empty()) return;  // stop_
+      if (stop_) return;
       Attempt* attempt = queue_.front();
       queue_.pop_front();
+      attempt->holding = true;
+      ++holding_;
       lock.unlock();
       RunAttempt(push, runner_, attempt);
       lock.lock();
+      if (attempt->holding) {
+        attempt->holding = false;
+        --holding_;
+      }
+      // Its reports are queued on `push` already; from here on the loop may delete it.
+      attempt->finished.store(true);
     }
   }
 
   zmq::context_t* context_;
   AttemptProcess* runner_;
+  const int slots_;
   std::mutex mu_;
   std::condition_variable cv_;
-  std::deque<Attempt*> queue_;   // guarded by mu_
+  std::deque<Attempt*> queue_;   // assigned, not started; guarded by mu_
+  int holding_ = 0;              // attempts holding a slot; guarded by mu_
   int idle_ = 0;                 // threads waiting for an attempt; guarded by mu_
   bool stop_ = false;            // guarded by mu_
   std::vector<std::thread> threads_;  // touched by the worker loop only
@@ -333,6 +396,7 @@ struct Worker::Impl {
     ready.host = host;
     ready.pid = getpid();
     ready.slots = options.slots;
+    ready.queue = options.queue;
     ready.work_dir = options.work_dir;
     Send(ready.ToValue());
   }
@@ -349,14 +413,19 @@ struct Worker::Impl {
     spdlog::info("worker {} connecting to {}", options.name, options.coordinator);
   }
 
-  // Stops every attempt and drops their results: they belong to a registration that is gone.
-  void AbandonAttempts() {
-    for (auto& [ref, a] : attempts) {
-      a->cancelled.store(true);
-      a->abandoned = true;
-    }
+  // Stops the attempt (or takes it out of the queue) and drops its results; its slot is free.
+  void Abandon(Attempt& a) {
+    a.cancelled.store(true);
+    a.abandoned = true;
+    if (threads->Abandon(&a)) a.finished.store(true);  // never started: nothing runs it
   }
 
+  // Stops every attempt and drops their results: they belong to a registration that is gone.
+  void AbandonAttempts() {
+    for (auto& [ref, a] : attempts) Abandon(*a);
+  }
+
+  // Attempts assigned and not abandoned (running or queued).
   int64_t RunningCount() const {
     int64_t n = 0;
     for (const auto& [ref, a] : attempts) n += a->abandoned ? 0 : 1;
@@ -374,10 +443,10 @@ struct Worker::Impl {
     auto attempt = std::make_unique<Attempt>();
     attempt->task = std::move(task);
     Attempt* raw = attempt.get();
-    spdlog::info("job {} task {} attempt {} starting ({})", ref.job_id, ref.task_id, ref.attempt,
-                 TaskKindName(raw->task.kind));
     attempts.emplace(ref, std::move(attempt));
-    threads->Start(raw);
+    const bool now = threads->Start(raw);
+    spdlog::info("job {} task {} attempt {} {} ({})", ref.job_id, ref.task_id, ref.attempt,
+                 now ? "starting" : "queued until a slot frees", TaskKindName(raw->task.kind));
   }
 
   void HandleCoordinator(const zmq::message_t& frame, int64_t now) {
@@ -449,8 +518,7 @@ struct Worker::Impl {
       }
       auto it = attempts.find(c->ref);
       if (it != attempts.end()) {
-        it->second->cancelled.store(true);
-        it->second->abandoned = true;
+        Abandon(*it->second);
         spdlog::info("job {} task {} attempt {} cancelled", c->ref.job_id, c->ref.task_id,
                      c->ref.attempt);
       }
@@ -493,10 +561,7 @@ struct Worker::Impl {
         return;
       }
       for (auto& [ref, a] : attempts) {
-        if (ref.job_id == c->job_id) {
-          a->cancelled.store(true);
-          a->abandoned = true;
-        }
+        if (ref.job_id == c->job_id) Abandon(*a);
       }
       cleanup_pending.insert(c->job_id);
       return;
@@ -601,6 +666,7 @@ std::unique_ptr<Worker> Worker::Create(const WorkerOptions& options, std::string
   s.options = options;
   s.host = Hostname();
   if (s.options.name.empty()) s.options.name = s.host + "-" + std::to_string(getpid());
+  if (s.options.queue < 0) s.options.queue = s.options.slots;
   if (s.options.work_dir.empty()) {
     s.options.work_dir = (fs::temp_directory_path() / ("zmr-" + s.options.name)).string();
   }
@@ -630,7 +696,7 @@ std::unique_ptr<Worker> Worker::Create(const WorkerOptions& options, std::string
   attempt_options.attempts_per_runner = s.options.attempts_per_runner;
   attempt_options.max_idle_runners = s.options.slots;
   s.runner = std::make_unique<AttemptProcess>(attempt_options);
-  s.threads = std::make_unique<AttemptThreads>(&s.context, s.runner.get());
+  s.threads = std::make_unique<AttemptThreads>(&s.context, s.runner.get(), s.options.slots);
   s.resources = std::make_unique<ResourceSampler>(s.options.work_dir);
   s.resources->Sample(SteadyMs());  // the baseline, so the first heartbeat has rates
   const std::string& task_binary = s.runner->options().task_binary;

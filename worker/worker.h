@@ -18,6 +18,9 @@ namespace zmr {
 struct WorkerOptions {
   std::string coordinator = "tcp://127.0.0.1:5555";
   int slots = 1;
+  // Assignments beyond its slots it accepts and holds, starting each when a slot frees (the
+  // coordinator sends them only for short tasks); -1: as many as slots, 0: none.
+  int queue = -1;
   std::string work_dir;   // intermediate data and attempt scratch space; created if missing
   std::string name;       // unique in the cluster
   int heartbeat_ms = 1000;

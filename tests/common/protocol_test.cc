@@ -175,6 +175,7 @@ ReadyMsg SampleReady() {
   m.host = "node7.example";
   m.pid = 31337;
   m.slots = 8;
+  m.queue = 8;
   m.work_dir = "/var/tmp/zmr/worker-a";
   return m;
 }
@@ -515,10 +516,13 @@ TEST_CASE("ready refuses wrongly typed and missing fields") {
                                            {"host", kBool},   {"pid", kStr},
                                            {"pid", kHalf},    {"slots", kStr},
                                            {"slots", kDouble}, {"slots", kMap},
-                                           {"work_dir", kInt}, {"work_dir", kMap}});
+                                           {"work_dir", kInt}, {"work_dir", kMap},
+                                           {"queue", kStr},   {"queue", kDouble}});
   CheckRequiredFields<ReadyMsg>(good, {"proto", "name", "host", "pid", "slots"});
-  CheckOptionalFields<ReadyMsg>(good, {"work_dir"});
+  CheckOptionalFields<ReadyMsg>(good, {"work_dir", "queue"});
   CHECK(Receive<ReadyMsg>(Without(good, "work_dir")).msg->work_dir.empty());
+  // A worker that says nothing about a queue takes no assignment beyond its slots.
+  CHECK(Receive<ReadyMsg>(Without(good, "queue")).msg->queue == 0);
 }
 
 TEST_CASE("welcome refuses wrongly typed and missing fields") {
@@ -960,6 +964,16 @@ TEST_CASE("ready accepts 1 to 4096 slots and a non-empty name only") {
   for (int64_t slots : {1, 2, 4096}) {
     CAPTURE(slots);
     CHECK(Receive<ReadyMsg>(With(good, "slots", Value(slots))).msg.has_value());
+  }
+  for (int64_t queue : {int64_t{-1}, int64_t{4097}}) {
+    CAPTURE(queue);
+    Received<ReadyMsg> r = Receive<ReadyMsg>(With(good, "queue", Value(queue)));
+    CHECK_FALSE(r.msg.has_value());
+    CHECK(r.error.find("'queue'") != std::string::npos);
+  }
+  for (int64_t queue : {0, 1, 4096}) {
+    CAPTURE(queue);
+    CHECK(Receive<ReadyMsg>(With(good, "queue", Value(queue))).msg->queue == queue);
   }
   Received<ReadyMsg> unnamed = Receive<ReadyMsg>(With(good, "name", Value("")));
   CHECK_FALSE(unnamed.msg.has_value());

@@ -3,6 +3,7 @@
 
 #include <doctest/doctest.h>
 
+#include <deque>
 #include <map>
 #include <set>
 #include <string>
@@ -24,12 +25,13 @@ struct Harness {
     return out;
   }
 
-  void Ready(const std::string& key, const std::string& name, int64_t slots) {
+  void Ready(const std::string& key, const std::string& name, int64_t slots, int64_t queue = 0) {
     ReadyMsg r;
     r.name = name;
     r.host = "test";
     r.pid = 1;
     r.slots = slots;
+    r.queue = queue;
     s.WorkerReady(key, r, now);
   }
 
@@ -158,6 +160,47 @@ TEST_CASE("tasks are assigned to free slots and never beyond a worker's slots") 
   auto next = h.Assigns(h.Take());
   REQUIRE(next.size() == 1);
   CHECK(next[0].first == assigns[0].first);
+}
+
+// Runs a job of `maps` maps (1 reduce) on worker k1 (1 slot, queue 1), each attempt taking
+// task_ms from its assignment to its done, the oldest outstanding attempt finishing first (as
+// the worker runs them). Returns the most attempts k1 held at once in each round: one entry per
+// map done.
+std::vector<int> OutstandingPerRound(int maps, int64_t task_ms) {
+  Harness h;
+  h.Ready("k1", "w1", 1, /*queue=*/1);
+  h.Submit(maps, 1);
+  std::deque<AssignMsg> outstanding;
+  std::vector<int> rounds;
+  h.s.Tick(h.now);
+  for (int done = 0; done < maps; ++done) {
+    for (auto& [key, a] : h.Assigns(h.Take())) {
+      CHECK(key == "k1");
+      if (a.kind == TaskKind::kMap) outstanding.push_back(a);
+    }
+    rounds.push_back(static_cast<int>(outstanding.size()));
+    REQUIRE_FALSE(outstanding.empty());
+    h.now += task_ms;
+    h.Done("k1", outstanding.front(), 1);
+    outstanding.pop_front();
+    h.s.Tick(h.now);
+  }
+  return rounds;
+}
+
+TEST_CASE("a worker's queue gets short tasks beyond its slots once a few of the phase are done") {
+  std::vector<int> rounds = OutstandingPerRound(12, 5);
+  REQUIRE(rounds.size() == 12);
+  // Until kQueueMinDone maps are done the phase's task time is unknown: one attempt at a time.
+  for (int i = 0; i < kQueueMinDone; ++i) CHECK(rounds[i] == 1);
+  // Then slots + queue are filled, never more, until the phase runs out of maps.
+  for (int i = kQueueMinDone; i < 11; ++i) CHECK(rounds[i] == 2);
+  CHECK(rounds[11] == 1);
+}
+
+TEST_CASE("tasks longer than the queueing limit wait for a free slot") {
+  std::vector<int> rounds = OutstandingPerRound(8, kQueueTaskMaxMs + 1);
+  for (int n : rounds) CHECK(n == 1);
 }
 
 TEST_CASE("a job advances MAPPING to REDUCING to COMPLETED with gapless event seq") {

@@ -428,16 +428,22 @@ TEST_CASE("wordcount over a multi-file corpus on two workers equals an independe
   CheckJobOutput(output, 3, expected);
 }
 
-// The runner pids the worker's attempt logs of a job name ("started ... pid N" or "reusing ...
-// pid N"), with how many attempts each ran.
+// The runner pids the worker's attempt logs of a job name, with how many attempts each ran: every
+// attempt has one "started ... pid N" or "reusing ... pid N" line, in its own log file or (having
+// succeeded without stderr output) in the job's succeeded.log.
 std::map<long, int> RunnerPids(const fs::path& work_dir, const std::string& job_id) {
   std::map<long, int> pids;
   std::error_code ec;
   for (const auto& entry : fs::directory_iterator(work_dir / "jobs" / job_id / "logs", ec)) {
-    const std::string log = ReadFile(entry.path());
-    const size_t at = log.find(" pid ");
-    if (at == std::string::npos) continue;
-    ++pids[std::strtol(log.c_str() + at + 5, nullptr, 10)];
+    std::istringstream log(ReadFile(entry.path()));
+    for (std::string line; std::getline(log, line);) {
+      if (line.find("] started ") == std::string::npos &&
+          line.find("] reusing ") == std::string::npos) {
+        continue;
+      }
+      const size_t at = line.find(" pid ");
+      if (at != std::string::npos) ++pids[std::strtol(line.c_str() + at + 5, nullptr, 10)];
+    }
   }
   return pids;
 }

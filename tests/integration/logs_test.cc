@@ -87,6 +87,9 @@ TEST_CASE("zmr logs prints the stderr a streaming mapper wrote, also after the j
   INFO(reduce.Describe());
   CHECK(reduce.exit_code == 0);
   CHECK(Contains(reduce.out, "attempt succeeded"));
+  // (It succeeded quietly, so its lines live in the job's shared succeeded.log; they come back
+  // without the "TASK.aN " prefix they have there.)
+  CHECK_FALSE(Contains(reduce.out, "r-00000.a1 "));
 
   // Asking for what does not exist is a usage error with a clear line.
   ClientResult no_task = cluster.RunClient({"logs", job, "m-00007"});

@@ -211,6 +211,11 @@ struct Fixture {
   fs::path LogPath(const AssignMsg& task) const {
     return AttemptLogPath(options.work_dir, AttemptRef{task.job_id, task.task_id, task.attempt});
   }
+  // The attempt's lines in its job's succeeded.log ("" if none).
+  std::string QuietLog(const AssignMsg& task) const {
+    return QuietAttemptLog(ReadBytes(SucceededLogPath(options.work_dir, task.job_id)),
+                           AttemptRef{task.job_id, task.task_id, task.attempt});
+  }
 
  private:
   int inputs_ = 0;
@@ -267,7 +272,12 @@ TEST_CASE("a built-in wordcount map and reduce in child processes give the in-pr
     if (i > 0) CHECK(child_map.progress[i] >= child_map.progress[i - 1]);
   }
   CHECK_FALSE(fs::exists(f.AttemptDir(map)));
-  CHECK(fs::exists(f.LogPath(map)));
+  // It wrote nothing to stderr: its notes are in the job's succeeded.log, not a file of its own.
+  CHECK_FALSE(fs::exists(f.LogPath(map)));
+  const std::string quiet = f.QuietLog(map);
+  CHECK(quiet.find("started ") != std::string::npos);
+  CHECK(quiet.find("attempt succeeded (cpu ") != std::string::npos);
+  CHECK(quiet.find(map.task_id + ".a") == std::string::npos);  // the prefix is taken off
   CHECK(NothingLeftOf(child_map.pid));
 
   for (int64_t p = 0; p < reduces; ++p) {

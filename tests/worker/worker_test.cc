@@ -10,8 +10,10 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <iterator>
 #include <optional>
 #include <random>
+#include <set>
 #include <string>
 #include <thread>
 #include <zmq.hpp>
@@ -135,7 +137,7 @@ class RunningWorker {
   std::thread thread_;
 };
 
-// A registered worker with two slots and a job output dir.
+// A registered worker (two slots unless told, a queue as large) and a job output dir.
 struct Fixture {
   TempDir dir;
   fs::path output = dir.path() / "out";
@@ -144,11 +146,11 @@ struct Fixture {
   std::unique_ptr<Worker> worker;
   std::optional<RunningWorker> running;
 
-  Fixture() {
+  explicit Fixture(int slots = 2) {
     fs::create_directories(output);
     WorkerOptions options;
     options.coordinator = coordinator.endpoint();
-    options.slots = 2;
+    options.slots = slots;
     options.work_dir = (dir.path() / "work").string();
     options.name = "worker-test";
     options.heartbeat_ms = 100;
@@ -177,6 +179,15 @@ struct Fixture {
     task.output_dir = output.string();
     task.partition = partition;
     task.inputs = std::move(inputs);
+    return task;
+  }
+
+  // A streaming reduce of partition p (no inputs) whose reducer is the shell command `reducer`.
+  AssignMsg StreamingReduce(int64_t partition, const std::string& reducer) const {
+    AssignMsg task = Reduce(partition, {});
+    task.app.clear();
+    task.code.mapper = "cat";
+    task.code.reducer = reducer;
     return task;
   }
 };
@@ -222,6 +233,56 @@ TEST_CASE("a cancelled running attempt leaves no _temporary directory in the job
   f.coordinator.Send(cancel.ToValue());
   // A cancelled attempt reports nothing; what it leaves is the outcome to wait for.
   CHECK(Eventually([&] { return !fs::exists(f.temporary); }));
+}
+
+TEST_CASE("assignments beyond a worker's slots wait and run one at a time as the slot frees") {
+  Fixture f(/*slots=*/1);
+  const fs::path trace = f.dir.path() / "trace.txt";
+  // Each attempt notes its start and end in one file: one slot means no interleaving.
+  const std::string reducer =
+      "sh -c 'echo start >> " + trace.string() + "; sleep 0.2; echo end >> " + trace.string() + "'";
+  for (int64_t p = 0; p < 3; ++p) f.coordinator.Send(f.StreamingReduce(p, reducer).ToValue());
+  std::set<std::string> done;
+  while (done.size() < 3) {
+    std::optional<Value> body = f.coordinator.WaitFor([](const std::string& type, const Value&) {
+      return type == msg::kTaskDone || type == msg::kTaskFailed;
+    });
+    REQUIRE(body);
+    REQUIRE(body->Find("type")->as_string() == msg::kTaskDone);
+    done.insert(body->Find("task_id")->as_string());
+  }
+  std::ifstream in(trace);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  CHECK(text == "start\nend\nstart\nend\nstart\nend\n");
+}
+
+TEST_CASE("a queued assignment that is cancelled never runs") {
+  Fixture f(/*slots=*/1);
+  const fs::path running_part = f.temporary / "r-00000.a1" / "part-00000";
+  const fs::path cancelled_mark = f.dir.path() / "cancelled-ran";
+  const fs::path later_mark = f.dir.path() / "later-ran";
+  AssignMsg running = f.StreamingReduce(0, "sleep 30");  // holds the slot until cancelled
+  AssignMsg queued = f.StreamingReduce(1, "touch " + cancelled_mark.string());
+  AssignMsg later = f.StreamingReduce(2, "touch " + later_mark.string());
+  f.coordinator.Send(running.ToValue());
+  f.coordinator.Send(queued.ToValue());
+  REQUIRE(Eventually([&] { return fs::exists(running_part); }));
+  for (const AssignMsg* task : {&queued, &running}) {
+    CancelAttemptMsg cancel;
+    cancel.ref = AttemptRef{task->job_id, task->task_id, task->attempt};
+    f.coordinator.Send(cancel.ToValue());
+  }
+  // The queue is first in, first out: had the cancelled assignment stayed queued, it would run
+  // before this one.
+  f.coordinator.Send(later.ToValue());
+  std::optional<Value> body = f.coordinator.WaitFor([](const std::string& type, const Value&) {
+    return type == msg::kTaskDone || type == msg::kTaskFailed;
+  });
+  REQUIRE(body);
+  CHECK(body->Find("type")->as_string() == msg::kTaskDone);
+  CHECK(body->Find("task_id")->as_string() == later.task_id);
+  CHECK(fs::exists(later_mark));
+  CHECK_FALSE(fs::exists(cancelled_mark));
 }
 
 TEST_CASE("a finished attempt's part file stays for the coordinator and heartbeats carry load") {
