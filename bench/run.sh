@@ -647,7 +647,9 @@ bench_recovery() {
     log "== failure recovery at --heartbeat-ms $hb (liveness 3): $samples kills"
     echo "one line" >"$dir/input.txt"
     start_cluster "$dir/cluster" 2 "$hb"
-    zmrc watch --json >"$dir/events.jsonl" 2>"$dir/watch.err" &
+    # The binary itself, not the zmrc function: a backgrounded function is a subshell, and
+    # stopping that would leave the watch running.
+    "$BIN_ZMR" --coordinator "$CL_CLIENTS" watch --json >"$dir/events.jsonl" 2>"$dir/watch.err" &
     local watch_pid=$!
     PIDS+=("$watch_pid")
     sleep 1  # the subscription is live after the coordinator's next heartbeat

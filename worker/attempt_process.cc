@@ -288,6 +288,8 @@ class AttemptLog {
   // lines (as a full disk does), never the attempt.
   void Materialise() {
     if (fd_.valid() || create_failed_ || quiet_taken_) return;
+    std::error_code ec;
+    fs::create_directories(fs::path(path_).parent_path(), ec);
     fd_ = Fd(open(path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0644));
     if (!fd_.valid()) {
       create_failed_ = true;
@@ -562,8 +564,9 @@ bool ReadAvailable(int fd, std::string* out) {
 // Removes a directory tree when it goes out of scope.
 class RemoveOnExit {
  public:
-  explicit RemoveOnExit(std::string path) : path_(std::move(path)) {}
+  explicit RemoveOnExit(std::string path) : path_(std::move(path)) {}  // "": nothing to remove
   ~RemoveOnExit() {
+    if (path_.empty()) return;
     std::error_code ec;
     fs::remove_all(path_, ec);
     if (ec) spdlog::warn("cannot remove attempt dir {}: {}", path_, ec.message());
@@ -806,6 +809,8 @@ void AttemptProcess::AppendSucceededLog(const AttemptRef& ref, const std::string
   auto it = succeeded_logs_.find(ref.job_id);
   if (it == succeeded_logs_.end()) {
     const std::string path = SucceededLogPath(options_.work_dir, ref.job_id);
+    std::error_code ec;
+    fs::create_directories(fs::path(path).parent_path(), ec);
     int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     if (fd < 0) {
       spdlog::warn("cannot open {}: {}", path, Errno(errno));
@@ -922,15 +927,17 @@ bool AttemptProcess::Run(const AssignMsg& task, const std::atomic<bool>& cancell
                          !task.code.files.empty();
   const std::string attempt_dir = AttemptDirPath(options_.work_dir, ref);
   const std::string log_path = AttemptLogPath(options_.work_dir, ref);
-  std::error_code ec;
-  fs::remove_all(attempt_dir, ec);  // leftovers of a worker that was killed
-  if (user_code) fs::create_directories(attempt_dir, ec);
-  if (!ec) fs::create_directories(fs::path(log_path).parent_path(), ec);
-  if (ec) {
-    *error = "cannot create attempt dir " + attempt_dir + ": " + ec.message();
-    return false;
+  // (The logs directory is made when a log is first written: AttemptLog, AppendSucceededLog.)
+  if (user_code) {
+    std::error_code ec;
+    fs::remove_all(attempt_dir, ec);  // leftovers of a worker that was killed
+    fs::create_directories(attempt_dir, ec);
+    if (ec) {
+      *error = "cannot create attempt dir " + attempt_dir + ": " + ec.message();
+      return false;
+    }
   }
-  RemoveOnExit remove_attempt_dir(attempt_dir);
+  RemoveOnExit remove_attempt_dir(user_code ? attempt_dir : "");
   AttemptLog log(log_path);
   if (!Materialise(task.code, options_.blobs, attempt_dir, error)) {
     log.Note("attempt failed: " + *error);

@@ -1,6 +1,7 @@
 #include "worker/worker.h"
 
 #include <spdlog/spdlog.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -16,6 +17,7 @@
 #include <map>
 #include <mutex>
 #include <set>
+#include <system_error>
 #include <thread>
 #include <vector>
 #include <zmq.hpp>
@@ -34,7 +36,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-constexpr const char* kResultsEndpoint = "inproc://zmr-worker-results";
 // How often processes that attempts left behind (reparented to this subreaper) are swept.
 constexpr int64_t kOrphanSweepMs = 1000;
 // How often finished jobs' attempt logs past their retention are looked for.
@@ -129,18 +130,65 @@ std::string Hostname() {
   return buf;
 }
 
-void SendBody(zmq::socket_t& socket, const Value& body, bool may_drop) {
-  std::string bytes = Pack(body);
-  try {
-    socket.send(zmq::buffer(bytes), may_drop ? zmq::send_flags::dontwait : zmq::send_flags::none);
-  } catch (const zmq::error_t& e) {
-    spdlog::warn("internal send failed: {}", e.what());
-  }
-}
+// What an attempt thread reports to the worker loop: a message for the coordinator, packed.
+struct Report {
+  enum class Kind { kProgress, kDone, kFailed };
+  AttemptRef ref;
+  Kind kind = Kind::kProgress;
+  std::string error;  // kFailed: the attempt's error, for the loop's log line
+  std::string bytes;  // the task_progress, task_done or task_failed message
+};
 
-// Runs an attempt in a zmr-task runner and reports progress and the outcome to the loop over
-// `push` (the calling thread's socket).
-void RunAttempt(zmq::socket_t& push, AttemptProcess* runner, Attempt* attempt) {
+// Attempt threads -> the worker loop: a queue behind a mutex, and an eventfd that is readable
+// while reports may be waiting (the loop polls it beside the DEALER). A thread costs one
+// eventfd write per report that finds the queue empty; the loop takes everything at once and
+// forwards the bytes as they are.
+class ReportQueue {
+ public:
+  // Throws std::system_error (at start-up) when no eventfd can be made.
+  ReportQueue() : fd_(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {
+    if (fd_ < 0) throw std::system_error(errno, std::generic_category(), "eventfd");
+  }
+  ~ReportQueue() { close(fd_); }
+  ReportQueue(const ReportQueue&) = delete;
+  ReportQueue& operator=(const ReportQueue&) = delete;
+
+  int fd() const { return fd_; }
+
+  // Any thread.
+  void Push(Report report) {
+    bool was_empty = false;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      was_empty = reports_.empty();
+      reports_.push_back(std::move(report));
+    }
+    if (!was_empty) return;  // the loop has not taken the earlier ones yet: it will take this too
+    const uint64_t one = 1;
+    while (write(fd_, &one, sizeof(one)) < 0 && errno == EINTR) {
+    }
+  }
+
+  // The loop thread: every report pushed so far, oldest first. Clears the eventfd before taking
+  // them, so a report pushed after the take wakes the loop again.
+  std::deque<Report> TakeAll() {
+    uint64_t count = 0;
+    while (read(fd_, &count, sizeof(count)) < 0 && errno == EINTR) {
+    }
+    std::deque<Report> taken;
+    std::lock_guard<std::mutex> lock(mu_);
+    taken.swap(reports_);
+    return taken;
+  }
+
+ private:
+  const int fd_;
+  std::mutex mu_;
+  std::deque<Report> reports_;  // guarded by mu_
+};
+
+// Runs an attempt in a zmr-task runner and reports progress and the outcome to the loop.
+void RunAttempt(ReportQueue* reports, AttemptProcess* runner, Attempt* attempt) {
   const AssignMsg& task = attempt->task;
   AttemptRef ref{task.job_id, task.task_id, task.attempt};
   AttemptCallbacks callbacks;
@@ -149,7 +197,7 @@ void RunAttempt(zmq::socket_t& push, AttemptProcess* runner, Attempt* attempt) {
     p.ref = ref;
     p.progress = std::clamp(fraction, 0.0, 1.0);
     p.status = status;
-    SendBody(push, p.ToValue(), /*may_drop=*/true);
+    reports->Push({ref, Report::Kind::kProgress, "", Pack(p.ToValue())});
   };
   TaskResult result;
   std::string error;
@@ -164,14 +212,14 @@ void RunAttempt(zmq::socket_t& push, AttemptProcess* runner, Attempt* attempt) {
     done.ref = ref;
     done.outputs = std::move(result.outputs);
     done.counters = std::move(result.counters);
-    SendBody(push, done.ToValue(), /*may_drop=*/false);
+    reports->Push({ref, Report::Kind::kDone, "", Pack(done.ToValue())});
   } else {
     TaskFailedMsg failed;
     failed.ref = ref;
     failed.error = error.empty() ? "unknown error" : error;
     failed.bad_inputs = std::move(result.bad_inputs);
     failed.stderr_tail = std::move(result.stderr_tail);
-    SendBody(push, failed.ToValue(), /*may_drop=*/false);
+    reports->Push({ref, Report::Kind::kFailed, failed.error, Pack(failed.ToValue())});
   }
 }
 
@@ -181,12 +229,11 @@ void RunAttempt(zmq::socket_t& push, AttemptProcess* runner, Attempt* attempt) {
 // ended takes it at once, without a round trip through the worker loop or the coordinator.
 // An abandoned attempt gives its slot back at once, though its process may still be ending, so
 // there can be more threads than slots. Threads are kept between attempts (a tiny task costs no
-// thread start, and each thread connects its PUSH socket once). Start and Abandon are called by
-// the worker loop only.
+// thread start). Start and Abandon are called by the worker loop only.
 class AttemptThreads {
  public:
-  AttemptThreads(zmq::context_t* context, AttemptProcess* runner, int slots)
-      : context_(context), runner_(runner), slots_(slots) {}
+  AttemptThreads(ReportQueue* reports, AttemptProcess* runner, int slots)
+      : reports_(reports), runner_(runner), slots_(slots) {}
   // Joins every thread; their attempts must have been cancelled (they finish quickly then).
   ~AttemptThreads() {
     {
@@ -251,9 +298,6 @@ class AttemptThreads {
   }
 
   void Loop() {
-    zmq::socket_t push(*context_, zmq::socket_type::push);
-    push.set(zmq::sockopt::linger, 0);
-    push.connect(kResultsEndpoint);
     std::unique_lock<std::mutex> lock(mu_);
     for (;;) {
       ++idle_;
@@ -265,18 +309,18 @@ class AttemptThreads {
       attempt->holding = true;
       ++holding_;
       lock.unlock();
-      RunAttempt(push, runner_, attempt);
+      RunAttempt(reports_, runner_, attempt);
       lock.lock();
       if (attempt->holding) {
         attempt->holding = false;
         --holding_;
       }
-      // Its reports are queued on `push` already; from here on the loop may delete it.
+      // Its reports are queued already; from here on the loop may delete it.
       attempt->finished.store(true);
     }
   }
 
-  zmq::context_t* context_;
+  ReportQueue* reports_;
   AttemptProcess* runner_;
   const int slots_;
   std::mutex mu_;
@@ -346,12 +390,12 @@ struct Worker::Impl {
   std::string host;
   zmq::context_t context{1};
   std::unique_ptr<zmq::socket_t> dealer;        // recreated on every reconnect
-  zmq::socket_t results{context, zmq::socket_type::pull};
+  ReportQueue reports;                            // from the attempt threads
   std::unique_ptr<BlobCache> blobs;               // WORK_DIR/cache: shipped job files
   std::unique_ptr<AttemptProcess> runner;         // shared by attempt threads (thread-safe)
   std::unique_ptr<ResourceSampler> resources;     // load figures for heartbeats
   std::map<AttemptRef, std::unique_ptr<Attempt>> attempts;
-  // Declared after what its threads use (attempts, runner, context), so it is destroyed first.
+  // Declared after what its threads use (attempts, runner, reports), so it is destroyed first.
   std::unique_ptr<AttemptThreads> threads;
   std::set<std::string> cleanup_pending;         // jobs to remove once their attempts are gone
   bool registered = false;                        // got welcome for the current connection
@@ -374,9 +418,11 @@ struct Worker::Impl {
   }
 
   // Queues body for the coordinator. False when it was dropped (no connection, queue full).
-  bool Send(const Value& body) {
+  bool Send(const Value& body) { return SendBytes(Pack(body)); }
+
+  // The same, for a message packed already.
+  bool SendBytes(const std::string& bytes) {
     if (!dealer) return false;
-    std::string bytes = Pack(body);
     try {
       if (!dealer->send(zmq::buffer(bytes), zmq::send_flags::dontwait)) {
         spdlog::debug("send to coordinator dropped (queue full)");
@@ -582,37 +628,18 @@ struct Worker::Impl {
     for (const auto& [ref, a] : attempts) {
       if (a->finished.load()) finished.push_back(ref);
     }
-    for (;;) {
-      zmq::message_t frame;
-      std::optional<size_t> n;
-      try {
-        n = results.recv(frame, zmq::recv_flags::dontwait);
-      } catch (const zmq::error_t& e) {
-        if (e.num() == EINTR) continue;
-        throw;
-      }
-      if (!n) break;
-      std::string type, error;
-      std::optional<Value> v = DecodeMessage(frame.to_string_view(), &type, &error);
-      if (!v) continue;
-      AttemptRef ref;
-      ReadString(*v, "job_id", &ref.job_id, &error);
-      ReadString(*v, "task_id", &ref.task_id, &error);
-      ReadInt(*v, "attempt", &ref.attempt, &error);
+    for (Report& report : reports.TakeAll()) {
+      const AttemptRef& ref = report.ref;
       auto it = attempts.find(ref);
-      bool abandoned = it == attempts.end() || it->second->abandoned;
-      if (!abandoned) {
-        bool done = false;
-        if (type == msg::kTaskFailed) {
-          std::string reason;
-          ReadString(*v, "error", &reason, &error);
-          spdlog::warn("job {} task {} attempt {} failed: {}", ref.job_id, ref.task_id,
-                       ref.attempt, reason);
-        } else if (type == msg::kTaskDone) {
-          spdlog::info("job {} task {} attempt {} done", ref.job_id, ref.task_id, ref.attempt);
-          done = true;
-        }
-        if (Send(*v) && done) it->second->done_forwarded = true;
+      if (it == attempts.end() || it->second->abandoned) continue;
+      if (report.kind == Report::Kind::kFailed) {
+        spdlog::warn("job {} task {} attempt {} failed: {}", ref.job_id, ref.task_id, ref.attempt,
+                     report.error);
+      } else if (report.kind == Report::Kind::kDone) {
+        spdlog::info("job {} task {} attempt {} done", ref.job_id, ref.task_id, ref.attempt);
+      }
+      if (SendBytes(report.bytes) && report.kind == Report::Kind::kDone) {
+        it->second->done_forwarded = true;
       }
     }
     for (const AttemptRef& ref : finished) {
@@ -696,7 +723,7 @@ std::unique_ptr<Worker> Worker::Create(const WorkerOptions& options, std::string
   attempt_options.attempts_per_runner = s.options.attempts_per_runner;
   attempt_options.max_idle_runners = s.options.slots;
   s.runner = std::make_unique<AttemptProcess>(attempt_options);
-  s.threads = std::make_unique<AttemptThreads>(&s.context, s.runner.get(), s.options.slots);
+  s.threads = std::make_unique<AttemptThreads>(&s.reports, s.runner.get(), s.options.slots);
   s.resources = std::make_unique<ResourceSampler>(s.options.work_dir);
   s.resources->Sample(SteadyMs());  // the baseline, so the first heartbeat has rates
   const std::string& task_binary = s.runner->options().task_binary;
@@ -709,8 +736,6 @@ std::unique_ptr<Worker> Worker::Create(const WorkerOptions& options, std::string
     *error = "cannot run the task executable " + task_binary + ": " + std::strerror(err);
     return nullptr;
   }
-  s.results.set(zmq::sockopt::linger, 0);
-  s.results.bind(kResultsEndpoint);
   return w;
 }
 
@@ -721,7 +746,7 @@ int Worker::Run(const std::atomic<bool>& stop) {
     int64_t now = SteadyMs();
     int64_t wake = s.reconnect_at_ms != 0 ? s.reconnect_at_ms : s.next_heartbeat_ms;
     int64_t wait_ms = std::clamp<int64_t>(wake - now, 0, 100);
-    zmq::pollitem_t items[2] = {{s.results.handle(), 0, ZMQ_POLLIN, 0},
+    zmq::pollitem_t items[2] = {{nullptr, s.reports.fd(), ZMQ_POLLIN, 0},
                                 {nullptr, 0, ZMQ_POLLIN, 0}};
     int count = 1;
     if (s.dealer) {

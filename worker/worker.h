@@ -1,7 +1,8 @@
 // The worker process: one DEALER socket to the coordinator, the Paranoid Pirate heartbeat and
-// reconnect logic, a cache of shipped job files, and one thread per running attempt. Each attempt
-// thread babysits a `zmr-task` child process (worker/attempt_process.h) that runs the user code,
-// and reports back to the loop over an inproc PUSH socket. Run() owns the socket and must be called
+// reconnect logic, a cache of shipped job files, and threads that run attempts (one per slot, kept
+// between attempts). Each attempt thread babysits a `zmr-task` child process
+// (worker/attempt_process.h) that runs the user code, and reports back to the loop through a
+// queue with an eventfd the loop polls. Run() owns the socket and must be called
 // from one thread.
 #pragma once
 
