@@ -589,8 +589,12 @@ std::string FormatWorkersTable(const Value& workers) {
   std::vector<std::vector<std::string>> rows;
   if (workers.is_array()) {
     for (const Value& w : workers.as_array()) {
-      std::string slots =
-          std::to_string(GetInt(w, "running")) + "/" + std::to_string(GetInt(w, "slots"));
+      // Assignments beyond the slots wait in the worker's queue (short tasks only).
+      const int64_t assigned = GetInt(w, "running");
+      const int64_t slot_count = GetInt(w, "slots");
+      const int64_t running = std::min(assigned, slot_count);
+      std::string slots = std::to_string(running) + "/" + std::to_string(slot_count);
+      if (assigned > running) slots += " +" + std::to_string(assigned - running) + " queued";
       const Value* capacity = w.Find("capacity");
       if (capacity != nullptr && capacity->is_int() && capacity->as_int() < GetInt(w, "slots")) {
         slots += " (cap " + std::to_string(capacity->as_int()) + ")";

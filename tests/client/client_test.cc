@@ -487,6 +487,16 @@ TEST_CASE("the workers table shows slots used/total and heartbeat age") {
   }
 }
 
+TEST_CASE("the workers table shows assignments beyond a worker's slots as queued") {
+  Value w;
+  w.Set("name", "worker-a");
+  w.Set("slots", 2);
+  w.Set("queue", 2);
+  w.Set("running", 3);
+  std::string t = FormatWorkersTable(Array{w});
+  CHECK_MESSAGE(t.find("2/2 +1 queued") != std::string::npos, t);
+}
+
 TEST_CASE("the workers table shows load figures, a saturated host's capacity and unknowns") {
   Value w;
   w.Set("name", "worker-a");
