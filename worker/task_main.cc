@@ -8,6 +8,7 @@
 // log of the attempt it runs. It is killed, never asked, when the worker wants an attempt gone, so
 // it holds nothing that needs an orderly shutdown: map output appears only by rename.
 #include <fcntl.h>
+#include <malloc.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -52,6 +53,9 @@ namespace {
 // Status-only frames are sent at most this often; the latest status rides on every progress frame
 // and is flushed before the outcome, so throttling loses nothing but intermediate texts.
 constexpr int64_t kStatusIntervalMs = 200;
+// After an attempt that peaked above this many KiB, the runner returns its free heap to the
+// kernel (malloc_trim) before it waits for the next attempt.
+constexpr int64_t kTrimAfterPeakKb = 16 << 10;
 
 // Writes control frames to fd 3. Safe from any thread (a streaming app reports status from its
 // stderr reader).
@@ -336,13 +340,18 @@ int RunTask(ControlChannel& channel, const TaskRequest& request, const AttemptUs
   done.outputs = std::move(result.outputs);
   done.counters = std::move(result.counters);
   done.counters["task_cpu_ms"] = usage.CpuSinceStartMs();
-  done.counters["peak_rss_kb"] = AttemptUsage::PeakRssKb();
+  const int64_t peak_rss_kb = AttemptUsage::PeakRssKb();
+  done.counters["peak_rss_kb"] = peak_rss_kb;
   Value v = done.ToValue();
   v.Set("type", task_frame::kDone);
   // Idle from here on: the worker may hand this process its next attempt as soon as it reads
   // the frame.
   SetTitle(kIdleRunnerTitle);
   channel.Send(v);
+  // A big attempt leaves freed heap that malloc keeps (its mmap threshold grows with every large
+  // free): hand it back, so the next attempt's peak RSS starts from this process's baseline,
+  // not from what an earlier attempt happened to leave. Tiny attempts skip the walk.
+  if (peak_rss_kb > kTrimAfterPeakKb) malloc_trim(0);
   return 0;
 }
 
