@@ -68,6 +68,20 @@ constexpr int kHighFd = 10;
 constexpr std::size_t kTailLineBytes = 500;
 constexpr std::size_t kTailBytes = 2000;
 
+// Writes all of data to fd (retrying short writes and EINTR); stops at an error. Returns the bytes
+// written. For logs: a full disk loses log lines, never the attempt.
+int64_t WriteFully(int fd, std::string_view data) {
+  int64_t written = 0;
+  while (!data.empty()) {
+    ssize_t n = write(fd, data.data(), data.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    written += n;
+    data.remove_prefix(static_cast<std::size_t>(n));
+  }
+  return written;
+}
+
 // An owned file descriptor.
 class Fd {
  public:
@@ -256,14 +270,7 @@ class AttemptLog {
       if (pending_.size() > kQuietLogMaxBytes) Materialise();
       return;
     }
-    if (!fd_.valid()) return;
-    std::string_view rest = text;
-    while (!rest.empty()) {
-      ssize_t n = write(fd_.get(), rest.data(), rest.size());
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) return;
-      rest.remove_prefix(static_cast<std::size_t>(n));
-    }
+    if (fd_.valid()) WriteFully(fd_.get(), text);
   }
 
   // Ends a last line without newline.
@@ -298,16 +305,7 @@ class AttemptLog {
     }
     std::string pending = std::move(pending_);
     pending_.clear();
-    WriteAll(pending);
-  }
-
-  void WriteAll(std::string_view data) {
-    while (!data.empty()) {
-      ssize_t n = write(fd_.get(), data.data(), data.size());
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) return;
-      data.remove_prefix(static_cast<std::size_t>(n));
-    }
+    WriteFully(fd_.get(), pending);
   }
 
   void PushLine() {
@@ -322,14 +320,7 @@ class AttemptLog {
   }
 
   void Write(std::string_view data) {
-    if (!fd_.valid()) return;
-    while (!data.empty()) {
-      ssize_t n = write(fd_.get(), data.data(), data.size());
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) return;  // a full disk loses log lines, never the attempt
-      written_ += n;
-      data.remove_prefix(static_cast<std::size_t>(n));
-    }
+    if (fd_.valid()) written_ += WriteFully(fd_.get(), data);
   }
 
   std::string path_;
@@ -382,19 +373,10 @@ class ControlReader {
   std::size_t offset_ = 0;
 };
 
-// A runner's final progress (1.0) is held this long before it is passed on: an attempt that ends
-// within it reports its outcome instead, which spares a tiny task's worker, coordinator and event
-// stream one message each.
-constexpr int64_t kFinalProgressHoldMs = 20;
-
 // What the control frames said.
 struct ChildReport {
   bool done = false;
   bool failed = false;
-  // A progress of 1.0 not passed on yet (see kFinalProgressHoldMs): its status and deadline.
-  bool final_progress_held = false;
-  std::string final_status;
-  int64_t final_progress_due_ms = 0;
   std::vector<MapOutput> outputs;
   Counters counters;
   std::string error;
@@ -413,14 +395,6 @@ bool HandleFrame(const Value& frame, const std::string& type, const AttemptCallb
     }
     if (!(progress >= 0.0)) progress = 0.0;  // also NaN
     progress = std::min(progress, 1.0);
-    if (progress == 1.0) {
-      if (!report->final_progress_held) {
-        report->final_progress_due_ms = SteadyMs() + kFinalProgressHoldMs;
-      }
-      report->final_progress_held = true;
-      report->final_status = std::move(status);
-      return true;
-    }
     if (callbacks.progress) callbacks.progress(progress, status);
     return true;
   }
@@ -819,13 +793,7 @@ void AttemptProcess::AppendSucceededLog(const AttemptRef& ref, const std::string
     it = succeeded_logs_.emplace(ref.job_id, fd).first;
   }
   // One write per attempt, to an O_APPEND file: lines of attempts never interleave.
-  std::string_view rest = text;
-  while (!rest.empty()) {
-    ssize_t n = write(it->second, rest.data(), rest.size());
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return;  // a full disk loses log lines, never the attempt
-    rest.remove_prefix(static_cast<std::size_t>(n));
-  }
+  WriteFully(it->second, text);
 }
 
 std::unique_ptr<AttemptProcess::Runner> AttemptProcess::TakeIdle(const std::string& reuse_key) {
@@ -1054,13 +1022,8 @@ bool AttemptProcess::Run(const AssignMsg& task, const std::atomic<bool>& cancell
       stderr_index = nfds;
       fds[nfds++] = {child.stderr_r.get(), POLLIN, 0};
     }
-    if (report.final_progress_held && now >= report.final_progress_due_ms) {
-      report.final_progress_held = false;
-      if (callbacks.progress) callbacks.progress(1.0, report.final_status);
-    }
     int64_t timeout = control_eof ? 5 : kPollIntervalMs;
     timeout = std::min(timeout, progress_deadline - now);
-    if (report.final_progress_held) timeout = std::min(timeout, report.final_progress_due_ms - now);
     if (!kill_reason.empty() && !sigkill_sent) timeout = std::min(timeout, sigkill_at_ms - now);
     timeout = std::max<int64_t>(timeout, 0);
     int ready = poll(fds, static_cast<nfds_t>(nfds), static_cast<int>(timeout));

@@ -139,9 +139,9 @@ struct AttemptProcessOptions {
 };
 
 struct AttemptCallbacks {
-  // Each progress report of the child: fraction of input consumed (0..1) and its status text. A
-  // report of 1.0 is passed on only if the attempt has not ended 20 ms later (its outcome implies
-  // it), so a tiny attempt costs no extra progress message.
+  // Each progress report of the child: fraction of input consumed (0..1) and its status text.
+  // (zmr-task sends no final 1.0 for an attempt younger than kProgressIntervalMs: its outcome
+  // implies it, so a tiny attempt costs no extra progress message.)
   std::function<void(double progress, const std::string& status)> progress;
   // Called once the child runs, with its pid (which is also its process group id). For tests.
   std::function<void(pid_t pid)> started;
