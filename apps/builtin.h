@@ -1,8 +1,8 @@
 // The built-in apps (wordcount, grep, invertedindex, sort), written against the public plugin API
-// (common/zmr/api.h) exactly like a user's plugin. Each source compiles twice: into the static
-// library zmr_builtin_apps, which common/apps.cc serves through MakeApp (via the api adapter), and,
+// (include/zmr/api.h) exactly like a user's plugin. Each source compiles twice: into the static
+// library zmr_builtin_apps, which apps/registry.cc serves through MakeApp (via the api adapter), and,
 // with ZMR_PLUGIN_BUILD defined, into a shared-library plugin libzmr_<app>.so that exports
-// zmr_plugin_info. Only common/apps.cc includes this header. Thread-safe: plain functions
+// zmr_plugin_info. Only apps/registry.cc includes this header. Thread-safe: plain functions
 // returning constants.
 #pragma once
 

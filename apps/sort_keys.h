@@ -1,5 +1,5 @@
 // The sort app's rules, shared by the app itself (apps/sort.cc, also built as a plugin) and the
-// submission side that samples the input (common/sort_sampler.h, common/apps.cc): what a line's key
+// submission side that samples the input (apps/sort_sampler.h, apps/registry.cc): what a line's key
 // is, how split points are written in the job's params, and which partition a key belongs to.
 // Header-only and dependent on the standard library alone, so the plugin build compiles its own
 // copy. Pure functions; callable from any thread.

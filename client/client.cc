@@ -27,7 +27,7 @@
 
 #include "client/follow.h"
 #include "client/progress.h"
-#include "common/apps.h"
+#include "apps/registry.h"
 #include "common/inputs.h"
 #include "common/logging.h"
 

@@ -1,6 +1,6 @@
-// Runs user code written against the public plugin API (common/zmr/api.h) behind zmr's App
-// interface (common/apps.h). The built-in apps (apps/, through MakeApp) and dlopen'd plugins
-// (worker/plugin_loader.h) share this one adapter, so they behave the same: same lifetime rules,
+// Runs user code written against the public plugin API (include/zmr/api.h) behind zmr's App
+// interface (common/app.h). The built-in apps (apps/, through MakeApp) and dlopen'd plugins
+// (runner/plugin_loader.h) share this one adapter, so they behave the same: same lifetime rules,
 // same exception handling, same counters. An adapted App belongs to one attempt (one thread), like
 // every App.
 //
@@ -12,9 +12,9 @@
 #include <memory>
 #include <string>
 
-#include "common/apps.h"
+#include "common/app.h"
 #include "common/protocol.h"
-#include "common/zmr/api.h"
+#include "include/zmr/api.h"
 
 namespace zmr {
 
@@ -34,7 +34,7 @@ namespace zmr {
 // unchanged.
 //
 // `combiner` declares what info's combiner computes (KnownCombiner()); only the built-in registry
-// (common/apps.cc) passes anything but kOpaque, for the apps whose combiner is apps::SumReducer.
+// (apps/registry.cc) passes anything but kOpaque, for the apps whose combiner is apps::SumReducer.
 //
 // Requires info.create_mapper and a destroy function for every non-null factory (the loader checks
 // this for plugins).

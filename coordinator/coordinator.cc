@@ -17,7 +17,7 @@
 #include <zmq.hpp>
 #include <zmq_addon.hpp>
 
-#include "common/apps.h"
+#include "apps/registry.h"
 #include "common/clock.h"
 #include "common/inputs.h"
 #include "common/protocol.h"

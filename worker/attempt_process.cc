@@ -335,44 +335,6 @@ class AttemptLog {
   std::deque<std::string> tail_;
 };
 
-// Splits the control pipe's bytes into frames.
-class ControlReader {
- public:
-  void Append(std::string_view data) { buffer_.append(data); }
-
-  // Sets *frame to the next complete frame. Returns 1 for a frame, 0 when more bytes are needed,
-  // -1 with *error for a frame that cannot be decoded.
-  int Next(Value* frame, std::string* type, std::string* error) {
-    if (buffer_.size() - offset_ < 4) return Compact();
-    const auto* p = reinterpret_cast<const unsigned char*>(buffer_.data() + offset_);
-    uint32_t length = (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) |
-                      uint32_t{p[3]};
-    if (length > kMaxControlFrameBytes) {
-      *error = "control frame of " + std::to_string(length) + " bytes";
-      return -1;
-    }
-    if (buffer_.size() - offset_ - 4 < length) return Compact();
-    std::optional<Value> v =
-        DecodeMessage(std::string_view(buffer_).substr(offset_ + 4, length), type, error);
-    offset_ += 4 + length;
-    if (!v) return -1;
-    *frame = std::move(*v);
-    return 1;
-  }
-
-  bool empty() const { return buffer_.size() == offset_; }
-
- private:
-  int Compact() {
-    buffer_.erase(0, offset_);
-    offset_ = 0;
-    return 0;
-  }
-
-  std::string buffer_;
-  std::size_t offset_ = 0;
-};
-
 // What the control frames said.
 struct ChildReport {
   bool done = false;
@@ -582,59 +544,6 @@ bool Materialise(const JobCode& code, const BlobCache* blobs, const std::string&
 }
 
 }  // namespace
-
-Value TaskRequest::ToValue() const {
-  Value v;
-  v.Set("assign", assign.ToValue());
-  v.Set("attempt_dir", attempt_dir);
-  v.Set("work_dir", work_dir);
-  v.Set("sort_buffer_bytes", sort_buffer_bytes);
-  v.Set("merge_fan_in", merge_fan_in);
-  v.Set("memory_limit_bytes", memory_limit_bytes);
-  v.Set("plugin_path", plugin_path);
-  v.Set("parent_pid", parent_pid);
-  return v;
-}
-
-std::optional<TaskRequest> TaskRequest::FromValue(const Value& v, std::string* error) {
-  TaskRequest r;
-  const Value* assign = v.Find("assign");
-  if (assign == nullptr) {
-    *error = "missing field 'assign'";
-    return std::nullopt;
-  }
-  std::optional<AssignMsg> a = AssignMsg::FromValue(*assign, error);
-  if (!a) return std::nullopt;
-  r.assign = std::move(*a);
-  if (!ReadString(v, "attempt_dir", &r.attempt_dir, error) ||
-      !ReadString(v, "work_dir", &r.work_dir, error) ||
-      !ReadInt(v, "sort_buffer_bytes", &r.sort_buffer_bytes, error) ||
-      !ReadInt(v, "merge_fan_in", &r.merge_fan_in, error) ||
-      !ReadInt(v, "memory_limit_bytes", &r.memory_limit_bytes, error) ||
-      !ReadString(v, "plugin_path", &r.plugin_path, error) ||
-      !ReadOptInt(v, "parent_pid", &r.parent_pid, error)) {
-    return std::nullopt;
-  }
-  if (r.sort_buffer_bytes < 1 || r.merge_fan_in < 2 || r.merge_fan_in > (1 << 20) ||
-      r.memory_limit_bytes < 0) {
-    *error = "sort_buffer_bytes, merge_fan_in or memory_limit_bytes out of range";
-    return std::nullopt;
-  }
-  return r;
-}
-
-std::string EncodeControlFrame(const Value& body) {
-  std::string bytes = Pack(body);
-  auto n = static_cast<uint32_t>(bytes.size());
-  std::string frame;
-  frame.reserve(4 + bytes.size());
-  frame += static_cast<char>((n >> 24) & 0xff);
-  frame += static_cast<char>((n >> 16) & 0xff);
-  frame += static_cast<char>((n >> 8) & 0xff);
-  frame += static_cast<char>(n & 0xff);
-  frame += bytes;
-  return frame;
-}
 
 std::string SignalName(int signal_number) {
   const char* abbrev = sigabbrev_np(signal_number);
@@ -967,7 +876,7 @@ bool AttemptProcess::Run(const AssignMsg& task, const std::atomic<bool>& cancell
 
   // 3. The poll loop, until the runner reported success or has exited (not yet reaped).
   ChildReport report;
-  ControlReader control;
+  FrameReader control;
   std::string kill_reason;  // non-empty once we stop the attempt
   int64_t sigkill_at_ms = 0;  // when SIGTERM has not ended it by then, SIGKILL
   bool sigkill_sent = false;

@@ -15,9 +15,8 @@
 // reuses a task JVM only within one job), and is retired when the job is cleaned up. A runner
 // whose attempt failed, was cancelled or timed out is killed, never reused.
 //
-// Also defined here: the private protocol between the worker and zmr-task (length-prefixed
-// TaskRequest frames on the child's stdin, one at a time; length-prefixed control frames on its
-// fd 3), so both sides share one definition.
+// The pipe protocol between the worker and zmr-task (TaskRequest, TaskResult, frames) is
+// runner/protocol.h, the one runner header the worker includes.
 //
 // Threads: Run may be called from any number of threads at once (one attempt per call); the idle
 // pool is guarded by a mutex. Callbacks run on the calling thread.
@@ -38,16 +37,12 @@
 
 #include "common/protocol.h"
 #include "common/value.h"
-#include "worker/task_runner.h"
+#include "runner/protocol.h"
 
 namespace zmr {
 
 class BlobCache;
 
-// The file descriptor on which zmr-task writes its control frames.
-inline constexpr int kTaskControlFd = 3;
-// Control frames larger than this are a protocol error (a done frame is a few KiB).
-inline constexpr uint32_t kMaxControlFrameBytes = 64u << 20;
 // An attempt log stops growing here (then one "[log truncated]" line), so a chatty task cannot
 // fill the disk.
 inline constexpr int64_t kAttemptLogCapBytes = 8ll << 20;
@@ -62,45 +57,11 @@ inline constexpr int kStderrTailLines = 20;
 // Default --attempts-per-runner: a runner is replaced after this many attempts (bounding what a
 // slow leak in a runner can accumulate), 1 = a fresh process for every attempt.
 inline constexpr int kDefaultAttemptsPerRunner = 1000;
-// zmr-task's argv[1] is this many bytes long (NUL-padded) so it can rewrite it in place: "idle"
-// between attempts, "JOB/TASK.aN" while it runs one (what ps and /proc/PID/cmdline show).
-inline constexpr int kRunnerTitleBytes = 96;
-// The title of a runner waiting for its next attempt.
-inline constexpr const char* kIdleRunnerTitle = "idle";
 // Default --task-timeout: an attempt with no progress for this long is killed.
 inline constexpr int64_t kDefaultTaskTimeoutMs = 600'000;
 // An attempt is stopped with SIGTERM first (zmr-task then SIGKILLs the process groups of its
 // streaming commands, which are not in its own group) and SIGKILLed this long after.
 inline constexpr int64_t kTerminateGraceMs = 2000;
-// Control frame types (the "type" field), zmr-task -> worker.
-// After "done" the runner waits for its next request; after "failed" it exits (status 1).
-namespace task_frame {
-inline constexpr const char* kProgress = "progress";  // progress float 0..1, status str
-// outputs [MapOutput], counters map (with task_cpu_ms and peak_rss_kb of this attempt)
-inline constexpr const char* kDone = "done";
-inline constexpr const char* kFailed = "failed";      // error str, bad_inputs [str]
-}  // namespace task_frame
-
-// What the worker sends zmr-task on its stdin for each attempt: one control frame (length-prefixed
-// msgpack map). EOF on stdin (the worker closed it, or died) ends the runner.
-struct TaskRequest {
-  AssignMsg assign;
-  std::string attempt_dir;         // the attempt's working directory (shipped files are there);
-                                   // "" for a built-in app's attempt, which needs none
-  std::string work_dir;            // the worker's WORK_DIR (root of the LocalFileStore)
-  int64_t sort_buffer_bytes = kDefaultSortBufferBytes;
-  int64_t merge_fan_in = kDefaultMergeFanIn;
-  int64_t memory_limit_bytes = 0;  // 0: no limit
-  std::string plugin_path;         // local path of the cached plugin library, "" if none
-  int64_t parent_pid = 0;          // the worker's pid: zmr-task fails it if it is not its parent
-
-  Value ToValue() const;
-  static std::optional<TaskRequest> FromValue(const Value& v, std::string* error);
-};
-
-// A control frame on the wire: 4-byte big-endian length, then the msgpack bytes of `body`.
-std::string EncodeControlFrame(const Value& body);
-
 // "SIGSEGV" for SIGSEGV; "signal N" for numbers without a name.
 std::string SignalName(int signal_number);
 

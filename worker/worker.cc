@@ -25,10 +25,10 @@
 
 #include "common/clock.h"
 #include "common/protocol.h"
+#include "runner/protocol.h"
 #include "worker/attempt_process.h"
 #include "worker/blob_cache.h"
 #include "worker/resources.h"
-#include "worker/task_runner.h"
 
 namespace zmr {
 
@@ -333,7 +333,7 @@ class AttemptThreads {
 };
 
 // The directory in which an attempt writes its uncommitted part file,
-// OUTPUT/_temporary/<task_id>.a<attempt> (the formula of worker/task_runner.cc), or "" when the
+// OUTPUT/_temporary/<task_id>.a<attempt> (the formula of runner/task_runner.cc), or "" when the
 // attempt writes no job output (a map of a job with reduces) or that path would not be a
 // directory strictly inside OUTPUT/_temporary (a relative output, an odd task id).
 fs::path AttemptOutputDir(const AssignMsg& task) {

@@ -11,8 +11,8 @@
 #include <memory>
 #include <string>
 
+#include "runner/protocol.h"
 #include "worker/attempt_process.h"
-#include "worker/task_runner.h"
 
 namespace zmr {
 

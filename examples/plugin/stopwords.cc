@@ -1,6 +1,6 @@
 // An example zmr plugin: word count without stop words.
 //
-//   g++ -std=c++17 -O2 -shared -fPIC -I/path/to/zmr/common stopwords.cc -o libstopwords.so
+//   g++ -std=c++17 -O2 -shared -fPIC -I/path/to/zmr/include stopwords.cc -o libstopwords.so
 //   zmr submit --plugin ./libstopwords.so --app stopwords --param stopwords=the,a,of
 //       --input /data/books --output /data/out --wait      (one command line)
 //

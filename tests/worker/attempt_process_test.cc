@@ -21,11 +21,11 @@
 #include <vector>
 
 #include "common/clock.h"
-#include "common/intermediate.h"
+#include "runner/intermediate.h"
 #include "common/sha256.h"
 #include "common/splits.h"
 #include "worker/blob_cache.h"
-#include "worker/task_runner.h"
+#include "runner/task_runner.h"
 
 namespace zmr {
 namespace {

@@ -1,6 +1,6 @@
 // Sampling for the sort app. One read per sampled range (at most region_read_bytes + 1), so a
 // 512 MiB input costs 100 small reads, not a scan.
-#include "common/sort_sampler.h"
+#include "apps/sort_sampler.h"
 
 #include <algorithm>
 #include <cerrno>

@@ -1,4 +1,4 @@
-// Loads a user's C++ plugin (a shared library built against common/zmr/api.h) and runs its app
+// Loads a user's C++ plugin (a shared library built against include/zmr/api.h) and runs its app
 // behind zmr's App interface. Used by the process that runs an attempt, on that attempt's thread;
 // the returned App belongs to that attempt like any App.
 #pragma once
@@ -6,7 +6,7 @@
 #include <memory>
 #include <string>
 
-#include "common/apps.h"
+#include "common/app.h"
 #include "common/protocol.h"
 
 namespace zmr {

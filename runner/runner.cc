@@ -1,12 +1,6 @@
-// zmr-task: a runner process started by zmr-worker that runs task attempts one at a time
-// (worker/attempt_process.h has the protocol and the reuse rules). For each TaskRequest frame read
-// from stdin it moves into the attempt directory, applies the memory limit to itself, creates the
-// attempt's App (streaming commands, a plugin, or a built-in app), runs the map or reduce with the
-// task runner and reports on fd 3 with length-prefixed msgpack frames: "progress" (fraction and
-// status text), then exactly one of "done" (then it waits for the next request) or "failed" (then
-// it exits with status 1). EOF on stdin ends it (status 0). Its stderr (and stdout) goes to the
-// log of the attempt it runs. It is killed, never asked, when the worker wants an attempt gone, so
-// it holds nothing that needs an orderly shutdown: map output appears only by rename.
+// zmr-task, the runner proper (see runner/runner.h).
+#include "runner/runner.h"
+
 #include <fcntl.h>
 #include <malloc.h>
 #include <signal.h>
@@ -28,24 +22,16 @@
 #include <string>
 #include <thread>
 
-#include "common/apps.h"
+#include "common/app.h"
 #include "common/clock.h"
-#include "common/intermediate.h"
 #include "common/logging.h"
 #include "common/protocol.h"
 #include "common/value.h"
-#include "worker/attempt_process.h"
-#include "worker/plugin_loader.h"
-#include "worker/streaming.h"
-#include "worker/task_runner.h"
-
-#if defined(__SANITIZE_ADDRESS__)
-// Under AddressSanitizer a crash in user code must still end this process by its signal (the
-// worker reports "killed by signal SIGSEGV"), not turn into an ASan report and exit status 1.
-extern "C" const char* __asan_default_options() {
-  return "handle_segv=0:handle_sigbus=0:handle_sigfpe=0:handle_sigill=0";
-}
-#endif
+#include "runner/intermediate.h"
+#include "runner/plugin_loader.h"
+#include "runner/protocol.h"
+#include "runner/streaming.h"
+#include "runner/task_runner.h"
 
 namespace zmr {
 namespace {
@@ -182,14 +168,13 @@ int ReadExactly(int fd, char* buf, std::size_t n) {
 
 // Reads the next request frame from stdin into *body. Returns 1, 0 at EOF, -1 with *error.
 int ReadRequestFrame(std::string* body, std::string* error) {
-  unsigned char header[4];
+  unsigned char header[kFrameHeaderBytes];
   int rc = ReadExactly(0, reinterpret_cast<char*>(header), sizeof(header));
   if (rc <= 0) {
     if (rc < 0) *error = std::string("cannot read the task request: ") + std::strerror(errno);
     return rc;
   }
-  const uint32_t length = (uint32_t{header[0]} << 24) | (uint32_t{header[1]} << 16) |
-                          (uint32_t{header[2]} << 8) | uint32_t{header[3]};
+  const uint32_t length = DecodeFrameLength(header);
   if (length > kMaxControlFrameBytes) {
     *error = "task request frame of " + std::to_string(length) + " bytes";
     return -1;
@@ -421,7 +406,9 @@ void OnTerminate(int signal_number) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
+namespace zmr {
+
+int RunTaskRunner(int argc, char** argv) {
   // argv[1], if any, labels the process for ps: rewritten to "idle" or JOB/TASK.aN (SetTitle).
   signal(SIGPIPE, SIG_IGN);
   struct sigaction term {};
@@ -461,3 +448,5 @@ int main(int argc, char** argv) {
     if (rc >= 0) return rc;
   }
 }
+
+}  // namespace zmr

@@ -1,4 +1,4 @@
-#include "worker/plugin_loader.h"
+#include "runner/plugin_loader.h"
 
 #include <doctest/doctest.h>
 
@@ -13,8 +13,8 @@
 #include <utility>
 #include <vector>
 
-#include "common/apps.h"
-#include "common/zmr/api.h"
+#include "apps/registry.h"
+#include "include/zmr/api.h"
 
 namespace zmr {
 namespace {
@@ -389,7 +389,7 @@ TEST_CASE("the example plugin builds with the README's g++ command and runs") {
   const std::string source = std::string(ZMR_SOURCE_DIR) + "/examples/plugin/stopwords.cc";
   const std::string library = (dir.path() / "libstopwords.so").string();
   const std::string command = "g++ -std=c++17 -O2 -shared -fPIC -I" + std::string(ZMR_SOURCE_DIR) +
-                              "/common " + source + " -o " + library + " 2>&1";
+                              "/include " + source + " -o " + library + " 2>&1";
   INFO(command);
   REQUIRE(std::system(command.c_str()) == 0);
 

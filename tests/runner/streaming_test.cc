@@ -1,4 +1,4 @@
-#include "worker/streaming.h"
+#include "runner/streaming.h"
 
 #include <doctest/doctest.h>
 #include <fcntl.h>
@@ -20,9 +20,9 @@
 #include <utility>
 #include <vector>
 
-#include "common/intermediate.h"
 #include "common/splits.h"
-#include "worker/task_runner.h"
+#include "runner/intermediate.h"
+#include "runner/task_runner.h"
 
 namespace zmr {
 namespace {

@@ -1,9 +1,8 @@
 // The interface every kind of user code runs behind (built-in apps, C++ plugins, streaming
-// commands), and the built-in apps (wordcount, grep, invertedindex, sort). The worker's task runner
-// calls an App; the coordinator and client use ValidateApp (the client PlanAppParams) at submission. An App instance belongs to one
-// task attempt (one thread). The built-in apps are written against the public plugin API
-// (common/zmr/api.h; sources in apps/), as are C++ plugins (loaded by worker/plugin_loader.h); both
-// run behind App through the one adapter in common/api_adapter.h.
+// commands). The runner's task runner calls an App; an App instance belongs to one task attempt
+// (one thread). The built-in apps (apps/, served by apps/registry.h) are written against the public
+// plugin API (include/zmr/api.h), as are C++ plugins (loaded by runner/plugin_loader.h); both run
+// behind App through the one adapter in common/api_adapter.h.
 #pragma once
 
 #include <functional>
@@ -13,7 +12,6 @@
 #include <vector>
 
 #include "common/protocol.h"
-#include "common/splits.h"
 
 namespace zmr {
 
@@ -93,24 +91,5 @@ class App {
   // Called once per distinct key, keys in bytewise order.
   virtual void Reduce(std::string_view key, ValueStream& values, Emitter& out) = 0;
 };
-
-// Names of the built-in apps, sorted.
-std::vector<std::string> BuiltinAppNames();
-
-// Checks an app name and its params (e.g. grep needs a valid ECMAScript `pattern`) for a job with
-// `reduces` reduce tasks (-1: not known; then only what does not depend on it is checked, e.g.
-// sort needs a reduce and split points that fit R). Returns false with a one-line *error otherwise.
-bool ValidateApp(const std::string& name, const Params& params, std::string* error,
-                 int64_t reduces = -1);
-
-// Adds the params a built-in app computes from its input at submission, unless the user gave
-// them: for sort with R > 1 reduces, split_points from a sample of `files` (common/sort_sampler.h).
-// Reads input files; the client calls it before ValidateApp. Returns false with a one-line *error
-// when a param it needs is invalid or a file cannot be read. Other apps: nothing to do.
-bool PlanAppParams(const std::string& name, const std::vector<InputFile>& files, int64_t reduces,
-                   Params* params, std::string* error);
-
-// Creates an app instance; nullptr with *error when ValidateApp would fail.
-std::unique_ptr<App> MakeApp(const std::string& name, const Params& params, std::string* error);
 
 }  // namespace zmr

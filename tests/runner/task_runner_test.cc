@@ -1,4 +1,4 @@
-#include "worker/task_runner.h"
+#include "runner/task_runner.h"
 
 #include <doctest/doctest.h>
 
@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "common/apps.h"
+#include "common/app.h"
 #include "common/splits.h"
 
 namespace zmr {

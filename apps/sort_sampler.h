@@ -1,7 +1,7 @@
 // Split points for the sort app's range partitioner (apps/sort_keys.h), from a sample of the input
 // taken at submission, as Hadoop TeraSort's InputSampler does: read the keys of the lines at a
 // number of places spread evenly over the input, sort them and take R-1 quantiles. The client
-// (`zmr submit`) runs it through PlanAppParams (common/apps.h) before the job is sent, so the
+// (`zmr submit`) runs it through PlanAppParams (apps/registry.h) before the job is sent, so the
 // coordinator's poll loop never reads input data (ARCHITECTURE.md, "Sorting"). Pure functions over
 // the local filesystem; callable from any thread.
 #pragma once

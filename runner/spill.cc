@@ -3,7 +3,7 @@
 // Failure handling: the first failure is recorded (Fail) and everything after it is a no-op; the
 // run being written is removed by RunWriter's destructor, spill files by SpillDir's, and final runs
 // already reported in *outputs by the caller.
-#include "worker/spill.h"
+#include "runner/spill.h"
 
 #include <sys/mman.h>
 

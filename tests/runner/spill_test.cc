@@ -1,6 +1,6 @@
 // Spills and merges of map output: whatever the sort buffer size and merge fan-in, a map task's
 // runs equal an in-memory sort (without a combiner) or the same per-key totals (with one).
-#include "worker/spill.h"
+#include "runner/spill.h"
 
 #include <doctest/doctest.h>
 
@@ -15,12 +15,12 @@
 #include <utility>
 #include <vector>
 
+#include "apps/registry.h"
 #include "apps/text.h"
 #include "common/api_adapter.h"
-#include "common/apps.h"
 #include "common/partition.h"
 #include "common/splits.h"
-#include "worker/task_runner.h"
+#include "runner/task_runner.h"
 
 namespace zmr {
 namespace {

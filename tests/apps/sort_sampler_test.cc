@@ -1,4 +1,4 @@
-#include "common/sort_sampler.h"
+#include "apps/sort_sampler.h"
 
 #include <doctest/doctest.h>
 #include <unistd.h>

@@ -10,7 +10,7 @@
 // is left in its pipes is read for at most kDrainAfterExit; a set cancel flag kills the group at
 // once. The App's first failure is kept (Failure()) and every later call is a no-op; destroying a
 // ChildProcess SIGKILLs a group still running and reaps it.
-#include "worker/streaming.h"
+#include "runner/streaming.h"
 
 #include <fcntl.h>
 #include <poll.h>

@@ -1,5 +1,5 @@
 // Hadoop-Streaming user code: mapper, combiner and reducer commands run with `/bin/sh -c CMD`
-// behind the App interface (common/apps.h). The zmr-task process creates one for an attempt of a
+// behind the App interface (common/app.h). The zmr-task process creates one for an attempt of a
 // job whose JobCode has commands and hands it to the task runner (TaskContext::app). An instance
 // belongs to one attempt and is used from one thread, the one that calls Start (see below).
 //
@@ -43,7 +43,7 @@
 #include <string>
 #include <string_view>
 
-#include "common/apps.h"
+#include "common/app.h"
 #include "common/protocol.h"
 
 namespace zmr {

@@ -1,9 +1,9 @@
 // zmr's public C++ plugin API: the only header a plugin needs. It depends on the standard library
 // alone (C++17 or later), so a plugin builds with one command and nothing else from zmr:
 //
-//   g++ -std=c++17 -O2 -shared -fPIC -I/path/to/zmr/common myapp.cc -o libmyapp.so
+//   g++ -std=c++17 -O2 -shared -fPIC -I/path/to/zmr/include myapp.cc -o libmyapp.so
 //
-// (the include directory is zmr's common/, so that `#include <zmr/api.h>` finds this file), and
+// (the include directory is zmr's include/, so that `#include <zmr/api.h>` finds this file), and
 // runs with `zmr submit --plugin ./libmyapp.so --app myapp ...`. examples/plugin/ has a complete
 // one.
 //

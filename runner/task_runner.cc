@@ -6,7 +6,7 @@
 // the MapOutputBuffer or the reduce's SpillDir; runs a map attempt already finished are removed
 // again (FinishedRuns); an unfinished part file is removed by PartFileWriter's destructor. A part
 // file that was finished is left for the coordinator to commit.
-#include "worker/task_runner.h"
+#include "runner/task_runner.h"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -26,9 +26,9 @@
 #include <utility>
 #include <vector>
 
-#include "common/apps.h"
+#include "apps/registry.h"
 #include "common/splits.h"
-#include "worker/spill.h"
+#include "runner/spill.h"
 
 namespace zmr {
 

@@ -1,4 +1,4 @@
-#include "common/apps.h"
+#include "apps/registry.h"
 
 #include <doctest/doctest.h>
 #include <unistd.h>

@@ -3,7 +3,7 @@
 // Reading is defensive: a run comes from another process (possibly killed mid-write, possibly on a
 // bad disk), so every length is checked against the bytes left before the record region ends, the
 // trailer is located from the file size, and the count and CRC32C are verified at the end.
-#include "common/intermediate.h"
+#include "runner/intermediate.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>

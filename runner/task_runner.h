@@ -3,7 +3,7 @@
 // file. Called by the worker (or the zmr-task child process) on one thread; it touches no sockets
 // and reports through the callbacks given.
 //
-// Memory: a map buffers its output in at most sort_buffer_bytes (see worker/spill.h), spilling
+// Memory: a map buffers its output in at most sort_buffer_bytes (see runner/spill.h), spilling
 // sorted runs under attempt_dir and merging them at the end; merges on both sides read at most
 // merge_fan_in runs at once. So an attempt's memory is about sort_buffer_bytes plus a constant
 // (merge_fan_in read buffers of <= 256 KiB, 1 MiB write buffers), whatever the input size.
@@ -17,17 +17,13 @@
 #include <string>
 #include <vector>
 
-#include "common/intermediate.h"
 #include "common/protocol.h"
+#include "runner/intermediate.h"
+#include "runner/protocol.h"
 
 namespace zmr {
 
 class App;
-
-// Default map-side sort buffer (worker flag --sort-buffer-mb).
-inline constexpr int64_t kDefaultSortBufferBytes = 64ll << 20;
-// Default most runs merged at once; more runs are merged in passes.
-inline constexpr int kDefaultMergeFanIn = 64;
 
 struct TaskContext {
   ShuffleStore* store = nullptr;               // must outlive the call
@@ -46,25 +42,6 @@ struct TaskContext {
   std::string attempt_dir;
   int64_t sort_buffer_bytes = kDefaultSortBufferBytes;  // at least 1 KiB is used
   int merge_fan_in = kDefaultMergeFanIn;                // at least 2 is used
-};
-
-struct TaskResult {
-  // Map with reduces: one per partition, partitions 0..R-1 in order. Reduce, and map of a
-  // map-only job: exactly one, the finished but uncommitted part file under OUTPUT/_temporary/
-  // (location is its absolute path).
-  std::vector<MapOutput> outputs;
-  // Built-in and user counters (see PROTOCOL.md "Counters"). Map: map_input_records,
-  // map_input_bytes, map_output_records, map_output_bytes (key + value bytes emitted),
-  // combine_input_records, combine_output_records, spilled_records (every record the map wrote to
-  // a run: spills, intermediate merges and the final runs, as Hadoop counts them). Reduce:
-  // reduce_input_groups, reduce_input_records, reduce_output_records, reduce_output_bytes,
-  // spilled_records (records written by intermediate merge passes).
-  Counters counters;
-  // On failure: input locations found missing or corrupt (reduce), so their maps can be re-run.
-  // Only locations whose data is at fault (not, say, this process running out of descriptors).
-  std::vector<std::string> bad_inputs;
-  // On failure: the last lines the attempt's process wrote to stderr, oldest first.
-  std::vector<std::string> stderr_tail;
 };
 
 // Map: calls app->Start, reads the split's lines into App::Map, then App::Finish (whose emits are

@@ -2,7 +2,7 @@
 // fails here), dlsym of the entry point, the API version (read before anything else in the info
 // struct is trusted), the app name, the presence of the factories the adapter requires. Each
 // failure closes the library again and returns one line.
-#include "worker/plugin_loader.h"
+#include "runner/plugin_loader.h"
 
 #include <dlfcn.h>
 
@@ -12,7 +12,7 @@
 #include <utility>
 
 #include "common/api_adapter.h"
-#include "common/zmr/api.h"
+#include "include/zmr/api.h"
 
 namespace zmr {
 namespace {

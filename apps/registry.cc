@@ -1,6 +1,5 @@
-// App's default behaviour and the registry of built-in apps. The apps themselves live in apps/,
-// written against the public plugin API like any plugin, and run through the shared api adapter.
-#include "common/apps.h"
+// The registry of built-in apps (apps/registry.h).
+#include "apps/registry.h"
 
 #include <string>
 #include <utility>
@@ -8,27 +7,11 @@
 
 #include "apps/builtin.h"
 #include "apps/sort_keys.h"
+#include "apps/sort_sampler.h"
 #include "common/api_adapter.h"
-#include "common/partition.h"
-#include "common/sort_sampler.h"
-#include "common/zmr/api.h"
+#include "include/zmr/api.h"
 
 namespace zmr {
-
-bool App::Start(const AttemptInfo&, std::string*) { return true; }
-bool App::Finish(Emitter&, std::string*) { return true; }
-std::string App::Failure() const { return {}; }
-int64_t App::Partition(std::string_view key, int64_t num_partitions) {
-  return PartitionOf(key, num_partitions);
-}
-bool App::FlushCombine(Emitter&, std::string*) { return true; }
-void App::TakeCounters(Counters*) {}
-
-void App::Combine(std::string_view key, ValueStream& values, Emitter& out) {
-  // Identity: a combiner that combines nothing is always correct.
-  std::string_view value;
-  while (values.Next(&value)) out.Emit(key, value);
-}
 
 namespace {
 
@@ -48,7 +31,7 @@ std::string KnownAppsText() {
 
 // A built-in app: its registration, and what its combiner computes. kInt64Sum is declared here by
 // hand for exactly the apps that register apps::SumReducer as their combiner (apps/wordcount.cc,
-// apps/grep.cc); tests/worker/spill_test.cc checks that those apps give the same runs with and
+// apps/grep.cc); tests/runner/spill_test.cc checks that those apps give the same runs with and
 // without the declaration.
 struct Builtin {
   const api::PluginInfo* info;

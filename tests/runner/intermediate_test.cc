@@ -1,4 +1,4 @@
-#include "common/intermediate.h"
+#include "runner/intermediate.h"
 
 #include <doctest/doctest.h>
 
