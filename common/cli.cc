@@ -4,6 +4,8 @@
 #include <cstdio>
 #include <iostream>
 
+#include "common/posix/signals.h"
+
 namespace zmr {
 
 namespace {
@@ -18,13 +20,9 @@ std::atomic<bool>& StopFlag() {
 }
 
 void InstallStopHandlers() {
-  struct sigaction sa {};
-  sa.sa_handler = OnStopSignal;
-  sigemptyset(&sa.sa_mask);
-  sa.sa_flags = 0;
-  sigaction(SIGINT, &sa, nullptr);
-  sigaction(SIGTERM, &sa, nullptr);
-  std::signal(SIGPIPE, SIG_IGN);
+  SetSignalHandler(SIGINT, OnStopSignal);
+  SetSignalHandler(SIGTERM, OnStopSignal);
+  IgnoreSignal(SIGPIPE);
 }
 
 bool ParseFlags(cxxopts::Options& options, int argc, char** argv, cxxopts::ParseResult* result,

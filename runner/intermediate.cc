@@ -21,6 +21,9 @@
 #include <system_error>
 #include <utility>
 
+#include "common/posix/fd.h"
+#include "common/posix/io.h"
+
 namespace zmr {
 
 namespace {
@@ -77,8 +80,6 @@ constexpr std::size_t kWriteBufferSize = 1 << 20;  // 1 MiB: few syscalls, bound
 constexpr std::size_t kInitialWriteBufferSize = 4 << 10;
 constexpr std::size_t kMinReadBufferSize = 4 << 10;
 
-std::string ErrnoText(int err) { return std::generic_category().message(err); }
-
 // Errors that say nothing about the file: this process ran out of something.
 ReadFault FaultOfErrno(int err) {
   return err == EMFILE || err == ENFILE || err == ENOMEM || err == ENOBUFS ? ReadFault::kLocal
@@ -126,84 +127,6 @@ VarintResult DecodeVarint(const unsigned char* p, const unsigned char* end, uint
   return VarintResult::kBad;
 }
 
-// An owned file descriptor.
-class Fd {
- public:
-  Fd() = default;
-  explicit Fd(int fd) : fd_(fd) {}
-  ~Fd() { Reset(); }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  Fd(Fd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
-  Fd& operator=(Fd&& other) noexcept {
-    if (this != &other) {
-      Reset();
-      fd_ = std::exchange(other.fd_, -1);
-    }
-    return *this;
-  }
-  int get() const { return fd_; }
-  bool valid() const { return fd_ >= 0; }
-  void Reset() {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = -1;
-  }
-  // Closes and reports the close() error, which can be the first sign of a failed write.
-  int Close() {
-    int rc = 0;
-    if (fd_ >= 0) rc = ::close(fd_);
-    fd_ = -1;
-    return rc;
-  }
-
- private:
-  int fd_ = -1;
-};
-
-bool WriteAll(int fd, const char* data, std::size_t size, int* err) {
-  while (size > 0) {
-    ssize_t n = ::write(fd, data, size);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      *err = errno;
-      return false;
-    }
-    data += n;
-    size -= static_cast<std::size_t>(n);
-  }
-  return true;
-}
-
-// Reads up to size bytes (fewer only at end of file). Returns -1 with *err on failure.
-ssize_t ReadFull(int fd, char* data, std::size_t size, int* err) {
-  std::size_t done = 0;
-  while (done < size) {
-    ssize_t n = ::read(fd, data + done, size - done);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      *err = errno;
-      return -1;
-    }
-    if (n == 0) break;
-    done += static_cast<std::size_t>(n);
-  }
-  return static_cast<ssize_t>(done);
-}
-
-ssize_t PreadFull(int fd, char* data, std::size_t size, off_t offset, int* err) {
-  std::size_t done = 0;
-  while (done < size) {
-    ssize_t n = ::pread(fd, data + done, size - done, offset + static_cast<off_t>(done));
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      *err = errno;
-      return -1;
-    }
-    if (n == 0) break;
-    done += static_cast<std::size_t>(n);
-  }
-  return static_cast<ssize_t>(done);
-}
 
 // A path component that cannot escape its parent directory.
 bool IsSafeComponent(const std::string& s) {
@@ -264,7 +187,7 @@ uint32_t Crc32c(uint32_t crc, const void* data, std::size_t size) {
 struct RunWriter::Impl {
   std::string path;      // final path
   std::string tmp_path;  // path + ".tmp", renamed to path by Finish
-  Fd fd;
+  UniqueFd fd;
   std::string buffer;    // pending bytes, flushed at kWriteBufferSize
   std::string last_key;  // for the order check
   bool has_last_key = false;
@@ -277,7 +200,7 @@ struct RunWriter::Impl {
   bool Flush() {
     if (buffer.empty()) return true;
     int err = 0;
-    if (!WriteAll(fd.get(), buffer.data(), buffer.size(), &err)) {
+    if (!WriteAll(fd.get(), std::string_view(buffer.data(), buffer.size()), &err)) {
       failure = "cannot write " + tmp_path + ": " + ErrnoText(err);
       return false;
     }
@@ -295,7 +218,7 @@ struct RunWriter::Impl {
     if (!Flush()) return false;
     if (size >= kWriteBufferSize / 2) {
       int err = 0;
-      if (!WriteAll(fd.get(), data, size, &err)) {
+      if (!WriteAll(fd.get(), std::string_view(data, size), &err)) {
         failure = "cannot write " + tmp_path + ": " + ErrnoText(err);
         return false;
       }
@@ -331,7 +254,7 @@ std::unique_ptr<RunWriter> RunWriter::Create(const std::string& path, std::strin
     w.finished = true;  // nothing of ours to remove (the file may belong to someone else)
     return nullptr;
   }
-  w.fd = Fd(fd);
+  w.fd = UniqueFd(fd);
   // The buffer grows as records come (up to kWriteBufferSize): a map with many partitions writes
   // many small runs, which should not each cost a megabyte.
   w.buffer.reserve(kInitialWriteBufferSize);
@@ -434,7 +357,7 @@ int64_t RunWriter::bytes() const { return impl_->bytes; }
 
 struct RunReader::Impl {
   std::string path;
-  Fd fd;
+  UniqueFd fd;
   int64_t size = 0;           // file size
   int64_t records_end = 0;    // offset where the trailer starts
   int64_t file_pos = 0;       // offset of the next byte read() will return
@@ -536,7 +459,7 @@ std::unique_ptr<RunReader> RunReader::Open(const std::string& path, std::string*
     *fault = FaultOfErrno(err);
     return nullptr;
   }
-  r.fd = Fd(fd);
+  r.fd = UniqueFd(fd);
   struct stat st;
   if (::fstat(fd, &st) != 0) {
     int err = errno;

@@ -25,6 +25,8 @@
 #include "common/app.h"
 #include "common/clock.h"
 #include "common/logging.h"
+#include "common/posix/io.h"
+#include "common/posix/signals.h"
 #include "common/protocol.h"
 #include "common/value.h"
 #include "runner/intermediate.h"
@@ -91,13 +93,8 @@ class ControlChannel {
   }
 
   void WriteLocked(const std::string& bytes) {
-    std::size_t done = 0;
-    while (done < bytes.size()) {
-      ssize_t n = write(kTaskControlFd, bytes.data() + done, bytes.size() - done);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) return;  // the worker is gone; it will not read the outcome either
-      done += static_cast<std::size_t>(n);
-    }
+    // A failure means the worker is gone; it will not read the outcome either.
+    WriteAll(kTaskControlFd, bytes);
   }
 
   std::mutex mu_;
@@ -150,28 +147,12 @@ class StatusReportingApp final : public App {
   AttemptInfo info_;
 };
 
-// Reads exactly n bytes. Returns 1, 0 at EOF before the first byte, -1 on an error or EOF inside.
-int ReadExactly(int fd, char* buf, std::size_t n) {
-  std::size_t got = 0;
-  while (got < n) {
-    ssize_t r = read(fd, buf + got, n - got);
-    if (r > 0) {
-      got += static_cast<std::size_t>(r);
-    } else if (r == 0) {
-      return got == 0 ? 0 : -1;
-    } else if (errno != EINTR) {
-      return -1;
-    }
-  }
-  return 1;
-}
-
 // Reads the next request frame from stdin into *body. Returns 1, 0 at EOF, -1 with *error.
 int ReadRequestFrame(std::string* body, std::string* error) {
   unsigned char header[kFrameHeaderBytes];
   int rc = ReadExactly(0, reinterpret_cast<char*>(header), sizeof(header));
   if (rc <= 0) {
-    if (rc < 0) *error = std::string("cannot read the task request: ") + std::strerror(errno);
+    if (rc < 0) *error = "cannot read the task request: " + ErrnoText(errno);
     return rc;
   }
   const uint32_t length = DecodeFrameLength(header);
@@ -388,63 +369,49 @@ void WatchWorker() {
   kill(getpid(), SIGTERM);  // OnTerminate: the streaming commands' groups go too
 }
 
-}  // namespace
-}  // namespace zmr
-
-namespace {
-
 // SIGTERM is how the worker stops an attempt: the streaming commands run in process groups of
 // their own, so end those first, then die of the signal. Async-signal-safe.
 void OnTerminate(int signal_number) {
-  zmr::KillStreamingProcessGroups();
-  struct sigaction dfl {};
-  dfl.sa_handler = SIG_DFL;
-  sigemptyset(&dfl.sa_mask);
-  sigaction(signal_number, &dfl, nullptr);
-  raise(signal_number);
+  KillStreamingProcessGroups();
+  RaiseWithDefaultAction(signal_number);
 }
 
 }  // namespace
 
-namespace zmr {
-
 int RunTaskRunner(int argc, char** argv) {
   // argv[1], if any, labels the process for ps: rewritten to "idle" or JOB/TASK.aN (SetTitle).
-  signal(SIGPIPE, SIG_IGN);
-  struct sigaction term {};
-  term.sa_handler = OnTerminate;
-  sigemptyset(&term.sa_mask);
-  sigaction(SIGTERM, &term, nullptr);
-  if (fcntl(zmr::kTaskControlFd, F_GETFD) < 0) {
+  IgnoreSignal(SIGPIPE);
+  SetSignalHandler(SIGTERM, OnTerminate);
+  if (fcntl(kTaskControlFd, F_GETFD) < 0) {
     std::fprintf(stderr,
                  "zmr-task: runs one task attempt for zmr-worker and is started by it (fd %d, "
                  "its control pipe, is not open)\n",
-                 zmr::kTaskControlFd);
+                 kTaskControlFd);
     return 2;
   }
   // Keep the control pipe out of user commands (streaming children): EOF on it must mean that
   // this process is gone.
-  fcntl(zmr::kTaskControlFd, F_SETFD, FD_CLOEXEC);
-  zmr::SetupLogging("zmr-task", "info");
+  fcntl(kTaskControlFd, F_SETFD, FD_CLOEXEC);
+  SetupLogging("zmr-task", "info");
   if (argc > 1) {
-    zmr::g_title = argv[1];
-    zmr::g_title_capacity = std::strlen(argv[1]);
-    zmr::SetTitle(zmr::kIdleRunnerTitle);
+    g_title = argv[1];
+    g_title_capacity = std::strlen(argv[1]);
+    SetTitle(kIdleRunnerTitle);
   }
-  std::thread(zmr::WatchWorker).detach();  // lives as long as the process; never joined
-  std::set_new_handler(zmr::OnAllocationFailure);
-  zmr::ControlChannel channel;
+  std::thread(WatchWorker).detach();  // lives as long as the process; never joined
+  std::set_new_handler(OnAllocationFailure);
+  ControlChannel channel;
   for (;;) {
     std::string body, error;
-    int got = zmr::ReadRequestFrame(&body, &error);
+    int got = ReadRequestFrame(&body, &error);
     if (got == 0) return 0;  // the worker retired this runner
-    zmr::AssignMsg unknown;
-    if (got < 0) return zmr::Fail(channel, unknown, error);
-    std::optional<zmr::Value> value = zmr::Unpack(body, &error);
-    std::optional<zmr::TaskRequest> request;
-    if (value) request = zmr::TaskRequest::FromValue(*value, &error);
-    if (!request) return zmr::Fail(channel, unknown, "bad task request: " + error);
-    int rc = zmr::RunRequest(channel, *request);
+    AssignMsg unknown;
+    if (got < 0) return Fail(channel, unknown, error);
+    std::optional<Value> value = Unpack(body, &error);
+    std::optional<TaskRequest> request;
+    if (value) request = TaskRequest::FromValue(*value, &error);
+    if (!request) return Fail(channel, unknown, "bad task request: " + error);
+    int rc = RunRequest(channel, *request);
     if (rc >= 0) return rc;
   }
 }

@@ -16,7 +16,6 @@
 #include <poll.h>
 #include <signal.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -37,6 +36,11 @@
 #include <system_error>
 #include <utility>
 #include <vector>
+
+#include "common/posix/fd.h"
+#include "common/posix/io.h"
+#include "common/posix/signals.h"
+#include "common/posix/subprocess.h"
 
 extern char** environ;
 
@@ -85,92 +89,6 @@ int RegisterProcessGroup(pid_t pgid) {
 void UnregisterProcessGroup(int* slot) {
   if (*slot >= 0) g_process_groups[*slot].store(0);
   *slot = -1;
-}
-
-std::string ErrnoText(int err) { return std::generic_category().message(err); }
-
-std::string SignalText(int sig) {
-  const char* abbrev = sigabbrev_np(sig);
-  const char* descr = sigdescr_np(sig);
-  std::string text = abbrev != nullptr ? std::string("SIG") + abbrev : "signal " + std::to_string(sig);
-  if (descr != nullptr) text += std::string(" (") + descr + ")";
-  return text;
-}
-
-void EnsureSigpipeIgnored() {
-  static std::once_flag once;
-  std::call_once(once, [] {
-    struct sigaction current {};
-    if (sigaction(SIGPIPE, nullptr, &current) != 0) return;
-    if ((current.sa_flags & SA_SIGINFO) == 0 && current.sa_handler == SIG_DFL) {
-      struct sigaction ignore {};
-      ignore.sa_handler = SIG_IGN;
-      sigemptyset(&ignore.sa_mask);
-      sigaction(SIGPIPE, &ignore, nullptr);
-    }
-  });
-}
-
-// Owns a file descriptor.
-class UniqueFd {
- public:
-  UniqueFd() = default;
-  explicit UniqueFd(int fd) : fd_(fd) {}
-  ~UniqueFd() { Reset(); }
-  UniqueFd(UniqueFd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
-  UniqueFd& operator=(UniqueFd&& other) noexcept {
-    if (this != &other) {
-      Reset();
-      fd_ = std::exchange(other.fd_, -1);
-    }
-    return *this;
-  }
-  int get() const { return fd_; }
-  bool valid() const { return fd_ >= 0; }
-  void Reset() {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = -1;
-  }
-
- private:
-  int fd_ = -1;
-};
-
-// A pipe whose two ends are O_CLOEXEC (no other child inherits them) and numbered 3 or more (so
-// dup2 onto 0..2 in the child never meets one of them).
-bool MakePipe(UniqueFd* read_end, UniqueFd* write_end, std::string* error) {
-  int fds[2];
-  if (::pipe2(fds, O_CLOEXEC) != 0) {
-    *error = "cannot create a pipe: " + ErrnoText(errno);
-    return false;
-  }
-  UniqueFd ends[2] = {UniqueFd(fds[0]), UniqueFd(fds[1])};
-  for (UniqueFd& end : ends) {
-    if (end.get() >= 3) continue;
-    int moved = ::fcntl(end.get(), F_DUPFD_CLOEXEC, 3);
-    if (moved < 0) {
-      *error = "cannot create a pipe: " + ErrnoText(errno);
-      return false;
-    }
-    end = UniqueFd(moved);
-  }
-  *read_end = std::move(ends[0]);
-  *write_end = std::move(ends[1]);
-  return true;
-}
-
-bool SetNonBlocking(int fd) {
-  int flags = ::fcntl(fd, F_GETFL);
-  return flags >= 0 && ::fcntl(fd, F_SETFL, flags | O_NONBLOCK) == 0;
-}
-
-void WriteAll(int fd, std::string_view bytes) {
-  while (!bytes.empty()) {
-    ssize_t n = ::write(fd, bytes.data(), bytes.size());
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return;  // the log is best effort
-    bytes.remove_prefix(static_cast<std::size_t>(n));
-  }
 }
 
 // Bytes read from a pipe, cut into "\n"-terminated lines.
@@ -305,7 +223,7 @@ class StderrSink {
   }
 
   void FlushLog() {
-    WriteAll(STDERR_FILENO, log_);
+    WriteAll(STDERR_FILENO, log_);  // best effort
     log_.clear();
   }
 
@@ -342,7 +260,7 @@ class ChildProcess {
   ~ChildProcess() {
     if (pid_ > 0 && !reaped_) {
       UnregisterProcessGroup(&slot_);
-      ::kill(-pid_, SIGKILL);
+      KillProcessGroup(pid_, SIGKILL);
       Reap();
     }
   }
@@ -444,13 +362,9 @@ class ChildProcess {
   // Notices that /bin/sh exited: kills what it left in its group while it is still a zombie (its
   // pid, the group id, cannot have been reused), then reaps it.
   void CheckExited() {
-    siginfo_t info;
-    std::memset(&info, 0, sizeof(info));
-    int rc = ::waitid(P_PID, static_cast<id_t>(pid_), &info, WEXITED | WNOHANG | WNOWAIT);
-    if (rc == 0 && info.si_pid == 0) return;  // still running
-    if (rc != 0 && errno == EINTR) return;
+    if (!HasExited(pid_)) return;  // still running
     UnregisterProcessGroup(&slot_);
-    ::kill(-pid_, SIGKILL);
+    KillProcessGroup(pid_, SIGKILL);
     Reap();
     give_up_at_ = Clock::now() + kDrainAfterExit;
     if (stdin_.valid() && input_off_ < input_.size()) broken_pipe_ = true;
@@ -458,18 +372,14 @@ class ChildProcess {
   }
 
   void Reap() {
-    int status = 0;
-    pid_t rc;
-    do {
-      rc = ::waitpid(pid_, &status, 0);
-    } while (rc < 0 && errno == EINTR);
+    const int status = zmr::Reap(pid_);
     reaped_ = true;
-    status_known_ = rc == pid_;  // ECHILD: someone else reaped it (SIGCHLD ignored?)
-    wait_status_ = status;
+    status_known_ = status >= 0;  // ECHILD: someone else reaped it (SIGCHLD ignored?)
+    wait_status_ = std::max(status, 0);
   }
 
   void KillGroup() {
-    if (!reaped_) ::kill(-pid_, SIGKILL);
+    if (!reaped_) KillProcessGroup(pid_, SIGKILL);
   }
 
   // Nothing more will be written: closes stdin (EOF for the command) and drops queued input.
@@ -568,12 +478,12 @@ class ChildProcess {
       } else if (code > 128 && code - 128 < NSIG && sigabbrev_np(code - 128) != nullptr) {
         // The shell's report of a process it ran being killed by a signal.
         text += " (128+" + std::to_string(code - 128) + ": a process it ran was killed by " +
-                SignalText(code - 128) + ")";
+                SignalDescription(code - 128) + ")";
       }
       return text;
     }
     if (WIFSIGNALED(wait_status_)) {
-      std::string text = "killed by signal " + SignalText(WTERMSIG(wait_status_));
+      std::string text = "killed by signal " + SignalDescription(WTERMSIG(wait_status_));
       if (WCOREDUMP(wait_status_)) text += ", core dumped";
       return text;
     }
@@ -639,100 +549,45 @@ std::unique_ptr<ChildProcess> ChildProcess::Spawn(std::string role, const std::s
                                                   std::string* error) {
   std::unique_ptr<ChildProcess> p(new ChildProcess(std::move(role), sink, cancelled));
   const std::string what = "cannot start the " + p->role_ + " command: ";
-  UniqueFd in_r, in_w, out_r, out_w, err_r, err_w, status_r, status_w;
-  if (!MakePipe(&in_r, &in_w, error) || !MakePipe(&out_r, &out_w, error) ||
-      !MakePipe(&err_r, &err_w, error) || !MakePipe(&status_r, &status_w, error)) {
+  UniqueFd in_r, in_w, out_r, out_w, err_r, err_w;
+  if (!MakePipe(&in_r, &in_w, error, kSpawnMinFd) || !MakePipe(&out_r, &out_w, error, kSpawnMinFd) ||
+      !MakePipe(&err_r, &err_w, error, kSpawnMinFd)) {
     *error = what + *error;
     return nullptr;
   }
-
-  // Everything the child needs is prepared here: between fork and exec it may only make
-  // async-signal-safe calls (other threads may hold the allocator's locks).
-  const char* argv[] = {"sh", "-c", command.c_str(), nullptr};
-  std::vector<const char*> envp;
-  envp.reserve(env.size() + 1);
-  for (const std::string& e : env) envp.push_back(e.c_str());
-  envp.push_back(nullptr);
-  const char* dir = work_dir.empty() ? nullptr : work_dir.c_str();
-  const pid_t parent = ::getpid();
-
-  // Signals stay blocked across fork so no handler of ours runs in the child.
-  sigset_t all, old_mask;
-  sigfillset(&all);
-  pthread_sigmask(SIG_SETMASK, &all, &old_mask);
-  const pid_t pid = ::fork();
-  if (pid == 0) {
-    // The child. Failures are reported as {stage, errno} on the status pipe.
-    auto fail = [&](int stage) {
-      int report[2] = {stage, errno};
-      ssize_t ignored = ::write(status_w.get(), report, sizeof(report));
-      (void)ignored;
-      ::_exit(127);
-    };
-    ::setpgid(0, 0);
-    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (::getppid() != parent) ::_exit(127);  // the starting thread's process already died
-    if (::dup2(in_r.get(), STDIN_FILENO) < 0 || ::dup2(out_w.get(), STDOUT_FILENO) < 0 ||
-        ::dup2(err_w.get(), STDERR_FILENO) < 0) {
-      fail(0);
-    }
-    if (dir != nullptr && ::chdir(dir) != 0) fail(1);
-    // Descriptors the host opened without O_CLOEXEC (sockets, files) are not the command's
-    // business: everything above stderr closes on exec (the status pipe included). Best effort on
-    // kernels without close_range.
-    ::close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
-    // Ignored signals stay ignored across exec; give the command the defaults (SIGPIPE above all).
-    for (int sig = 1; sig < NSIG; ++sig) {
-      if (sig == SIGKILL || sig == SIGSTOP) continue;
-      struct sigaction current;
-      if (::sigaction(sig, nullptr, &current) == 0 && (current.sa_flags & SA_SIGINFO) == 0 &&
-          current.sa_handler == SIG_IGN) {
-        struct sigaction dfl;
-        std::memset(&dfl, 0, sizeof(dfl));
-        dfl.sa_handler = SIG_DFL;
-        ::sigaction(sig, &dfl, nullptr);
-      }
-    }
-    sigset_t none;
-    sigemptyset(&none);
-    ::sigprocmask(SIG_SETMASK, &none, nullptr);
-    ::execve("/bin/sh", const_cast<char* const*>(argv), const_cast<char* const*>(envp.data()));
-    fail(2);
-  }
-  const int fork_errno = errno;
-  pthread_sigmask(SIG_SETMASK, &old_mask, nullptr);
+  SpawnSpec spec;
+  spec.path = "/bin/sh";
+  spec.argv = {"sh", "-c", command};
+  spec.env = &env;
+  spec.cwd = work_dir;
+  spec.fds = {{in_r.get(), STDIN_FILENO}, {out_w.get(), STDOUT_FILENO}, {err_w.get(), STDERR_FILENO}};
+  spec.parent_death_signal = SIGKILL;
+  SpawnFailure failure;
+  const pid_t pid = zmr::Spawn(spec, &failure);
   if (pid < 0) {
-    *error = what + "fork: " + ErrnoText(fork_errno);
+    switch (failure.stage) {
+      case SpawnStage::kFork:
+        *error = what + "fork: " + ErrnoText(failure.err);
+        break;
+      case SpawnStage::kEarly:
+        *error = what + "the child failed before exec";
+        break;
+      case SpawnStage::kChdir:
+        *error = what + "cannot enter working directory " + work_dir + ": " + ErrnoText(failure.err);
+        break;
+      case SpawnStage::kExec:
+        *error = what + "cannot execute /bin/sh: " + ErrnoText(failure.err);
+        break;
+      case SpawnStage::kFds:
+        *error = what + "cannot set up its standard streams: " + ErrnoText(failure.err);
+        break;
+    }
     return nullptr;
   }
   p->pid_ = pid;
-  in_r.Reset();
+  in_r.Reset();  // the child's ends
   out_w.Reset();
   err_w.Reset();
-  status_w.Reset();
-
-  // The status pipe closes on exec (O_CLOEXEC) or carries the reason exec was not reached.
-  int report[2] = {0, 0};
-  std::size_t got = 0;
-  while (got < sizeof(report)) {
-    ssize_t n = ::read(status_r.get(), reinterpret_cast<char*>(report) + got, sizeof(report) - got);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    got += static_cast<std::size_t>(n);
-  }
-  if (got > 0) {
-    p->Reap();
-    if (got < sizeof(report)) {
-      *error = what + "the child failed before exec";
-    } else if (report[0] == 1) {
-      *error = what + "cannot enter working directory " + work_dir + ": " + ErrnoText(report[1]);
-    } else if (report[0] == 2) {
-      *error = what + "cannot execute /bin/sh: " + ErrnoText(report[1]);
-    } else {
-      *error = what + "cannot set up its standard streams: " + ErrnoText(report[1]);
-    }
-    return nullptr;
-  }
   p->slot_ = RegisterProcessGroup(pid);
   if (!SetNonBlocking(in_w.get()) || !SetNonBlocking(out_r.get()) ||
       !SetNonBlocking(err_r.get())) {
@@ -786,7 +641,7 @@ class StreamingApp : public App {
       return false;
     }
     started_ = true;
-    EnsureSigpipeIgnored();
+    IgnoreSigpipeUnlessHandled();
     sink_.set_status_callback(info.set_status);
     if (!info.work_dir.empty()) {
       std::error_code ec;
@@ -1001,7 +856,7 @@ std::unique_ptr<App> MakeStreamingApp(const JobCode& code, bool is_map, std::str
 void KillStreamingProcessGroups() {
   for (auto& group : g_process_groups) {
     pid_t pgid = group.load();
-    if (pgid > 0) ::kill(-pgid, SIGKILL);
+    KillProcessGroup(pgid, SIGKILL);  // async-signal-safe: one kill(2)
   }
 }
 

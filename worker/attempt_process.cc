@@ -1,7 +1,8 @@
 // The babysitter of one zmr-task child. Order of events in Run:
 //   1. check the ids, create the attempt and log directories, copy the shipped files in;
-//   2. spawn zmr-task (posix_spawn: safe in a multi-threaded process) in a new process group with
-//      stdin = request pipe, fd 1 and 2 = stderr pipe, fd 3 = control pipe, nothing else open;
+//   2. spawn zmr-task (common/posix/subprocess.h: safe in a multi-threaded process) in a new
+//      process group with stdin = request pipe, fd 1 and 2 = stderr pipe, fd 3 = control pipe,
+//      nothing else open;
 //   3. one poll loop: write the request, read control frames (progress resets the timeout), copy
 //      stderr to the log; on cancel / timeout / a bad frame SIGTERM the process group (zmr-task
 //      kills its streaming commands' groups and dies), SIGKILL it after a grace period;
@@ -18,7 +19,6 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -45,6 +45,10 @@
 #include <vector>
 
 #include "common/clock.h"
+#include "common/posix/fd.h"
+#include "common/posix/io.h"
+#include "common/posix/signals.h"
+#include "common/posix/subprocess.h"
 #include "worker/blob_cache.h"
 
 extern char** environ;
@@ -62,52 +66,9 @@ constexpr int kPollIntervalMs = 100;
 constexpr int64_t kStderrDrainMs = 2000;
 // How long Run waits for the rest of a killed process group to disappear before giving up.
 constexpr int64_t kGroupReapMs = 10000;
-// Child fds are moved above this before spawning, so no dup2 source collides with 0..3.
-constexpr int kHighFd = 10;
 // A stderr line kept for the tail is cut to this many bytes; the joined tail to kTailBytes.
 constexpr std::size_t kTailLineBytes = 500;
 constexpr std::size_t kTailBytes = 2000;
-
-// Writes all of data to fd (retrying short writes and EINTR); stops at an error. Returns the bytes
-// written. For logs: a full disk loses log lines, never the attempt.
-int64_t WriteFully(int fd, std::string_view data) {
-  int64_t written = 0;
-  while (!data.empty()) {
-    ssize_t n = write(fd, data.data(), data.size());
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    written += n;
-    data.remove_prefix(static_cast<std::size_t>(n));
-  }
-  return written;
-}
-
-// An owned file descriptor.
-class Fd {
- public:
-  Fd() = default;
-  explicit Fd(int fd) : fd_(fd) {}
-  ~Fd() { Reset(); }
-  Fd(Fd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
-  Fd& operator=(Fd&& other) noexcept {
-    if (this != &other) {
-      Reset();
-      fd_ = std::exchange(other.fd_, -1);
-    }
-    return *this;
-  }
-  int get() const { return fd_; }
-  bool valid() const { return fd_ >= 0; }
-  void Reset() {
-    if (fd_ >= 0) close(fd_);
-    fd_ = -1;
-  }
-
- private:
-  int fd_ = -1;
-};
-
-std::string Errno(int err) { return std::strerror(err); }
 
 // zmr-task processes started by Run and not yet reaped, guarded by g_children_mutex.
 std::mutex g_children_mutex;
@@ -191,31 +152,6 @@ std::string AttemptName(const AttemptRef& ref) {
   return ref.task_id + ".a" + std::to_string(ref.attempt);
 }
 
-// Makes a pipe whose both ends are close-on-exec and numbered >= kHighFd.
-bool MakePipe(Fd* read_end, Fd* write_end, std::string* error) {
-  int fds[2];
-  if (pipe2(fds, O_CLOEXEC) != 0) {
-    *error = "cannot create a pipe: " + Errno(errno);
-    return false;
-  }
-  Fd r(fds[0]), w(fds[1]);
-  int hr = fcntl(r.get(), F_DUPFD_CLOEXEC, kHighFd);
-  int hw = fcntl(w.get(), F_DUPFD_CLOEXEC, kHighFd);
-  Fd high_r(hr), high_w(hw);
-  if (hr < 0 || hw < 0) {
-    *error = "cannot move a pipe: " + Errno(errno);
-    return false;
-  }
-  *read_end = std::move(high_r);
-  *write_end = std::move(high_w);
-  return true;
-}
-
-void SetNonBlocking(int fd) {
-  int flags = fcntl(fd, F_GETFL);
-  if (flags >= 0) fcntl(fd, F_SETFL, flags | O_NONBLOCK);
-}
-
 // The attempt log: the child's stderr, capped, plus the worker's own notes; keeps the last
 // kStderrTailLines lines of the child's stderr for error messages. The file at `path` is created
 // only when there is more to say than the notes of a quiet success: on the child's first stderr
@@ -270,7 +206,7 @@ class AttemptLog {
       if (pending_.size() > kQuietLogMaxBytes) Materialise();
       return;
     }
-    if (fd_.valid()) WriteFully(fd_.get(), text);
+    if (fd_.valid()) WriteAll(fd_.get(), text);
   }
 
   // Ends a last line without newline.
@@ -297,15 +233,15 @@ class AttemptLog {
     if (fd_.valid() || create_failed_ || quiet_taken_) return;
     std::error_code ec;
     fs::create_directories(fs::path(path_).parent_path(), ec);
-    fd_ = Fd(open(path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0644));
+    fd_ = UniqueFd(open(path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0644));
     if (!fd_.valid()) {
       create_failed_ = true;
-      spdlog::warn("cannot create attempt log {}: {}", path_, Errno(errno));
+      spdlog::warn("cannot create attempt log {}: {}", path_, ErrnoText(errno));
       return;
     }
     std::string pending = std::move(pending_);
     pending_.clear();
-    WriteFully(fd_.get(), pending);
+    WriteAll(fd_.get(), pending);
   }
 
   void PushLine() {
@@ -320,11 +256,13 @@ class AttemptLog {
   }
 
   void Write(std::string_view data) {
-    if (fd_.valid()) written_ += WriteFully(fd_.get(), data);
+    int64_t written = 0;
+    if (fd_.valid()) WriteAll(fd_.get(), data, /*err=*/nullptr, &written);
+    written_ += written;
   }
 
   std::string path_;
-  Fd fd_;                    // the file, once created
+  UniqueFd fd_;                    // the file, once created
   std::string pending_;      // notes written before the file exists
   bool create_failed_ = false;
   bool quiet_taken_ = false;  // TakeQuiet() took the notes: no file, ever
@@ -380,95 +318,50 @@ bool HandleFrame(const Value& frame, const std::string& type, const AttemptCallb
   return false;
 }
 
-// Blocks SIGPIPE on the calling thread for the lifetime of the guard (writing the request to a
-// child that died must be an EPIPE, not the death of the worker), then discards a pending one.
-class BlockSigpipe {
- public:
-  BlockSigpipe() {
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGPIPE);
-    pthread_sigmask(SIG_BLOCK, &set, &old_);
-  }
-  ~BlockSigpipe() {
-    sigset_t pending;
-    sigemptyset(&pending);
-    if (sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE) &&
-        !sigismember(&old_, SIGPIPE)) {
-      sigset_t set;
-      sigemptyset(&set);
-      sigaddset(&set, SIGPIPE);
-      timespec zero{0, 0};
-      while (sigtimedwait(&set, nullptr, &zero) == SIGPIPE) {
-      }
-    }
-    pthread_sigmask(SIG_SETMASK, &old_, nullptr);
-  }
-  BlockSigpipe(const BlockSigpipe&) = delete;
-  BlockSigpipe& operator=(const BlockSigpipe&) = delete;
-
- private:
-  sigset_t old_;
-};
-
 void BecomeSubreaper() {
   static std::once_flag once;
   std::call_once(once, [] {
     if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0) {
       spdlog::warn("cannot become a child subreaper: {}; orphans of killed attempts are reaped "
                    "by init",
-                   Errno(errno));
+                   ErrnoText(errno));
     }
   });
 }
 
 struct SpawnedChild {
   pid_t pid = -1;
-  Fd stdin_w;
-  Fd control_r;
-  Fd stderr_r;
+  UniqueFd stdin_w;
+  UniqueFd control_r;
+  UniqueFd stderr_r;
 };
 
 // Starts `binary` in `cwd`, in a new process group, with the three pipes wired and every signal
 // at its default disposition and unblocked, and registers it as a live zmr-task.
-bool Spawn(const std::string& binary, const std::string& cwd, const std::string& label,
-           SpawnedChild* child, std::string* error) {
-  Fd stdin_r, stdin_w, control_r, control_w, stderr_r, stderr_w;
-  if (!MakePipe(&stdin_r, &stdin_w, error) || !MakePipe(&control_r, &control_w, error) ||
-      !MakePipe(&stderr_r, &stderr_w, error)) {
+bool SpawnRunner(const std::string& binary, const std::string& cwd, const std::string& label,
+                 SpawnedChild* child, std::string* error) {
+  UniqueFd stdin_r, stdin_w, control_r, control_w, stderr_r, stderr_w;
+  if (!MakePipe(&stdin_r, &stdin_w, error, kSpawnMinFd) ||
+      !MakePipe(&control_r, &control_w, error, kSpawnMinFd) ||
+      !MakePipe(&stderr_r, &stderr_w, error, kSpawnMinFd)) {
     return false;
   }
-  posix_spawn_file_actions_t actions;
-  posix_spawnattr_t attr;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawnattr_init(&attr);
-  posix_spawn_file_actions_adddup2(&actions, stdin_r.get(), 0);
-  posix_spawn_file_actions_adddup2(&actions, stderr_w.get(), 1);
-  posix_spawn_file_actions_adddup2(&actions, stderr_w.get(), 2);
-  posix_spawn_file_actions_adddup2(&actions, control_w.get(), kTaskControlFd);
-  posix_spawn_file_actions_addclosefrom_np(&actions, kTaskControlFd + 1);
-  posix_spawn_file_actions_addchdir_np(&actions, cwd.c_str());
-  sigset_t none, all;
-  sigemptyset(&none);
-  sigfillset(&all);
-  posix_spawnattr_setsigmask(&attr, &none);
-  posix_spawnattr_setsigdefault(&attr, &all);
-  posix_spawnattr_setpgroup(&attr, 0);
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
-                                      POSIX_SPAWN_SETSIGDEF);
-  std::vector<char*> argv = {const_cast<char*>(binary.c_str()), const_cast<char*>(label.c_str()),
-                             nullptr};
-  pid_t pid = -1;
-  int rc;
+  SpawnSpec spec;
+  spec.path = binary;
+  spec.argv = {binary, label};
+  spec.cwd = cwd;
+  spec.fds = {{stdin_r.get(), 0}, {stderr_w.get(), 1}, {stderr_w.get(), 2},
+              {control_w.get(), kTaskControlFd}};
+  SpawnFailure failure;
+  pid_t pid;
   {
     std::lock_guard<std::mutex> lock(g_children_mutex);
-    rc = posix_spawn(&pid, binary.c_str(), &actions, &attr, argv.data(), environ);
-    if (rc == 0) g_task_pids.insert(pid);
+    pid = Spawn(spec, &failure);
+    if (pid > 0) g_task_pids.insert(pid);
   }
-  posix_spawn_file_actions_destroy(&actions);
-  posix_spawnattr_destroy(&attr);
-  if (rc != 0) {
-    *error = "cannot start task process " + binary + ": " + Errno(rc);
+  if (pid < 0) {
+    *error = "cannot start task process " + binary + ": " +
+             (failure.stage == SpawnStage::kEarly ? "it died before exec" : ErrnoText(failure.err));
     return false;
   }
   child->pid = pid;
@@ -479,22 +372,6 @@ bool Spawn(const std::string& binary, const std::string& cwd, const std::string&
   SetNonBlocking(child->control_r.get());
   SetNonBlocking(child->stderr_r.get());
   return true;
-}
-
-// Reads what is available from a non-blocking fd. Returns false at EOF or on an error.
-bool ReadAvailable(int fd, std::string* out) {
-  char buf[65536];
-  for (;;) {
-    ssize_t n = read(fd, buf, sizeof(buf));
-    if (n > 0) {
-      out->append(buf, static_cast<std::size_t>(n));
-      if (static_cast<std::size_t>(n) < sizeof(buf)) return true;
-      continue;
-    }
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return true;
-    return false;  // EOF or a real error
-  }
 }
 
 // Removes a directory tree when it goes out of scope.
@@ -536,7 +413,7 @@ bool Materialise(const JobCode& code, const BlobCache* blobs, const std::string&
       return false;
     }
     if (chmod(target.c_str(), static_cast<mode_t>(f.mode & 07777 & ~(S_ISUID | S_ISGID))) != 0) {
-      *error = "cannot set the mode of shipped file " + f.name + ": " + Errno(errno);
+      *error = "cannot set the mode of shipped file " + f.name + ": " + ErrnoText(errno);
       return false;
     }
   }
@@ -544,12 +421,6 @@ bool Materialise(const JobCode& code, const BlobCache* blobs, const std::string&
 }
 
 }  // namespace
-
-std::string SignalName(int signal_number) {
-  const char* abbrev = sigabbrev_np(signal_number);
-  if (abbrev == nullptr) return "signal " + std::to_string(signal_number);
-  return std::string("SIG") + abbrev;
-}
 
 void ReapOrphans() {
   std::lock_guard<std::mutex> lock(g_children_mutex);
@@ -624,12 +495,10 @@ namespace {
 // an idle runner, so nothing is lost), then reaps it.
 void EndIdleRunner(SpawnedChild& child) {
   child.stdin_w.Reset();
-  kill(-child.pid, SIGKILL);
-  while (waitpid(child.pid, nullptr, 0) < 0 && errno == EINTR) {
-  }
+  KillProcessGroup(child.pid, SIGKILL);
+  Reap(child.pid);
   UnregisterTask(child.pid);
-  while (waitpid(-child.pid, nullptr, WNOHANG) > 0) {
-  }
+  ReapExitedInGroup(child.pid);
 }
 
 // The key that decides which runners may take an attempt: a runner that loads a plugin keeps it
@@ -645,15 +514,6 @@ std::string PaddedTitle(const std::string& title) {
   std::string padded = title.substr(0, kRunnerTitleBytes);
   padded.resize(kRunnerTitleBytes, ' ');
   return padded;
-}
-
-// Whether a runner has exited (killed while idle, by a user or the OOM killer) or is gone.
-bool RunnerExited(pid_t pid) {
-  siginfo_t info{};
-  if (waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOHANG | WNOWAIT) != 0) {
-    return errno == ECHILD;
-  }
-  return info.si_pid == pid;
 }
 
 }  // namespace
@@ -696,20 +556,20 @@ void AttemptProcess::AppendSucceededLog(const AttemptRef& ref, const std::string
     fs::create_directories(fs::path(path).parent_path(), ec);
     int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     if (fd < 0) {
-      spdlog::warn("cannot open {}: {}", path, Errno(errno));
+      spdlog::warn("cannot open {}: {}", path, ErrnoText(errno));
       return;
     }
     it = succeeded_logs_.emplace(ref.job_id, fd).first;
   }
   // One write per attempt, to an O_APPEND file: lines of attempts never interleave.
-  WriteFully(it->second, text);
+  WriteAll(it->second, text);
 }
 
 std::unique_ptr<AttemptProcess::Runner> AttemptProcess::TakeIdle(const std::string& reuse_key) {
   std::lock_guard<std::mutex> lock(mu_);
   // Runners that died while idle would only fail the attempt: end them instead.
   for (auto it = idle_.begin(); it != idle_.end();) {
-    if (RunnerExited((*it)->child.pid)) {
+    if (HasExited((*it)->child.pid)) {
       spdlog::warn("idle task process {} has exited; starting another", (*it)->child.pid);
       EndIdleRunner((*it)->child);
       it = idle_.erase(it);
@@ -850,7 +710,7 @@ bool AttemptProcess::Run(const AssignMsg& task, const std::atomic<bool>& cancell
   const std::string request_frame = EncodeControlFrame(request.ToValue());
 
   // 2. A runner: an idle one that may take this attempt, or a new one.
-  BlockSigpipe block_sigpipe;
+  ScopedSigpipeBlock block_sigpipe;
   const std::string reuse_key = ReuseKey(task);
   std::unique_ptr<Runner> runner = TakeIdle(reuse_key);
   if (runner) {
@@ -859,7 +719,7 @@ bool AttemptProcess::Run(const AssignMsg& task, const std::atomic<bool>& cancell
              ref.job_id + " task " + ref.task_id + " attempt " + std::to_string(ref.attempt));
   } else {
     runner = std::make_unique<Runner>();
-    if (!Spawn(options_.task_binary, options_.work_dir, PaddedTitle(kIdleRunnerTitle),
+    if (!SpawnRunner(options_.task_binary, options_.work_dir, PaddedTitle(kIdleRunnerTitle),
                &runner->child, error)) {
       log.Note("attempt failed: " + *error);
       return false;
@@ -887,7 +747,7 @@ bool AttemptProcess::Run(const AssignMsg& task, const std::atomic<bool>& cancell
     if (!kill_reason.empty()) return;
     kill_reason = reason;
     log.Note("stopping process group " + std::to_string(pid) + ": " + reason);
-    kill(-pid, SIGTERM);
+    KillProcessGroup(pid, SIGTERM);
     sigkill_at_ms = SteadyMs() + kTerminateGraceMs;
   };
   auto copy_stderr = [&] {
@@ -905,16 +765,10 @@ bool AttemptProcess::Run(const AssignMsg& task, const std::atomic<bool>& cancell
     }
     if (!kill_reason.empty() && !sigkill_sent && now >= sigkill_at_ms) {
       log.Note("process group " + std::to_string(pid) + " still running; sending SIGKILL");
-      kill(-pid, SIGKILL);
+      KillProcessGroup(pid, SIGKILL);
       sigkill_sent = true;
     }
-    if (control_eof) {
-      siginfo_t info{};
-      if (waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOHANG | WNOWAIT) == 0 &&
-          info.si_pid == pid) {
-        break;
-      }
-    }
+    if (control_eof && HasExited(pid)) break;
     pollfd fds[3];
     int nfds = 0;
     int stdin_index = -1, control_index = -1, stderr_index = -1;
@@ -938,7 +792,7 @@ bool AttemptProcess::Run(const AssignMsg& task, const std::atomic<bool>& cancell
     int ready = poll(fds, static_cast<nfds_t>(nfds), static_cast<int>(timeout));
     if (ready < 0) {
       if (errno == EINTR) continue;
-      stop("poll failed: " + Errno(errno));
+      stop("poll failed: " + ErrnoText(errno));
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
       continue;
     }
@@ -993,7 +847,7 @@ bool AttemptProcess::Run(const AssignMsg& task, const std::atomic<bool>& cancell
 
   // 4. End whatever is left of the group while zmr-task's zombie still holds the group id, drain
   // stderr, reap zmr-task and then the rest of the group.
-  kill(-pid, SIGKILL);
+  KillProcessGroup(pid, SIGKILL);
   int64_t drain_deadline = SteadyMs() + kStderrDrainMs;
   while (child.stderr_r.valid() && SteadyMs() < drain_deadline) {
     pollfd pfd{child.stderr_r.get(), POLLIN, 0};
@@ -1010,15 +864,14 @@ bool AttemptProcess::Run(const AssignMsg& task, const std::atomic<bool>& cancell
   UnregisterTask(pid);
   int64_t reap_deadline = SteadyMs() + kGroupReapMs;
   for (;;) {
-    while (waitpid(-pid, nullptr, WNOHANG) > 0) {
-    }
-    if (kill(-pid, 0) != 0 && errno == ESRCH) break;
+    ReapExitedInGroup(pid);
+    if (ProcessGroupGone(pid)) break;
     if (SteadyMs() >= reap_deadline) {
       spdlog::warn("job {} task {} attempt {}: processes of group {} still exist", ref.job_id,
                    ref.task_id, ref.attempt, pid);
       break;
     }
-    kill(-pid, SIGKILL);
+    KillProcessGroup(pid, SIGKILL);
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
   }
   runner.reset();

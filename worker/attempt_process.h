@@ -62,9 +62,6 @@ inline constexpr int64_t kDefaultTaskTimeoutMs = 600'000;
 // An attempt is stopped with SIGTERM first (zmr-task then SIGKILLs the process groups of its
 // streaming commands, which are not in its own group) and SIGKILLed this long after.
 inline constexpr int64_t kTerminateGraceMs = 2000;
-// "SIGSEGV" for SIGSEGV; "signal N" for numbers without a name.
-std::string SignalName(int signal_number);
-
 // zmr-task next to the running executable (dirname of /proc/self/exe), or "" if it cannot be read.
 std::string DefaultTaskBinary();
 

@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <system_error>
 
+#include "common/posix/io.h"
 #include "common/sha256.h"
 
 namespace zmr {
@@ -19,18 +20,6 @@ namespace {
 
 // Distinguishes temporary files of concurrent writers in one process.
 std::atomic<uint64_t> g_tmp_counter{0};
-
-bool WriteAll(int fd, std::string_view data) {
-  while (!data.empty()) {
-    ssize_t n = write(fd, data.data(), data.size());
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return false;
-    }
-    data.remove_prefix(static_cast<std::size_t>(n));
-  }
-  return true;
-}
 
 }  // namespace
 

@@ -1,0 +1,79 @@
+// The name of every file and folder zmr creates, in one place (as leveldb's db/filename.h): task
+// and attempt ids, a worker's WORK_DIR (jobs, attempt dirs, logs, map runs, spills, the shipped-file
+// cache) and a job's OUTPUT (part files, _temporary, _SUCCESS). Code asks here; nobody formats a
+// path by hand. Pure functions of their arguments; any thread.
+//
+// WORK_DIR (a worker's own, never shared):
+//   cache/<sha256>                           shipped files and plugins (worker/blob_cache.h)
+//   jobs/<job>/<task>.a<N>.p<NNNNN>.run      a map attempt's run for one partition
+//   jobs/<job>/<task>.a<N>.spill/            a built-in map's spills (no attempt dir)
+//   jobs/<job>/attempts/<task>.a<N>/         the working directory of an attempt of user code
+//   jobs/<job>/attempts/<task>.a<N>/.zmr-spill/  its spills
+//   jobs/<job>/logs/<task>.a<N>.log          an attempt's log
+//   jobs/<job>/logs/succeeded.log            the notes of attempts that succeeded quietly
+// OUTPUT (the job's, on a file system the coordinator and workers see):
+//   _temporary/<task>.a<N>/part-<NNNNN>      an attempt's uncommitted part file
+//   part-<NNNNN>                             a committed part file (NNNNN: the reduce partition,
+//                                            or the map index of a map-only job)
+//   _SUCCESS                                 written last, when the job completed
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "common/protocol.h"
+
+namespace zmr::layout {
+
+// Whether `s` can name a file inside a directory without leaving it: not empty, not "." or "..",
+// no '/' and no NUL. Job ids, task ids and shipped file names from the wire are checked with it
+// before they become part of a path.
+bool IsSafeComponent(std::string_view s);
+
+// "m-00004" / "r-00000": the id of the task of that kind and index.
+std::string TaskId(TaskKind kind, int64_t index);
+// The kind and index of a task id: a letter m or r, '-', and decimal digits (leading zeros or not,
+// at most about 10^9); false for anything else.
+bool ParseTaskId(std::string_view task_id, TaskKind* kind, int64_t* index);
+
+// "m-00004.a2": one attempt of a task, in file names and messages.
+std::string AttemptName(std::string_view task_id, int64_t attempt);
+std::string AttemptName(const AttemptRef& ref);
+
+// "part-00003".
+std::string PartFileName(int64_t partition);
+// Whether `name` is a file name PartFileName makes (part- and digits).
+bool IsPartFileName(std::string_view name);
+
+inline constexpr const char* kTemporaryDir = "_temporary";  // OUTPUT/_temporary
+inline constexpr const char* kSuccessFile = "_SUCCESS";     // OUTPUT/_SUCCESS
+inline constexpr const char* kSpillSubdir = ".zmr-spill";   // inside an attempt dir
+inline constexpr const char* kSucceededLogName = "succeeded.log";
+
+// OUTPUT/_temporary, OUTPUT/_temporary/<task>.a<N>, OUTPUT/part-NNNNN, OUTPUT/_SUCCESS.
+std::string OutputTemporaryDir(std::string_view output);
+std::string AttemptOutputDir(std::string_view output, std::string_view task_id, int64_t attempt);
+std::string CommittedPartPath(std::string_view output, int64_t partition);
+std::string SuccessPath(std::string_view output);
+
+// WORK_DIR/jobs and WORK_DIR/jobs/<job>.
+std::string JobsDir(std::string_view work_dir);
+std::string JobWorkDir(std::string_view work_dir, std::string_view job_id);
+// WORK_DIR/jobs/<job>/attempts/<task>.a<N>.
+std::string AttemptDir(std::string_view work_dir, const AttemptRef& ref);
+// WORK_DIR/jobs/<job>/logs, .../logs/<task>.a<N>.log, .../logs/succeeded.log.
+inline constexpr const char* kLogsDirName = "logs";
+std::string JobLogsDir(std::string_view work_dir, std::string_view job_id);
+std::string AttemptLogPath(std::string_view work_dir, const AttemptRef& ref);
+std::string SucceededLogPath(std::string_view work_dir, std::string_view job_id);
+// WORK_DIR/jobs/<job>/<task>.a<N>.p<NNNNN>.run.
+std::string MapRunPath(std::string_view work_dir, std::string_view job_id, std::string_view task_id,
+                       int64_t attempt, int64_t partition);
+// WORK_DIR/jobs/<job>/<task>.a<N>.spill.
+std::string MapSpillDir(std::string_view work_dir, std::string_view job_id,
+                        std::string_view task_id, int64_t attempt);
+// WORK_DIR/cache.
+std::string BlobCacheDir(std::string_view work_dir);
+
+}  // namespace zmr::layout
