@@ -21,6 +21,7 @@
 #include <system_error>
 #include <utility>
 
+#include "common/layout.h"
 #include "common/posix/fd.h"
 #include "common/posix/io.h"
 
@@ -127,12 +128,6 @@ VarintResult DecodeVarint(const unsigned char* p, const unsigned char* end, uint
   return VarintResult::kBad;
 }
 
-
-// A path component that cannot escape its parent directory.
-bool IsSafeComponent(const std::string& s) {
-  return !s.empty() && s != "." && s != ".." && s.find('/') == std::string::npos &&
-         s.find('\0') == std::string::npos;
-}
 
 // CRC32C, slicing-by-8 over the tables: the portable path.
 uint32_t Crc32cTables(uint32_t crc, const unsigned char* p, std::size_t size) {
@@ -698,7 +693,7 @@ std::unique_ptr<RunWriter> LocalFileStore::CreatePartition(const std::string& jo
                                                            int64_t attempt, int64_t partition,
                                                            std::string* location,
                                                            std::string* error) {
-  if (!IsSafeComponent(job_id) || !IsSafeComponent(task_id)) {
+  if (!layout::IsSafeComponent(job_id) || !layout::IsSafeComponent(task_id)) {
     *error = "invalid job or task id '" + job_id + "' / '" + task_id + "'";
     return nullptr;
   }
@@ -708,17 +703,14 @@ std::unique_ptr<RunWriter> LocalFileStore::CreatePartition(const std::string& jo
   }
   // One directory per job (not per attempt): a tiny map then creates one file, not a directory
   // and a file.
-  std::filesystem::path dir = std::filesystem::path(work_dir_) / "jobs" / job_id;
+  const std::string dir = layout::JobWorkDir(work_dir_, job_id);
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   if (ec) {
-    *error = "cannot create directory " + dir.string() + ": " + ec.message();
+    *error = "cannot create directory " + dir + ": " + ec.message();
     return nullptr;
   }
-  char suffix[48];
-  std::snprintf(suffix, sizeof(suffix), ".a%lld.p%05lld.run", static_cast<long long>(attempt),
-                static_cast<long long>(partition));
-  std::string path = (dir / (task_id + suffix)).string();
+  std::string path = layout::MapRunPath(work_dir_, job_id, task_id, attempt, partition);
   auto writer = RunWriter::Create(path, error);
   if (writer) *location = path;
   return writer;
@@ -730,9 +722,9 @@ std::unique_ptr<RunReader> LocalFileStore::OpenPartition(const std::string& loca
 }
 
 void LocalFileStore::RemoveJob(const std::string& job_id) {
-  if (!IsSafeComponent(job_id)) return;
+  if (!layout::IsSafeComponent(job_id)) return;
   std::error_code ec;
-  std::filesystem::remove_all(std::filesystem::path(work_dir_) / "jobs" / job_id, ec);
+  std::filesystem::remove_all(layout::JobWorkDir(work_dir_, job_id), ec);
 }
 
 }  // namespace zmr

@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "apps/registry.h"
+#include "common/layout.h"
 #include "common/splits.h"
 #include "runner/spill.h"
 
@@ -45,23 +46,9 @@ constexpr int64_t kCheckEveryBytes = 4 << 20;
 constexpr std::size_t kPartBufferSize = 1 << 20;
 // Share of a map's progress that is reading its input; the rest is the final merge of spills.
 constexpr double kMapReadShare = 0.9;
-// The spill subdirectory of an attempt directory.
-constexpr const char* kSpillSubdir = ".zmr-spill";
 
 bool IsCancelled(const TaskContext& ctx) {
   return ctx.cancelled != nullptr && ctx.cancelled->load(std::memory_order_relaxed);
-}
-
-// A path component taken from the wire that cannot escape its parent directory.
-bool IsSafeComponent(const std::string& s) {
-  return !s.empty() && s != "." && s != ".." && s.find('/') == std::string::npos &&
-         s.find('\0') == std::string::npos;
-}
-
-std::string PartName(int64_t partition) {
-  char name[32];
-  std::snprintf(name, sizeof(name), "part-%05lld", static_cast<long long>(partition));
-  return name;
 }
 
 std::string BaseName(std::string_view path) {
@@ -70,15 +57,16 @@ std::string BaseName(std::string_view path) {
 }
 
 std::string AttemptName(const AssignMsg& task) {
-  return task.task_id + ".a" + std::to_string(task.attempt);
+  return layout::AttemptName(task.task_id, task.attempt);
 }
 
 // Where an attempt's spills and intermediate merges go (see TaskContext::attempt_dir).
 std::string SpillDirFor(const AssignMsg& task, const TaskContext& ctx) {
-  if (!ctx.attempt_dir.empty()) return (fs::path(ctx.attempt_dir) / kSpillSubdir).string();
+  if (!ctx.attempt_dir.empty()) {
+    return (fs::path(ctx.attempt_dir) / layout::kSpillSubdir).string();
+  }
   if (auto* local = dynamic_cast<LocalFileStore*>(ctx.store)) {
-    return (fs::path(local->work_dir()) / "jobs" / task.job_id / (AttemptName(task) + ".spill"))
-        .string();
+    return layout::MapSpillDir(local->work_dir(), task.job_id, task.task_id, task.attempt);
   }
   std::error_code ec;
   fs::path tmp = fs::temp_directory_path(ec);
@@ -298,8 +286,9 @@ std::unique_ptr<PartFileWriter> CreatePartFile(const AssignMsg& task, std::strin
   std::error_code ec;
   fs::path output = fs::absolute(task.output_dir, ec);
   if (ec) output = task.output_dir;
-  return PartFileWriter::Create(output.lexically_normal() / "_temporary" / AttemptName(task),
-                                PartName(task.partition), error);
+  return PartFileWriter::Create(
+      output.lexically_normal() / layout::kTemporaryDir / AttemptName(task),
+      layout::PartFileName(task.partition), error);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -464,7 +453,7 @@ bool MapTaskImpl(const AssignMsg& task, const TaskContext& ctx, TaskResult* resu
     *error = "invalid num_reduces " + std::to_string(task.num_reduces);
     return false;
   }
-  if (!IsSafeComponent(task.job_id) || !IsSafeComponent(task.task_id)) {
+  if (!layout::IsSafeComponent(task.job_id) || !layout::IsSafeComponent(task.task_id)) {
     *error = "invalid job or task id '" + task.job_id + "' / '" + task.task_id + "'";
     return false;
   }
@@ -670,7 +659,7 @@ bool ReduceTaskImpl(const AssignMsg& task, const TaskContext& ctx, TaskResult* r
     *error = "reduce task without a shuffle store";
     return false;
   }
-  if (!IsSafeComponent(task.job_id) || !IsSafeComponent(task.task_id)) {
+  if (!layout::IsSafeComponent(task.job_id) || !layout::IsSafeComponent(task.task_id)) {
     *error = "invalid job or task id '" + task.job_id + "' / '" + task.task_id + "'";
     return false;
   }

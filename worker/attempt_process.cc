@@ -45,6 +45,7 @@
 #include <vector>
 
 #include "common/clock.h"
+#include "common/layout.h"
 #include "common/posix/fd.h"
 #include "common/posix/io.h"
 #include "common/posix/signals.h"
@@ -146,10 +147,6 @@ std::vector<pid_t> ChildPids() {
   closedir(tasks);
   if (!have_children_files) return ChildPidsByScan();
   return children;
-}
-
-std::string AttemptName(const AttemptRef& ref) {
-  return ref.task_id + ".a" + std::to_string(ref.attempt);
 }
 
 // The attempt log: the child's stderr, capped, plus the worker's own notes; keeps the last
@@ -401,7 +398,7 @@ bool Materialise(const JobCode& code, const BlobCache* blobs, const std::string&
       *error = "shipped file " + f.name + " not available";
       return false;
     }
-    if (!IsSafeComponent(f.name)) {
+    if (!layout::IsSafeComponent(f.name)) {
       *error = "invalid shipped file name '" + f.name + "'";
       return false;
     }
@@ -443,11 +440,6 @@ void ReapOrphans() {
   }
 }
 
-bool IsSafeComponent(const std::string& s) {
-  return !s.empty() && s != "." && s != ".." && s.find('/') == std::string::npos &&
-         s.find('\0') == std::string::npos;
-}
-
 std::string DefaultTaskBinary() {
   std::error_code ec;
   fs::path self = fs::read_symlink("/proc/self/exe", ec);
@@ -455,20 +447,8 @@ std::string DefaultTaskBinary() {
   return (self.parent_path() / "zmr-task").string();
 }
 
-std::string AttemptDirPath(const std::string& work_dir, const AttemptRef& ref) {
-  return work_dir + "/jobs/" + ref.job_id + "/attempts/" + AttemptName(ref);
-}
-
-std::string AttemptLogPath(const std::string& work_dir, const AttemptRef& ref) {
-  return work_dir + "/jobs/" + ref.job_id + "/logs/" + AttemptName(ref) + ".log";
-}
-
-std::string SucceededLogPath(const std::string& work_dir, const std::string& job_id) {
-  return work_dir + "/jobs/" + job_id + "/logs/" + kSucceededLogName;
-}
-
 std::string QuietAttemptLog(const std::string& succeeded_log, const AttemptRef& ref) {
-  const std::string prefix = AttemptName(ref) + " ";
+  const std::string prefix = layout::AttemptName(ref) + " ";
   std::string out;
   std::size_t at = 0;
   while (at < succeeded_log.size()) {
@@ -536,7 +516,7 @@ AttemptProcess::~AttemptProcess() {
 
 void AttemptProcess::AppendSucceededLog(const AttemptRef& ref, const std::string& notes) {
   if (notes.empty()) return;
-  const std::string prefix = AttemptName(ref) + " ";
+  const std::string prefix = layout::AttemptName(ref) + " ";
   std::string text;
   text.reserve(notes.size() + 4 * prefix.size());
   std::size_t at = 0;
@@ -551,7 +531,7 @@ void AttemptProcess::AppendSucceededLog(const AttemptRef& ref, const std::string
   std::lock_guard<std::mutex> lock(logs_mu_);
   auto it = succeeded_logs_.find(ref.job_id);
   if (it == succeeded_logs_.end()) {
-    const std::string path = SucceededLogPath(options_.work_dir, ref.job_id);
+    const std::string path = layout::SucceededLogPath(options_.work_dir, ref.job_id);
     std::error_code ec;
     fs::create_directories(fs::path(path).parent_path(), ec);
     int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
@@ -645,7 +625,7 @@ bool AttemptProcess::Run(const AssignMsg& task, const std::atomic<bool>& cancell
                          const AttemptCallbacks& callbacks, TaskResult* result,
                          std::string* error) {
   const AttemptRef ref{task.job_id, task.task_id, task.attempt};
-  if (!IsSafeComponent(ref.job_id) || !IsSafeComponent(ref.task_id)) {
+  if (!layout::IsSafeComponent(ref.job_id) || !layout::IsSafeComponent(ref.task_id)) {
     *error = "invalid job or task id";
     return false;
   }
@@ -662,8 +642,8 @@ bool AttemptProcess::Run(const AssignMsg& task, const std::atomic<bool>& cancell
   const bool user_code = !task.code.plugin.empty() || !task.code.mapper.empty() ||
                          !task.code.combiner.empty() || !task.code.reducer.empty() ||
                          !task.code.files.empty();
-  const std::string attempt_dir = AttemptDirPath(options_.work_dir, ref);
-  const std::string log_path = AttemptLogPath(options_.work_dir, ref);
+  const std::string attempt_dir = layout::AttemptDir(options_.work_dir, ref);
+  const std::string log_path = layout::AttemptLogPath(options_.work_dir, ref);
   // (The logs directory is made when a log is first written: AttemptLog, AppendSucceededLog.)
   if (user_code) {
     std::error_code ec;

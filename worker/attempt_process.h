@@ -47,9 +47,9 @@ class BlobCache;
 // fill the disk.
 inline constexpr int64_t kAttemptLogCapBytes = 8ll << 20;
 // The notes of an attempt that succeeded without writing to stderr go, each line prefixed with
-// "TASK.aN ", to this file of the job's logs directory instead of a log file of their own (a tiny
-// task is spared an inode creation); QuietAttemptLog picks one attempt's lines out of it.
-inline constexpr const char* kSucceededLogName = "succeeded.log";
+// "TASK.aN ", to the job's succeeded.log (layout::SucceededLogPath) instead of a log file of their
+// own (a tiny task is spared an inode creation); QuietAttemptLog picks one attempt's lines out of
+// it.
 // An attempt's notes beyond this many bytes go to its own log file even if it succeeds quietly.
 inline constexpr std::size_t kQuietLogMaxBytes = 64 << 10;
 // Lines of the child's stderr kept for error messages.
@@ -72,18 +72,9 @@ std::string DefaultTaskBinary();
 // process that starts other children of its own concurrently. Any thread.
 void ReapOrphans();
 
-// WORK_DIR/jobs/<job>/attempts/<task_id>.a<attempt> and WORK_DIR/jobs/<job>/logs/<task_id>.a<attempt>.log
-std::string AttemptDirPath(const std::string& work_dir, const AttemptRef& ref);
-std::string AttemptLogPath(const std::string& work_dir, const AttemptRef& ref);
-// WORK_DIR/jobs/<job>/logs/succeeded.log (kSucceededLogName).
-std::string SucceededLogPath(const std::string& work_dir, const std::string& job_id);
 // The log of attempt `ref` as kept in a job's succeeded.log (the bytes of that file): its lines
 // without their "TASK.aN " prefix, "" if it has none there.
 std::string QuietAttemptLog(const std::string& succeeded_log, const AttemptRef& ref);
-// Whether `s` can name a file inside a directory without leaving it: not empty, not "." or "..",
-// no '/' and no NUL (job ids, task ids and shipped file names from the wire are checked with it).
-bool IsSafeComponent(const std::string& s);
-
 struct AttemptProcessOptions {
   std::string work_dir;                        // WORK_DIR, absolute
   std::string task_binary;                     // zmr-task; "" = DefaultTaskBinary()

@@ -24,6 +24,7 @@
 #include <zmq_addon.hpp>
 
 #include "common/clock.h"
+#include "common/layout.h"
 #include "common/protocol.h"
 #include "runner/protocol.h"
 #include "worker/attempt_process.h"
@@ -48,16 +49,16 @@ constexpr const char* kCleanedMarker = ".cleaned";
 // directories. With keep_logs, logs/ stays and the marker starts its retention; without, or when
 // there are no logs, the whole directory goes.
 void RemoveJobData(const std::string& work_dir, const std::string& job_id, bool keep_logs) {
-  if (!IsSafeComponent(job_id)) return;
-  const fs::path dir = fs::path(work_dir) / "jobs" / job_id;
+  if (!layout::IsSafeComponent(job_id)) return;
+  const fs::path dir = layout::JobWorkDir(work_dir, job_id);
   std::error_code ec;
-  const fs::path logs = dir / "logs";
+  const fs::path logs = layout::JobLogsDir(work_dir, job_id);
   if (!keep_logs || !fs::is_directory(logs, ec) || fs::is_empty(logs, ec)) {
     fs::remove_all(dir, ec);
     return;
   }
   for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
-    if (it->path().filename() == "logs") continue;
+    if (it->path().filename() == layout::kLogsDirName) continue;
     std::error_code remove_ec;
     fs::remove_all(it->path(), remove_ec);
   }
@@ -70,7 +71,7 @@ void RemoveJobData(const std::string& work_dir, const std::string& job_id, bool 
 void SweepExpiredLogs(const std::string& work_dir, int64_t retention_s) {
   std::error_code ec;
   const auto now = fs::file_time_type::clock::now();
-  for (fs::directory_iterator it(fs::path(work_dir) / "jobs", ec), end; !ec && it != end;
+  for (fs::directory_iterator it(layout::JobsDir(work_dir), ec), end; !ec && it != end;
        it.increment(ec)) {
     std::error_code marker_ec;
     const auto cleaned = fs::last_write_time(it->path() / kCleanedMarker, marker_ec);
@@ -87,10 +88,12 @@ LogMsg ReadAttemptLog(const std::string& work_dir, const FetchLogMsg& fetch) {
   LogMsg log;
   log.request_id = fetch.request_id;
   log.ref = fetch.ref;
-  if (!IsSafeComponent(fetch.ref.job_id) || !IsSafeComponent(fetch.ref.task_id)) return log;
-  std::FILE* file = std::fopen(AttemptLogPath(work_dir, fetch.ref).c_str(), "rb");
+  if (!layout::IsSafeComponent(fetch.ref.job_id) || !layout::IsSafeComponent(fetch.ref.task_id)) {
+    return log;
+  }
+  std::FILE* file = std::fopen(layout::AttemptLogPath(work_dir, fetch.ref).c_str(), "rb");
   if (file == nullptr) {
-    std::ifstream in(SucceededLogPath(work_dir, fetch.ref.job_id), std::ios::binary);
+    std::ifstream in(layout::SucceededLogPath(work_dir, fetch.ref.job_id), std::ios::binary);
     if (!in) return log;
     const std::string all((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     std::string mine = QuietAttemptLog(all, fetch.ref);
@@ -342,13 +345,9 @@ fs::path AttemptOutputDir(const AssignMsg& task) {
   // The coordinator sends absolute output paths; zmr-task would resolve a relative one against
   // its own working directory, not ours.
   if (!output.is_absolute()) return {};
-  const std::string& id = task.task_id;
-  if (id.empty() || id == "." || id == ".." || id.find('/') != std::string::npos ||
-      id.find('\0') != std::string::npos) {
-    return {};
-  }
-  const fs::path temporary = output.lexically_normal() / "_temporary";
-  const fs::path dir = temporary / (id + ".a" + std::to_string(task.attempt));
+  if (!layout::IsSafeComponent(task.task_id)) return {};
+  const fs::path temporary = output.lexically_normal() / layout::kTemporaryDir;
+  const fs::path dir = temporary / layout::AttemptName(task.task_id, task.attempt);
   if (dir.parent_path() != temporary || dir.filename() == "." || dir.filename() == "..") return {};
   return dir;
 }
@@ -712,7 +711,7 @@ std::unique_ptr<Worker> Worker::Create(const WorkerOptions& options, std::string
     *error = "invalid --coordinator endpoint '" + s.options.coordinator + "': " + e.what();
     return nullptr;
   }
-  s.blobs = std::make_unique<BlobCache>(s.options.work_dir + "/cache");
+  s.blobs = std::make_unique<BlobCache>(layout::BlobCacheDir(s.options.work_dir));
   AttemptProcessOptions attempt_options;
   attempt_options.work_dir = s.options.work_dir;
   attempt_options.task_binary = s.options.task_binary;

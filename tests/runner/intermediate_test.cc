@@ -1,4 +1,5 @@
 #include "runner/intermediate.h"
+#include "tests/support/temp_dir.h"
 
 #include <doctest/doctest.h>
 
@@ -18,27 +19,8 @@ namespace fs = std::filesystem;
 
 using Records = std::vector<std::pair<std::string, std::string>>;
 
-// A fresh directory under the system temp dir, removed with everything in it.
-class TempDir {
- public:
-  TempDir() {
-    std::random_device rd;
-    path_ = fs::temp_directory_path() /
-            ("zmr-intermediate-test-" + std::to_string(rd()) + "-" + std::to_string(rd()));
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  std::string File(const std::string& name) const { return (path_ / name).string(); }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
+// The path of `name` in `dir`, as the string the run API takes.
+std::string FileIn(const TempDir& dir, const std::string& name) { return (dir / name).string(); }
 
 std::string ReadBytes(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -119,7 +101,7 @@ TEST_CASE("random records written to a run read back identically") {
   // Keys after every random key (at most 20 bytes): a value larger than both buffers, then empty.
   records.emplace_back(std::string(21, '\xFF') + "big", std::string(3 << 20, 'v'));
   records.emplace_back(std::string(22, '\xFF'), "");
-  const std::string path = dir.File("run.run");
+  const std::string path = FileIn(dir, "run.run");
   std::string error;
   {
     auto writer = RunWriter::Create(path, &error);
@@ -149,7 +131,7 @@ TEST_CASE("random records written to a run read back identically") {
 
 TEST_CASE("an empty run is valid and has no records") {
   TempDir dir;
-  const std::string path = dir.File("empty.run");
+  const std::string path = FileIn(dir, "empty.run");
   WriteRun(path, {});
   Records back;
   std::string error;
@@ -159,7 +141,7 @@ TEST_CASE("an empty run is valid and has no records") {
 
 TEST_CASE("a run writer rejects a key smaller than the previous one") {
   TempDir dir;
-  const std::string path = dir.File("order.run");
+  const std::string path = FileIn(dir, "order.run");
   std::string error;
   auto writer = RunWriter::Create(path, &error);
   REQUIRE(writer != nullptr);
@@ -173,7 +155,7 @@ TEST_CASE("a run writer rejects a key smaller than the previous one") {
 
 TEST_CASE("an unfinished run writer leaves no file behind") {
   TempDir dir;
-  const std::string path = dir.File("abandoned.run");
+  const std::string path = FileIn(dir, "abandoned.run");
   std::string error;
   {
     auto writer = RunWriter::Create(path, &error);
@@ -188,16 +170,16 @@ TEST_CASE("an unfinished run writer leaves no file behind") {
 TEST_CASE("a run writer whose directory is missing fails with the path") {
   TempDir dir;
   std::string error;
-  CHECK(RunWriter::Create(dir.File("missing/x.run"), &error) == nullptr);
-  CHECK(error.find(dir.File("missing/x.run")) != std::string::npos);
+  CHECK(RunWriter::Create(FileIn(dir, "missing/x.run"), &error) == nullptr);
+  CHECK(error.find(FileIn(dir, "missing/x.run")) != std::string::npos);
 }
 
 TEST_CASE("every truncation of a run is reported as an error naming the file") {
   TempDir dir;
-  const std::string good = dir.File("good.run");
+  const std::string good = FileIn(dir, "good.run");
   WriteRun(good, {{"", "x"}, {"alpha", "1"}, {"beta", "22"}, {"beta", "333"}, {"gamma", ""}});
   const std::string bytes = ReadBytes(good);
-  const std::string path = dir.File("cut.run");
+  const std::string path = FileIn(dir, "cut.run");
   for (std::size_t len = 0; len < bytes.size(); ++len) {
     CAPTURE(len);
     WriteBytes(path, bytes.substr(0, len));
@@ -215,10 +197,10 @@ TEST_CASE("every truncation of a run is reported as an error naming the file") {
 
 TEST_CASE("a changed byte anywhere in a run is reported as an error naming the file") {
   TempDir dir;
-  const std::string good = dir.File("good.run");
+  const std::string good = FileIn(dir, "good.run");
   WriteRun(good, {{"", "x"}, {"alpha", "1"}, {"beta", "22"}, {"beta", "333"}, {"gamma", ""}});
   const std::string bytes = ReadBytes(good);
-  const std::string path = dir.File("flipped.run");
+  const std::string path = FileIn(dir, "flipped.run");
   for (std::size_t pos = 0; pos < bytes.size(); ++pos) {
     for (unsigned char mask : {0x01, 0x80, 0xFF}) {
       CAPTURE(pos);
@@ -246,7 +228,7 @@ TEST_CASE("a changed byte anywhere in a run is reported as an error naming the f
 
 TEST_CASE("garbage lengths in a run are rejected without allocating them") {
   TempDir dir;
-  const std::string path = dir.File("garbage.run");
+  const std::string path = FileIn(dir, "garbage.run");
   std::string header("ZMRI\x01\x00\x00\x00", 8);
   std::string trailer = std::string("ZMRE") + std::string(12, '\0');
   // A 10-byte varint of 2^63 as the key length, then a varint that never ends.
@@ -265,8 +247,8 @@ TEST_CASE("garbage lengths in a run are rejected without allocating them") {
   std::string error;
   CHECK_FALSE(ReadRun(path, &back, &error));
   CHECK(error.find(path) != std::string::npos);
-  CHECK_FALSE(ReadRun(dir.File("does-not-exist.run"), &back, &error));
-  CHECK(error.find(dir.File("does-not-exist.run")) != std::string::npos);
+  CHECK_FALSE(ReadRun(FileIn(dir, "does-not-exist.run"), &back, &error));
+  CHECK(error.find(FileIn(dir, "does-not-exist.run")) != std::string::npos);
 }
 
 TEST_CASE("a merge of sorted runs equals a stable sort of all their records") {
@@ -291,7 +273,7 @@ TEST_CASE("a merge of sorted runs equals a stable sort of all their records") {
       }
       std::stable_sort(records.begin(), records.end(),
                        [](const auto& a, const auto& b) { return a.first < b.first; });
-      const std::string path = dir.File("run-" + std::to_string(round) + "-" + std::to_string(r));
+      const std::string path = FileIn(dir, "run-" + std::to_string(round) + "-" + std::to_string(r));
       WriteRun(path, records);
       all.insert(all.end(), records.begin(), records.end());
       std::string error;
@@ -313,8 +295,8 @@ TEST_CASE("a merge of sorted runs equals a stable sort of all their records") {
 
 TEST_CASE("a merge stops with the error of a corrupt run") {
   TempDir dir;
-  const std::string a = dir.File("a.run");
-  const std::string b = dir.File("b.run");
+  const std::string a = FileIn(dir, "a.run");
+  const std::string b = FileIn(dir, "b.run");
   WriteRun(a, {{"a", "1"}, {"c", "1"}, {"e", "1"}});
   WriteRun(b, {{"b", "1"}, {"d", "1"}, {"f", "1"}});
   std::string bytes = ReadBytes(b);
@@ -337,7 +319,7 @@ TEST_CASE("a merge stops with the error of a corrupt run") {
 
 TEST_CASE("a reader says when the data is at fault") {
   TempDir dir;
-  const std::string good = dir.File("good.run");
+  const std::string good = FileIn(dir, "good.run");
   WriteRun(good, {{"a", "1"}, {"b", "2"}});
   std::string error;
   ReadFault fault = ReadFault::kLocal;
@@ -351,10 +333,10 @@ TEST_CASE("a reader says when the data is at fault") {
   CHECK(reader->fault() == ReadFault::kNone);
 
   fault = ReadFault::kNone;
-  CHECK(RunReader::Open(dir.File("missing.run"), &error, &fault) == nullptr);
+  CHECK(RunReader::Open(FileIn(dir, "missing.run"), &error, &fault) == nullptr);
   CHECK(fault == ReadFault::kBadData);
   const std::string bytes = ReadBytes(good);
-  const std::string cut = dir.File("cut.run");
+  const std::string cut = FileIn(dir, "cut.run");
   WriteBytes(cut, bytes.substr(0, bytes.size() - 1));
   fault = ReadFault::kNone;
   CHECK(RunReader::Open(cut, &error, &fault) == nullptr);
@@ -375,7 +357,7 @@ TEST_CASE("a reader with a small buffer still reads records larger than it") {
   TempDir dir;
   std::mt19937 rng(5);
   Records records = RandomSortedRecords(rng, 300, 30, 20000);
-  const std::string path = dir.File("big.run");
+  const std::string path = FileIn(dir, "big.run");
   WriteRun(path, records);
   std::string error;
   auto reader = RunReader::Open(path, &error, nullptr, 1);

@@ -23,6 +23,7 @@
 #include "common/splits.h"
 #include "runner/intermediate.h"
 #include "runner/task_runner.h"
+#include "tests/support/temp_dir.h"
 
 namespace zmr {
 namespace {
@@ -38,27 +39,6 @@ std::string PythonScript(const std::string& name, const std::string& args = "") 
   if (!args.empty()) cmd += " " + args;
   return cmd;
 }
-
-// A fresh directory under the system temp dir, removed with everything in it.
-class TempDir {
- public:
-  TempDir() {
-    std::random_device rd;
-    path_ = fs::temp_directory_path() /
-            ("zmr-streaming-test-" + std::to_string(rd()) + "-" + std::to_string(rd()));
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
 
 std::string ReadBytes(const fs::path& path) {
   std::ifstream in(path, std::ios::binary);

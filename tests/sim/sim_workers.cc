@@ -22,6 +22,7 @@
 #include <zmq.hpp>
 
 #include "common/clock.h"
+#include "common/layout.h"
 #include "common/value.h"
 
 namespace zmr::sim {
@@ -204,24 +205,15 @@ double CpuSeconds() {
   return seconds(usage.ru_utime) + seconds(usage.ru_stime);
 }
 
-// A path component taken from the wire that cannot escape its parent directory.
-bool IsSafeComponent(const std::string& s) {
-  return !s.empty() && s != "." && s != ".." && s.find('/') == std::string::npos &&
-         s.find('\0') == std::string::npos;
-}
-
 // Creates the empty part file a real attempt would leave for the coordinator to commit:
 // OUTPUT/_temporary/<task_id>.a<attempt>/part-NNNNN (as runner/task_runner.cc names it).
 bool CreatePartFile(const SimAttempt& a, std::string* path, std::string* error) {
-  if (a.output_dir.empty() || a.output_dir[0] != '/' || !IsSafeComponent(a.ref.task_id)) {
+  if (a.output_dir.empty() || a.output_dir[0] != '/' || !layout::IsSafeComponent(a.ref.task_id)) {
     *error = "unsafe output dir or task id in assign";
     return false;
   }
-  char part[32];
-  std::snprintf(part, sizeof(part), "part-%05lld", static_cast<long long>(a.partition));
-  const fs::path dir = fs::path(a.output_dir) / "_temporary" /
-                       (a.ref.task_id + ".a" + std::to_string(a.ref.attempt));
-  *path = (dir / part).string();
+  const fs::path dir = layout::AttemptOutputDir(a.output_dir, a.ref.task_id, a.ref.attempt);
+  *path = (dir / layout::PartFileName(a.partition)).string();
   // Another attempt's commit may remove the shared _temporary directory in between: retry.
   for (int tries = 0;; ++tries) {
     std::error_code ec;

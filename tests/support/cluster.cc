@@ -59,29 +59,6 @@ int DecodeStatus(int status) {
 // ---------------------------------------------------------------------------------------------
 // TempDir
 
-TempDir::TempDir(std::string_view prefix) {
-  static std::atomic<int> counter{0};
-  std::random_device random;
-  const fs::path base = fs::temp_directory_path();
-  for (int tries = 0; tries < 100; ++tries) {
-    char suffix[64];
-    std::snprintf(suffix, sizeof suffix, "-%d-%d-%08x", static_cast<int>(getpid()), counter++,
-                  static_cast<unsigned>(random()));
-    fs::path candidate = base / ("zmr-" + std::string(prefix) + suffix);
-    std::error_code ec;
-    if (fs::create_directory(candidate, ec) && !ec) {
-      path_ = fs::canonical(candidate);
-      return;
-    }
-  }
-  throw std::runtime_error("cannot create a temporary directory under " + base.string());
-}
-
-TempDir::~TempDir() {
-  std::error_code ec;
-  fs::remove_all(path_, ec);
-}
-
 fs::path UniqueFile(const fs::path& dir, std::string_view stem, std::string_view ext) {
   for (int n = 0;; ++n) {
     fs::path candidate = dir / (std::string(stem) + "-" + std::to_string(n) + "." + std::string(ext));

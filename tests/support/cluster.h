@@ -24,7 +24,11 @@
 #include <variant>
 #include <vector>
 
+#include "tests/support/temp_dir.h"
+
 namespace zmr::testing {
+
+using zmr::TempDir;  // tests/support/temp_dir.h
 
 using std::chrono::milliseconds;
 namespace fs = std::filesystem;
@@ -34,22 +38,6 @@ namespace fs = std::filesystem;
 inline constexpr milliseconds kPatience{120000};
 // How often polling loops look again.
 inline constexpr milliseconds kPollInterval{50};
-
-// A fresh directory under temp_directory_path(), removed (recursively) in the destructor.
-class TempDir {
- public:
-  // Creates <tmp>/zmr-<prefix>-<pid>-<counter>-<random>; throws std::runtime_error on failure.
-  explicit TempDir(std::string_view prefix = "test");
-  ~TempDir();
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-
-  const fs::path& path() const { return path_; }
-  fs::path operator/(std::string_view name) const { return path_ / name; }
-
- private:
-  fs::path path_;
-};
 
 // NAME=VALUE pairs a child gets on top of the test process's environment (a later pair wins).
 using Environment = std::vector<std::pair<std::string, std::string>>;

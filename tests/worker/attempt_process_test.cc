@@ -21,37 +21,18 @@
 #include <vector>
 
 #include "common/clock.h"
-#include "runner/intermediate.h"
+#include "common/layout.h"
 #include "common/sha256.h"
 #include "common/splits.h"
-#include "worker/blob_cache.h"
+#include "runner/intermediate.h"
 #include "runner/task_runner.h"
+#include "worker/blob_cache.h"
+#include "tests/support/temp_dir.h"
 
 namespace zmr {
 namespace {
 
 namespace fs = std::filesystem;
-
-// A fresh directory under the system temp dir, removed with everything in it.
-class TempDir {
- public:
-  TempDir() {
-    std::random_device rd;
-    path_ = fs::temp_directory_path() /
-            ("zmr-attempt-process-test-" + std::to_string(rd()) + "-" + std::to_string(rd()));
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
 
 std::string ReadBytes(const fs::path& path) {
   std::ifstream in(path, std::ios::binary);
@@ -206,14 +187,14 @@ struct Fixture {
   }
 
   fs::path AttemptDir(const AssignMsg& task) const {
-    return AttemptDirPath(options.work_dir, AttemptRef{task.job_id, task.task_id, task.attempt});
+    return layout::AttemptDir(options.work_dir, AttemptRef{task.job_id, task.task_id, task.attempt});
   }
   fs::path LogPath(const AssignMsg& task) const {
-    return AttemptLogPath(options.work_dir, AttemptRef{task.job_id, task.task_id, task.attempt});
+    return layout::AttemptLogPath(options.work_dir, AttemptRef{task.job_id, task.task_id, task.attempt});
   }
   // The attempt's lines in its job's succeeded.log ("" if none).
   std::string QuietLog(const AssignMsg& task) const {
-    return QuietAttemptLog(ReadBytes(SucceededLogPath(options.work_dir, task.job_id)),
+    return QuietAttemptLog(ReadBytes(layout::SucceededLogPath(options.work_dir, task.job_id)),
                            AttemptRef{task.job_id, task.task_id, task.attempt});
   }
 

@@ -15,32 +15,12 @@
 #include <string>
 
 #include "common/clock.h"
+#include "tests/support/temp_dir.h"
 
 namespace zmr {
 namespace {
 
 namespace fs = std::filesystem;
-
-// A fresh directory under the system temp dir, removed with everything in it.
-class TempDir {
- public:
-  TempDir() {
-    std::random_device rd;
-    path_ = fs::temp_directory_path() /
-            ("zmr-resources-test-" + std::to_string(rd()) + "-" + std::to_string(rd()));
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
 
 // CPU time this process has used, in seconds (all its threads; not its children).
 double OwnCpuSeconds() { return static_cast<double>(std::clock()) / CLOCKS_PER_SEC; }

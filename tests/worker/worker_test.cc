@@ -22,6 +22,7 @@
 #include "common/clock.h"
 #include "common/protocol.h"
 #include "common/value.h"
+#include "tests/support/temp_dir.h"
 
 namespace zmr {
 namespace {
@@ -30,27 +31,6 @@ namespace fs = std::filesystem;
 
 // Hang guard for everything the tests wait for; not a timing check.
 constexpr int64_t kPatienceMs = 120000;
-
-// A fresh directory under the system temp dir, removed with everything in it.
-class TempDir {
- public:
-  TempDir() {
-    std::random_device rd;
-    path_ = fs::temp_directory_path() /
-            ("zmr-worker-test-" + std::to_string(rd()) + "-" + std::to_string(rd()));
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
 
 void WriteFile(const fs::path& path, const std::string& bytes) {
   fs::create_directories(path.parent_path());
