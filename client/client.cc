@@ -25,6 +25,7 @@
 #include <thread>
 #include <zmq.hpp>
 
+#include "client/connection.h"
 #include "client/follow.h"
 #include "client/progress.h"
 #include "client/views_read.h"
@@ -46,9 +47,6 @@ volatile std::sig_atomic_t g_signal = 0;
 
 extern "C" void RecordSignal(int signal_number) { g_signal = signal_number; }
 
-// Longest time any loop blocks without looking at g_signal.
-constexpr milliseconds kSignalCheckSlice{50};
-
 bool IsTerminalState(std::string_view state) { return ExitCodeForState(state).has_value(); }
 
 }  // namespace
@@ -58,30 +56,6 @@ std::optional<int> ExitCodeForState(std::string_view state) {
   if (state == "FAILED") return kExitJobFailed;
   if (state == "CANCELLED") return kExitCancelled;
   return std::nullopt;
-}
-
-std::string EndpointHost(std::string_view endpoint) {
-  auto scheme = endpoint.find("://");
-  std::string_view rest = scheme == std::string_view::npos ? endpoint : endpoint.substr(scheme + 3);
-  if (!rest.empty() && rest.front() == '[') {
-    auto close = rest.find(']');
-    return std::string(close == std::string_view::npos ? rest : rest.substr(0, close + 1));
-  }
-  auto colon = rest.rfind(':');
-  return std::string(colon == std::string_view::npos ? rest : rest.substr(0, colon));
-}
-
-std::string ResolveEventsEndpoint(std::string_view events, std::string_view coordinator) {
-  const std::string host = EndpointHost(events);
-  if (host != "*" && host != "0.0.0.0" && host != "[::]" && host != "::") {
-    return std::string(events);
-  }
-  auto scheme = events.find("://");
-  const size_t host_start = scheme == std::string_view::npos ? 0 : scheme + 3;
-  std::string resolved(events.substr(0, host_start));
-  resolved += EndpointHost(coordinator);
-  resolved += events.substr(host_start + host.size());
-  return resolved;
 }
 
 void InstallSignalHandlers() {
@@ -97,78 +71,6 @@ int PendingSignal() { return g_signal; }
 void ClearPendingSignal() { g_signal = 0; }
 
 namespace {
-
-// ---------------------------------------------------------------------------------------------
-// Transport: one DEALER to the coordinator, one request at a time.
-
-class Connection {
- public:
-  enum class Status { kOk, kTimeout, kBadReply, kInterrupted };
-
-  Connection(zmq::context_t& context, std::string endpoint, int timeout_ms)
-      : context_(context), endpoint_(std::move(endpoint)), timeout_ms_(timeout_ms) {
-    Reset();
-  }
-
-  // Sends `request` and waits at most timeout_ms for its reply. kOk: *reply is a map with a
-  // string type (*type). kBadReply: *error says why. kTimeout/kInterrupted: the socket is replaced
-  // so a late reply can never be taken for the answer to a later request.
-  Status Call(const Value& request, Value* reply, std::string* type, std::string* error) {
-    const std::string bytes = Pack(request);
-    const auto deadline = Clock::now() + milliseconds(timeout_ms_);
-    spdlog::debug("request {} to {}", GetString(request, "type"), endpoint_);
-    if (Status s = WaitFor(ZMQ_POLLOUT, deadline); s != Status::kOk) return Fail(s);
-    if (!socket_.send(zmq::buffer(bytes), zmq::send_flags::dontwait)) return Fail(Status::kTimeout);
-    if (Status s = WaitFor(ZMQ_POLLIN, deadline); s != Status::kOk) return Fail(s);
-    // A DEALER reply is [body]; tolerate extra envelope frames and take the last one.
-    zmq::message_t frame;
-    do {
-      if (!socket_.recv(frame, zmq::recv_flags::dontwait)) return Fail(Status::kTimeout);
-    } while (frame.more());
-    std::optional<Value> decoded = DecodeMessage(frame.to_string_view(), type, error);
-    if (!decoded) return Status::kBadReply;
-    *reply = std::move(*decoded);
-    spdlog::debug("reply {} from {}", *type, endpoint_);
-    return Status::kOk;
-  }
-
- private:
-  void Reset() {
-    socket_ = zmq::socket_t(context_, zmq::socket_type::dealer);
-    socket_.set(zmq::sockopt::linger, 0);
-    socket_.connect(endpoint_);  // throws zmq::error_t for a malformed endpoint
-  }
-
-  Status Fail(Status s) {
-    Reset();
-    return s;
-  }
-
-  // Waits until the socket is ready for `events`, the deadline passes or a signal arrives.
-  Status WaitFor(short events, Clock::time_point deadline) {
-    for (;;) {
-      if (PendingSignal() != 0) return Status::kInterrupted;
-      const auto now = Clock::now();
-      if (now >= deadline) return Status::kTimeout;
-      const auto slice = std::min<milliseconds>(
-          kSignalCheckSlice,
-          std::chrono::duration_cast<milliseconds>(deadline - now) + milliseconds(1));
-      zmq::pollitem_t item{socket_.handle(), 0, events, 0};
-      try {
-        zmq::poll(&item, 1, slice);
-      } catch (const zmq::error_t& e) {
-        if (e.num() != EINTR) throw;
-        continue;
-      }
-      if (item.revents & events) return Status::kOk;
-    }
-  }
-
-  zmq::context_t& context_;
-  std::string endpoint_;
-  int timeout_ms_;
-  zmq::socket_t socket_;
-};
 
 // ---------------------------------------------------------------------------------------------
 // One invocation of a subcommand.
