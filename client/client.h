@@ -1,9 +1,12 @@
-// The `zmr` command-line client: argument parsing, the request/reply session with the coordinator,
-// the subcommands (submit, status, jobs, tasks, workers, watch, wait, cancel, logs) and the pure formatting and
-// decision helpers they use. main.cc only calls Main(). Everything here runs on the one thread of
+// The `zmr` command-line client, the one door main.cc and tests use: Run one parsed invocation,
+// or Main for the whole program; the exit codes, the timing of `wait` and `watch`, and the signal
+// flag the waiting loops look at. It includes client/args.h (ParseArgs, Options, UsageText) and
+// client/format.h (the Format* renderings) so callers need nothing else. Behind it: client/session.h
+// and client/connection.h talk to the coordinator, client/commands.h holds one function per
+// subcommand, client/progress.h and client/live_block.h work out and draw what `wait` shows, and
+// client/follow.h follows one job's events for `watch JOB`. Everything runs on the one thread of
 // the `zmr` process; the pure helpers (ParseArgs, Format*, ExitCodeForState, ...) touch no sockets,
-// no clock except where stated, and no global state, so tests call them directly. What `wait` and
-// `submit --wait` show while they wait is worked out by client/progress.h.
+// no clock except where stated, and no global state, so tests call them directly.
 #pragma once
 
 #include <cstdint>
@@ -55,6 +58,7 @@ enum ExitCode : int {
 // 0 COMPLETED, 1 FAILED, 4 CANCELLED; nullopt for a non-terminal or unknown state.
 std::optional<int> ExitCodeForState(std::string_view state);
 
+// (EndpointHost and ResolveEventsEndpoint are defined in client/connection.cc.)
 // The host part of a tcp endpoint ("tcp://h:1" -> "h", "tcp://[::1]:1" -> "[::1]").
 std::string EndpointHost(std::string_view endpoint);
 

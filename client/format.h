@@ -1,5 +1,5 @@
-// How `zmr` shows coordinator data to a person: durations, sizes, clock times, aligned tables, the
-// jobs/workers/tasks tables, a job's status and summary, its one-line progress, and events as lines.
+// How `zmr` shows coordinator data to a person: durations, sizes, clock times, aligned tables,
+// the jobs/workers/tasks tables, a job's status and summary, its one-line progress, and events.
 // --json output needs no help from here (ToJson of the reply, common/value.h). Pure functions:
 // no sockets, no global state, and no clock except FinalStateEvent (and FormatClock's local time
 // zone); any thread. Callers: the client's commands, client/progress.cc, and tests through
