@@ -1,10 +1,10 @@
 // The `zmr` command-line client, the one door main.cc and tests use: Run one parsed invocation,
 // or Main for the whole program; the exit codes, the timing of `wait` and `watch`, and the signal
 // flag the waiting loops look at. It includes client/args.h (ParseArgs, Options, UsageText) and
-// client/format.h (the Format* renderings) so callers need nothing else. Behind it: client/session.h
-// and client/connection.h talk to the coordinator, client/commands.h holds one function per
-// subcommand, client/progress.h and client/live_block.h work out and draw what `wait` shows, and
-// client/follow.h follows one job's events for `watch JOB`. Everything runs on the one thread of
+// client/format.h (the Format* renderings) so callers need nothing else. Behind it:
+// client/session.h and client/connection.h talk to the coordinator, client/commands.h holds one
+// function per subcommand, client/progress.h and client/live_block.h work out and draw what `wait`
+// shows, and client/follow.h follows one job's events for `watch JOB`. Everything runs on the one thread of
 // the `zmr` process; the pure helpers (ParseArgs, Format*, ExitCodeForState, ...) touch no sockets,
 // no clock except where stated, and no global state, so tests call them directly.
 #pragma once

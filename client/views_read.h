@@ -1,8 +1,8 @@
-// Lenient reading of coordinator data for display: the JobInfo, TaskInfo, WorkerInfo and event maps
-// the client shows. A missing or mistyped field reads as empty/0, because the client only displays
-// these, it never trusts them for control. For the client's own units (client/format.*, the
-// commands); pure functions, callable from any thread. Kept together so that one later step can
-// replace them by the typed views shared with the coordinator.
+// Lenient reading of coordinator data for display: the JobInfo, TaskInfo, WorkerInfo and event
+// maps the client shows. A missing or mistyped field reads as empty/0, because the client only
+// displays these, it never trusts them for control. For the client's own units (client/format.*,
+// client/progress.*, the commands); pure functions, callable from any thread. Kept together so
+// that one later step can replace them by the typed views shared with the coordinator.
 #pragma once
 
 #include <cstdint>
@@ -19,6 +19,8 @@ std::string GetString(const Value& map, std::string_view key);
 int64_t GetInt(const Value& map, std::string_view key);
 // The number at `key` as a double; 0.0 when missing or not a number.
 double GetDouble(const Value& map, std::string_view key);
+// True only when `key` holds the boolean true.
+bool GetBool(const Value& map, std::string_view key);
 // The value at `key`; when missing, a nil Value that lives as long as the program.
 const Value& GetField(const Value& map, std::string_view key);
 
