@@ -89,6 +89,15 @@ bool ParseInt(std::string_view text, int64_t min, int64_t max, int64_t* out) {
   return true;
 }
 
+// Sets (*params)[KEY] = VALUE for a `text` of KEY=VALUE (KEY non-empty; VALUE may be empty or
+// hold '='); false, changing nothing, for anything else.
+bool AddKeyValue(const std::string& text, Params* params) {
+  auto eq = text.find('=');
+  if (eq == std::string::npos || eq == 0) return false;
+  (*params)[text.substr(0, eq)] = text.substr(eq + 1);
+  return true;
+}
+
 bool IsEndpoint(std::string_view s) {
   auto scheme = s.find("://");
   return scheme != std::string_view::npos && scheme > 0 && scheme + 3 < s.size();
@@ -225,11 +234,9 @@ ParseResult ParseArgs(const std::vector<std::string>& args, std::string_view env
       o.app = value;
       have_app = true;
     } else if (use.name == "--param") {
-      auto eq = value.find('=');
-      if (eq == std::string::npos || eq == 0) {
+      if (!AddKeyValue(value, &o.params)) {
         return Fail("--param must be KEY=VALUE, got '" + value + "'");
       }
-      o.params[value.substr(0, eq)] = value.substr(eq + 1);
     } else if (use.name == "--maps") {
       int64_t n = 0;
       if (!ParseInt(value, 1, std::numeric_limits<int32_t>::max(), &n)) {
@@ -268,11 +275,9 @@ ParseResult ParseArgs(const std::vector<std::string>& args, std::string_view env
       if (value.empty()) return Fail("--file needs a path");
       o.files.push_back(value);
     } else if (use.name == "--cmdenv") {
-      auto eq = value.find('=');
-      if (eq == std::string::npos || eq == 0) {
+      if (!AddKeyValue(value, &o.cmdenv)) {
         return Fail("--cmdenv must be NAME=VALUE, got '" + value + "'");
       }
-      o.cmdenv[value.substr(0, eq)] = value.substr(eq + 1);
     } else if (use.name == "--name") {
       o.name = value;
     } else if (use.name == "--wait") {

@@ -13,6 +13,23 @@
 
 namespace zmr::client {
 
+namespace {
+
+// Sends `request`, expects a reply of type `expect`, and prints the array under `key` (an empty
+// one when missing or not an array) as `format` renders it, or with --json as one JSON document.
+// Returns kExitOk, or the exit code of a failed request (after printing why).
+int PrintList(Session& session, const Value& request, const char* expect, const char* key,
+              std::string (*format)(const Value&)) {
+  Value reply;
+  if (int rc = session.Request(request, expect, &reply); rc != kExitOk) return rc;
+  const Value* array = reply.Find(key);
+  const Value list = array && array->is_array() ? *array : Value(Array{});
+  session.out() << (session.options().json ? ToJson(list) + "\n" : format(list));
+  return kExitOk;
+}
+
+}  // namespace
+
 int RunStatus(Session& session) {
   const Options& options = session.options();
   std::ostream& out = session.out();
@@ -23,44 +40,23 @@ int RunStatus(Session& session) {
 }
 
 int RunJobs(Session& session) {
-  const Options& options = session.options();
-  std::ostream& out = session.out();
   Value request;
   request.Set("type", msg::kJobs);
-  request.Set("all", options.all);
-  Value reply;
-  if (int rc = session.Request(request, msg::kJobs, &reply); rc != kExitOk) return rc;
-  const Value* jobs = reply.Find("jobs");
-  const Value list = jobs && jobs->is_array() ? *jobs : Value(Array{});
-  out << (options.json ? ToJson(list) + "\n" : FormatJobsTable(list));
-  return kExitOk;
+  request.Set("all", session.options().all);
+  return PrintList(session, request, msg::kJobs, "jobs", FormatJobsTable);
 }
 
 int RunTasks(Session& session) {
-  const Options& options = session.options();
-  std::ostream& out = session.out();
   Value request;
   request.Set("type", msg::kTasks);
-  request.Set("job_id", options.job_id);
-  Value reply;
-  if (int rc = session.Request(request, msg::kTasks, &reply); rc != kExitOk) return rc;
-  const Value* tasks = reply.Find("tasks");
-  const Value list = tasks && tasks->is_array() ? *tasks : Value(Array{});
-  out << (options.json ? ToJson(list) + "\n" : FormatTasksTable(list));
-  return kExitOk;
+  request.Set("job_id", session.options().job_id);
+  return PrintList(session, request, msg::kTasks, "tasks", FormatTasksTable);
 }
 
 int RunWorkers(Session& session) {
-  const Options& options = session.options();
-  std::ostream& out = session.out();
   Value request;
   request.Set("type", msg::kWorkers);
-  Value reply;
-  if (int rc = session.Request(request, msg::kWorkers, &reply); rc != kExitOk) return rc;
-  const Value* workers = reply.Find("workers");
-  const Value list = workers && workers->is_array() ? *workers : Value(Array{});
-  out << (options.json ? ToJson(list) + "\n" : FormatWorkersTable(list));
-  return kExitOk;
+  return PrintList(session, request, msg::kWorkers, "workers", FormatWorkersTable);
 }
 
 int RunCancel(Session& session) {

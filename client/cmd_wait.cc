@@ -28,12 +28,7 @@ using std::chrono::milliseconds;
 class Waiter {
  public:
   explicit Waiter(Session& session)
-      : session_(session),
-        options_(session.options()),
-        out_(session.out()),
-        err_(session.err()),
-        context_(session.context()),
-        events_endpoint_(session.events_endpoint()) {}
+      : session_(session), options_(session.options()), out_(session.out()), err_(session.err()) {}
 
   // What WaitForJob does (client/commands.h).
   int Run(const std::string& job_id) {
@@ -48,13 +43,14 @@ class Waiter {
     // (kWaitFirstPollMs, doubling up to kWaitPollMs) for a job that ends before the subscription
     // is in place.
     std::optional<zmq::socket_t> wake;
-    if (!events_endpoint_.empty()) {
+    const std::string& events_endpoint = session_.events_endpoint();
+    if (!events_endpoint.empty()) {
       try {
-        wake.emplace(context_, zmq::socket_type::sub);
+        wake.emplace(session_.context(), zmq::socket_type::sub);
         wake->set(zmq::sockopt::linger, 0);
         wake->set(zmq::sockopt::subscribe, "job/" + job_id + "/job_state");
         wake->set(zmq::sockopt::subscribe, "job/" + job_id + "/task_failed");
-        wake->connect(events_endpoint_);
+        wake->connect(events_endpoint);
       } catch (const zmq::error_t& e) {
         spdlog::debug("no event wake-ups for wait: {}", e.what());
         wake.reset();
@@ -149,9 +145,7 @@ class Waiter {
   const Options& options_;
   std::ostream& out_;
   std::ostream& err_;
-  zmq::context_t& context_;
-  const std::string& events_endpoint_;  // the Session's; "" when there are no events to wake on
-  bool live_ = false;                   // progress redrawn in place on a terminal
+  bool live_ = false;  // progress redrawn in place on a terminal
 };
 
 }  // namespace
