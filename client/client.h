@@ -1,9 +1,12 @@
-// The `zmr` command-line client: argument parsing, the request/reply session with the coordinator,
-// the subcommands (submit, status, jobs, tasks, workers, watch, wait, cancel, logs) and the pure formatting and
-// decision helpers they use. main.cc only calls Main(). Everything here runs on the one thread of
+// The `zmr` command-line client, the one door main.cc and tests use: Run one parsed invocation,
+// or Main for the whole program; the exit codes, the timing of `wait` and `watch`, and the signal
+// flag the waiting loops look at. It includes client/args.h (ParseArgs, Options, UsageText) and
+// client/format.h (the Format* renderings) so callers need nothing else. Behind it:
+// client/session.h and client/connection.h talk to the coordinator, client/commands.h holds one
+// function per subcommand, client/progress.h and client/live_block.h work out and draw what `wait`
+// shows, and client/follow.h follows one job's events for `watch JOB`. Everything runs on the one thread of
 // the `zmr` process; the pure helpers (ParseArgs, Format*, ExitCodeForState, ...) touch no sockets,
-// no clock except where stated, and no global state, so tests call them directly. What `wait` and
-// `submit --wait` show while they wait is worked out by client/progress.h.
+// no clock except where stated, and no global state, so tests call them directly.
 #pragma once
 
 #include <cstdint>
@@ -13,15 +16,13 @@
 #include <string_view>
 #include <vector>
 
+#include "client/args.h"
+#include "client/format.h"
 #include "common/protocol.h"
 #include "common/value.h"
 
 namespace zmr::client {
 
-// Where the coordinator's client socket is when neither --coordinator nor the environment says.
-inline constexpr const char* kDefaultCoordinator = "tcp://127.0.0.1:5556";
-// Environment variable naming the coordinator when --coordinator is not given.
-inline constexpr const char* kCoordinatorEnv = "ZMR_COORDINATOR";
 // `wait` asks for status this often (and redraws its display on a terminal): a finished job
 // returns promptly, the coordinator barely notices.
 inline constexpr int kWaitPollMs = 250;
@@ -54,102 +55,16 @@ enum ExitCode : int {
   kExitInterrupted = 130,  // SIGINT while waiting (128 + SIGINT)
 };
 
-enum class Command {
-  kHelp, kVersion, kSubmit, kStatus, kJobs, kTasks, kWorkers, kWatch, kWait, kCancel, kLogs
-};
-
-// Everything one invocation needs, after parsing. Defaults are the documented ones.
-struct Options {
-  Command command = Command::kHelp;
-  std::string coordinator = kDefaultCoordinator;  // client endpoint, e.g. tcp://host:5556
-  int timeout_ms = kDefaultTimeoutMs;             // per request
-  std::string log_level = "warn";                 // spdlog level name
-  bool json = false;                              // --json
-  bool all = false;                               // jobs --all: finished jobs too
-  bool progress = true;                           // false with --no-progress: plain lines
-  bool stdout_is_tty = false;                     // set by Main (not a flag): live display
-  std::string job_id;                             // status/cancel/wait/watch argument ("" = none)
-  std::string task_id;                            // logs: the task
-  int64_t attempt = 0;                            // logs --attempt (0: the latest)
-  // submit
-  std::vector<std::string> inputs;  // as given: files, directories, globs
-  std::string output;
-  std::string app;
-  Params params;
-  int64_t maps = 0;  // 0: let the coordinator choose
-  int64_t reduces = 1;  // 0: map-only
-  int64_t max_attempts = 4;
-  int64_t priority = 0;      // --priority: higher runs first
-  bool speculation = true;   // false with --no-speculation
-  std::string name;
-  bool wait = false;  // submit --wait
-  std::string plugin;                // --plugin: shared library to ship
-  std::string mapper, combiner, reducer;  // streaming commands (--reducer NONE: map-only)
-  std::vector<std::string> files;    // --file: shipped into each attempt's directory
-  Params cmdenv;                     // --cmdenv NAME=VALUE
-};
-
-// Either options or a one-line error starting with "zmr: " (exit code kExitUsage).
-struct ParseResult {
-  bool ok = false;
-  Options options;
-  std::string error;
-};
-
-// Parses the arguments after argv[0]. Global flags (--coordinator, --timeout-ms, --log-level,
-// --help, --version) may come before or after the subcommand; flags accept `--flag value` and
-// `--flag=value`; --input takes one or more paths up to the next `--flag`. `env_coordinator` is
-// the value of ZMR_COORDINATOR ("" when unset); --coordinator wins over it.
-ParseResult ParseArgs(const std::vector<std::string>& args, std::string_view env_coordinator);
-
-// The --help text (ends with a newline).
-std::string UsageText();
-
 // 0 COMPLETED, 1 FAILED, 4 CANCELLED; nullopt for a non-terminal or unknown state.
 std::optional<int> ExitCodeForState(std::string_view state);
 
+// (EndpointHost and ResolveEventsEndpoint are defined in client/connection.cc.)
 // The host part of a tcp endpoint ("tcp://h:1" -> "h", "tcp://[::1]:1" -> "[::1]").
 std::string EndpointHost(std::string_view endpoint);
 
 // The events endpoint to connect to: `events` as the coordinator announced it, with a wildcard
 // host ("*", "0.0.0.0", "[::]", "::") replaced by the host of `coordinator` (the address we used).
 std::string ResolveEventsEndpoint(std::string_view events, std::string_view coordinator);
-
-// "MM:SS" below an hour, "H:MM:SS" above; negative counts as 0.
-std::string FormatDuration(int64_t ms);
-// "512K", "12.3M", "4.0G": sizes from bytes (K rounded up below a mebibyte, one decimal above);
-// "-" when unknown (< 0).
-std::string FormatBytes(int64_t bytes);
-// Local wall-clock time of an epoch-ms timestamp as "HH:MM:SS.mmm".
-std::string FormatClock(int64_t ts_ms);
-// Columns left-aligned, two spaces apart, no trailing spaces; one line per row plus the header.
-std::string FormatTable(const std::vector<std::string>& header,
-                        const std::vector<std::vector<std::string>>& rows);
-
-// Human renderings of coordinator data. They accept any Value and show what they find (missing or
-// mistyped fields print as empty/0): the client only displays, it never trusts these for control.
-std::string FormatJobsTable(const Value& jobs);        // `jobs`: array of JobInfo
-std::string FormatWorkersTable(const Value& workers);  // `workers`: array of WorkerInfo
-// `tasks`: array of TaskInfo; a `*` after the state marks a straggler, `+backup` a task that got
-// a speculative backup attempt.
-std::string FormatTasksTable(const Value& tasks);
-std::string FormatStatus(const Value& job);            // `status`: one JobInfo, several lines
-// One line, e.g. "job_x MAPPING  map 12/32 (41%)  reduce 0/2 (0%)  00:07" (no newline). `watch JOB`
-// shows it for a snapshot; the plain lines of `wait` start with it.
-std::string FormatProgressLine(const Value& job);
-// The end-of-wait summary, with newline: "job_x COMPLETED in 00:07" (the time since submission,
-// and how long it waited for a first attempt when that was a second or more), then aligned rows:
-// output, tasks (done/total unless COMPLETED), input files and bytes, failed attempts and backups
-// when there were any, the error when FAILED, key counters when COMPLETED.
-std::string FormatSummary(const Value& job);
-// One event as a readable line without newline, e.g.
-// "12:00:01.234 job_x task_assigned m-00003 attempt 1 on worker-a". Returns "" for events the
-// human view skips (cluster heartbeats).
-std::string FormatEvent(const Value& event);
-// A job_state event standing for a JobInfo that is already terminal (used by `watch JOB` when the
-// end is learnt from `status` rather than from the event stream): type, ts_ms (finished_ms),
-// job_id, seq (last_seq), state, error when FAILED, and "from_status": true.
-Value FinalStateEvent(const Value& job);
 
 // Runs one parsed invocation, writing results to `out` and diagnostics to `err`, and returns the
 // process exit code. Help and version are handled too. Blocks until done; SIGINT/SIGTERM caught

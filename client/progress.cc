@@ -5,41 +5,11 @@
 #include <string_view>
 
 #include "client/client.h"
+#include "client/views_read.h"
 
 namespace zmr::client {
 
 namespace {
-
-// Reading JobInfo: lenient, a missing or mistyped field counts as empty/0.
-
-int64_t IntField(const Value& map, std::string_view key) {
-  const Value* v = map.Find(key);
-  if (v == nullptr) return 0;
-  if (v->is_int()) return v->as_int();
-  if (v->is_double()) return static_cast<int64_t>(v->as_double());
-  return 0;
-}
-
-double DoubleField(const Value& map, std::string_view key) {
-  const Value* v = map.Find(key);
-  return v != nullptr && v->is_number() ? v->as_double() : 0.0;
-}
-
-std::string StringField(const Value& map, std::string_view key) {
-  const Value* v = map.Find(key);
-  return v != nullptr && v->is_string() ? v->as_string() : std::string();
-}
-
-bool BoolField(const Value& map, std::string_view key) {
-  const Value* v = map.Find(key);
-  return v != nullptr && v->is_bool() && v->as_bool();
-}
-
-const Value& Field(const Value& map, std::string_view key) {
-  static const Value kNil;
-  const Value* v = map.Find(key);
-  return v != nullptr ? *v : kNil;
-}
 
 double Clamp01(double f) {
   if (!(f > 0)) return 0;  // also NaN
@@ -50,9 +20,9 @@ double Clamp01(double f) {
 int Percent(double fraction) { return static_cast<int>(Clamp01(fraction) * 100); }
 
 PhaseView ReadPhase(const Value& job, std::string_view counts, std::string_view progress) {
-  const Value& c = Field(job, counts);
-  return PhaseView{std::max<int64_t>(0, IntField(c, "done")),
-                   std::max<int64_t>(0, IntField(c, "total")), Clamp01(DoubleField(job, progress))};
+  const Value& c = GetField(job, counts);
+  return PhaseView{std::max<int64_t>(0, GetInt(c, "done")),
+                   std::max<int64_t>(0, GetInt(c, "total")), Clamp01(GetDouble(job, progress))};
 }
 
 // Peer text (job names, errors, a task's stderr) made safe to print on a terminal and kept on
@@ -138,14 +108,14 @@ std::string BarLine(std::string_view label, const PhaseView& phase, int count_wi
 // `max_lines` lines of `columns` columns; later lines are indented.
 std::vector<std::string> RunningLines(const Value& job, int columns, int max_lines) {
   std::vector<std::string> items;
-  const Value& attempts = Field(job, "attempts");
+  const Value& attempts = GetField(job, "attempts");
   if (attempts.is_array()) {
     for (const Value& a : attempts.as_array()) {
-      std::string item = Printable(StringField(a, "task_id"));
-      if (IntField(a, "attempt") > 1) item += ".a" + std::to_string(IntField(a, "attempt"));
-      item += "@" + Printable(StringField(a, "worker")) + " " +
-              std::to_string(Percent(DoubleField(a, "progress"))) + "%";
-      if (BoolField(a, "speculative")) item += " backup";
+      std::string item = Printable(GetString(a, "task_id"));
+      if (GetInt(a, "attempt") > 1) item += ".a" + std::to_string(GetInt(a, "attempt"));
+      item += "@" + Printable(GetString(a, "worker")) + " " +
+              std::to_string(Percent(GetDouble(a, "progress"))) + "%";
+      if (GetBool(a, "speculative")) item += " backup";
       items.push_back(std::move(item));
     }
   }
@@ -188,7 +158,7 @@ std::vector<std::string> RunningLines(const Value& job, int columns, int max_lin
 }  // namespace
 
 void ProgressTracker::Update(const Value& job, int64_t now_ms) {
-  const std::string state = StringField(job, "state");
+  const std::string state = GetString(job, "state");
   const bool state_changed = !has_snapshot_ || state != state_;
   job_ = job;
   state_ = state;
@@ -222,10 +192,10 @@ double ProgressTracker::overall() const {
 }
 
 std::optional<int64_t> ProgressTracker::run_ms() const {
-  const int64_t started = IntField(job_, "started_ms");
+  const int64_t started = GetInt(job_, "started_ms");
   if (started <= 0) return std::nullopt;
-  const int64_t queued = std::max<int64_t>(0, started - IntField(job_, "submitted_ms"));
-  return std::max<int64_t>(0, IntField(job_, "elapsed_ms") - queued);
+  const int64_t queued = std::max<int64_t>(0, started - GetInt(job_, "submitted_ms"));
+  return std::max<int64_t>(0, GetInt(job_, "elapsed_ms") - queued);
 }
 
 std::optional<int64_t> ProgressTracker::eta_ms() const {
@@ -240,7 +210,7 @@ std::optional<int64_t> ProgressTracker::eta_ms() const {
 }
 
 int64_t ProgressTracker::input_bytes_read() const {
-  const int64_t total = std::max<int64_t>(0, IntField(job_, "input_bytes"));
+  const int64_t total = std::max<int64_t>(0, GetInt(job_, "input_bytes"));
   return static_cast<int64_t>(static_cast<double>(total) * map_.fraction);
 }
 
@@ -257,18 +227,18 @@ std::optional<double> ProgressTracker::input_bytes_per_s() const {
 
 std::optional<double> ProgressTracker::map_phase_bytes_per_s() const {
   if (!map_phase_ms_ || *map_phase_ms_ <= 0) return std::nullopt;
-  return static_cast<double>(std::max<int64_t>(0, IntField(job_, "input_bytes"))) * 1000.0 /
+  return static_cast<double>(std::max<int64_t>(0, GetInt(job_, "input_bytes"))) * 1000.0 /
          static_cast<double>(*map_phase_ms_);
 }
 
 void ProgressTracker::TakeFailures(const Value& job) {
-  const Value& recent = Field(job, "recent_failures");
+  const Value& recent = GetField(job, "recent_failures");
   std::vector<const Value*> fresh;
   if (recent.is_array()) {
     std::set<std::string> in_list;
     for (const Value& f : recent.as_array()) {
       if (!f.is_map()) continue;
-      std::string key = StringField(f, "task_id") + ".a" + std::to_string(IntField(f, "attempt"));
+      std::string key = GetString(f, "task_id") + ".a" + std::to_string(GetInt(f, "attempt"));
       if (!failures_seen_.count(key)) fresh.push_back(&f);
       in_list.insert(std::move(key));
     }
@@ -288,14 +258,14 @@ void ProgressTracker::TakeFailures(const Value& job) {
     failures_accounted_ += fresh_count;
   }
   for (const Value* f : fresh) {
-    std::string line = "attempt " + Printable(StringField(*f, "task_id")) + ".a" +
-                       std::to_string(IntField(*f, "attempt")) + " failed";
-    const std::string worker = StringField(*f, "worker");
+    std::string line = "attempt " + Printable(GetString(*f, "task_id")) + ".a" +
+                       std::to_string(GetInt(*f, "attempt")) + " failed";
+    const std::string worker = GetString(*f, "worker");
     if (!worker.empty()) line += " on " + Printable(worker);
-    const std::string error = StringField(*f, "error");
+    const std::string error = GetString(*f, "error");
     if (!error.empty()) line += ": " + Printable(error);
     pending_failure_lines_.push_back(std::move(line));
-    const Value& tail = Field(*f, "stderr_tail");
+    const Value& tail = GetField(*f, "stderr_tail");
     if (!tail.is_array()) continue;
     const Array& lines = tail.as_array();
     const size_t from = lines.size() > kFailureStderrLines ? lines.size() - kFailureStderrLines : 0;
@@ -316,10 +286,10 @@ std::vector<std::string> ProgressTracker::RenderLive(int width) const {
   const int columns = std::max(1, (width > 0 ? width : kDefaultTerminalWidth) - 1);
   std::vector<std::string> lines;
 
-  std::string head = Printable(StringField(job_, "job_id"));
-  const std::string name = StringField(job_, "name");
+  std::string head = Printable(GetString(job_, "job_id"));
+  const std::string name = GetString(job_, "name");
   if (!name.empty()) head += " \"" + Printable(name) + "\"";
-  head += "  " + Printable(state_) + "  elapsed " + FormatDuration(IntField(job_, "elapsed_ms")) +
+  head += "  " + Printable(state_) + "  elapsed " + FormatDuration(GetInt(job_, "elapsed_ms")) +
           "  eta " + EtaText(eta_ms());
   lines.push_back(std::move(head));
 
@@ -332,7 +302,7 @@ std::vector<std::string> ProgressTracker::RenderLive(int width) const {
     lines.push_back(std::move(line));
   }
 
-  const int64_t input_total = std::max<int64_t>(0, IntField(job_, "input_bytes"));
+  const int64_t input_total = std::max<int64_t>(0, GetInt(job_, "input_bytes"));
   std::string input = "input   ";
   if (map_.fraction < 1) {
     input += FormatBytes(input_bytes_read()) + " of " + FormatBytes(input_total) + " read";
@@ -345,15 +315,15 @@ std::vector<std::string> ProgressTracker::RenderLive(int width) const {
   lines.push_back(std::move(input));
 
   std::vector<std::string> notes;
-  const int64_t failed = std::max(IntField(job_, "failed_attempts"), failures_accounted_);
+  const int64_t failed = std::max(GetInt(job_, "failed_attempts"), failures_accounted_);
   if (failed > 0) notes.push_back(Plural(failed, "failed attempt"));
-  const std::string waiting = StringField(job_, "waiting");
+  const std::string waiting = GetString(job_, "waiting");
   if (!waiting.empty()) {
     notes.push_back("waiting: " + Printable(waiting));
   } else if (stalled_ms() >= kStallMs && !ExitCodeForState(state_)) {
     notes.push_back("no progress for " + FormatDuration(stalled_ms()));
   }
-  const Value& blacklist = Field(job_, "blacklisted_workers");
+  const Value& blacklist = GetField(job_, "blacklisted_workers");
   if (blacklist.is_array() && !blacklist.as_array().empty()) {
     std::string names;
     for (const Value& w : blacklist.as_array()) {
@@ -378,9 +348,9 @@ std::string ProgressTracker::RenderPlainLine() const {
   if (running != nullptr && running->is_int()) {
     line += "  running " + std::to_string(running->as_int());
   }
-  const int64_t failed = std::max(IntField(job_, "failed_attempts"), failures_accounted_);
+  const int64_t failed = std::max(GetInt(job_, "failed_attempts"), failures_accounted_);
   if (failed > 0) line += "  " + Plural(failed, "failed attempt");
-  const std::string waiting = StringField(job_, "waiting");
+  const std::string waiting = GetString(job_, "waiting");
   if (!waiting.empty()) line += "  waiting: " + Printable(waiting);
   return line;
 }

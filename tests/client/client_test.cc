@@ -2,6 +2,7 @@
 // and whole invocations of Run() against a fake coordinator (a ROUTER and a PUB on loopback
 // ports chosen at run time, answering from its own thread).
 #include "client/client.h"
+#include "tests/support/temp_dir.h"
 
 #include <doctest/doctest.h>
 
@@ -218,15 +219,6 @@ size_t Occurrences(const std::string& text, const std::string& part) {
 }
 
 // A scratch directory removed at the end of the test.
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    std::string pattern = (fs::temp_directory_path() / "zmr_client_test_XXXXXX").string();
-    path = mkdtemp(pattern.data());
-  }
-  ~TempDir() { fs::remove_all(path); }
-};
-
 // ----------------------------------------------------------------------------------------------
 // Parsing
 
@@ -825,27 +817,27 @@ TEST_CASE("submit checks inputs and output locally before contacting the coordin
   TempDir dir;
   FakeCoordinator fake([](const Value&) { return std::nullopt; });
   Invocation missing =
-      Invoke(fake.endpoint(), {"submit", "--input", (dir.path / "nope").string(), "--output",
-                               (dir.path / "out").string(), "--app", "wordcount"});
+      Invoke(fake.endpoint(), {"submit", "--input", (dir.path() / "nope").string(), "--output",
+                               (dir.path() / "out").string(), "--app", "wordcount"});
   CHECK(missing.code == 2);
   CHECK(missing.err.rfind("zmr: ", 0) == 0);
   CHECK(std::count(missing.err.begin(), missing.err.end(), '\n') == 1);
 
-  std::ofstream(dir.path / "in.txt") << "hello world\n";
-  fs::create_directory(dir.path / "full");
-  std::ofstream(dir.path / "full" / "x") << "x\n";
+  std::ofstream(dir.path() / "in.txt") << "hello world\n";
+  fs::create_directory(dir.path() / "full");
+  std::ofstream(dir.path() / "full" / "x") << "x\n";
   Invocation taken =
-      Invoke(fake.endpoint(), {"submit", "--input", (dir.path / "in.txt").string(), "--output",
-                               (dir.path / "full").string(), "--app", "wordcount"});
+      Invoke(fake.endpoint(), {"submit", "--input", (dir.path() / "in.txt").string(), "--output",
+                               (dir.path() / "full").string(), "--app", "wordcount"});
   CHECK(taken.code == 2);
   CHECK(fake.requests() == 0);
-  CHECK_FALSE(fs::exists(dir.path / "out"));
+  CHECK_FALSE(fs::exists(dir.path() / "out"));
 }
 
 TEST_CASE("submit sends absolute paths and prints the job id alone") {
   TempDir dir;
-  std::ofstream(dir.path / "a.txt") << "a\n";
-  std::ofstream(dir.path / "b.txt") << "b\n";
+  std::ofstream(dir.path() / "a.txt") << "a\n";
+  std::ofstream(dir.path() / "b.txt") << "b\n";
   FakeCoordinator fake([](const Value& req) -> std::optional<Value> {
     if (TypeOf(req) != "submit") return std::nullopt;
     Value reply = Reply("submitted");
@@ -854,8 +846,8 @@ TEST_CASE("submit sends absolute paths and prints the job id alone") {
     reply.Set("reduces", 3);
     return reply;
   });
-  Invocation r = Invoke(fake.endpoint(), {"submit", "--input", dir.path.string(), "--output",
-                                          (dir.path / "out").string(), "--app", "wordcount",
+  Invocation r = Invoke(fake.endpoint(), {"submit", "--input", dir.path().string(), "--output",
+                                          (dir.path() / "out").string(), "--app", "wordcount",
                                           "--reduces", "3", "--param", "k=v", "--name", "n"});
   CHECK(r.code == 0);
   CHECK(r.out == "job_20261128023200_0001\n");
@@ -865,9 +857,9 @@ TEST_CASE("submit sends absolute paths and prints the job id alone") {
   CHECK(TypeOf(submit) == "submit");
   const Array& inputs = submit.Find("inputs")->as_array();
   REQUIRE(inputs.size() == 2);
-  CHECK(inputs[0].as_string() == (dir.path / "a.txt").string());
-  CHECK(inputs[1].as_string() == (dir.path / "b.txt").string());
-  CHECK(submit.Find("output")->as_string() == (dir.path / "out").string());
+  CHECK(inputs[0].as_string() == (dir.path() / "a.txt").string());
+  CHECK(inputs[1].as_string() == (dir.path() / "b.txt").string());
+  CHECK(submit.Find("output")->as_string() == (dir.path() / "out").string());
   CHECK(submit.Find("reduces")->as_int() == 3);
   CHECK(submit.Find("app")->as_string() == "wordcount");
   CHECK(submit.Find("name")->as_string() == "n");
@@ -876,22 +868,22 @@ TEST_CASE("submit sends absolute paths and prints the job id alone") {
   CHECK(submit.Find("speculation")->as_bool());
 
   Invocation json =
-      Invoke(fake.endpoint(), {"submit", "--input", dir.path.string(), "--output",
-                               (dir.path / "out").string(), "--app", "wordcount", "--json"});
+      Invoke(fake.endpoint(), {"submit", "--input", dir.path().string(), "--output",
+                               (dir.path() / "out").string(), "--app", "wordcount", "--json"});
   CHECK(json.code == 0);
   CHECK(json.out == "{\"job_id\":\"job_20261128023200_0001\",\"maps\":2,\"reduces\":3}\n");
 }
 
 TEST_CASE("a refused submission prints the coordinator's reason and exits 2") {
   TempDir dir;
-  std::ofstream(dir.path / "a.txt") << "a\n";
+  std::ofstream(dir.path() / "a.txt") << "a\n";
   FakeCoordinator fake([](const Value& req) -> std::optional<Value> {
     if (TypeOf(req) != "submit") return std::nullopt;
     return ErrorReply("invalid", "output /x exists and is not empty");
   });
   Invocation r =
-      Invoke(fake.endpoint(), {"submit", "--input", (dir.path / "a.txt").string(), "--output",
-                               (dir.path / "out").string(), "--app", "wordcount"});
+      Invoke(fake.endpoint(), {"submit", "--input", (dir.path() / "a.txt").string(), "--output",
+                               (dir.path() / "out").string(), "--app", "wordcount"});
   CHECK(r.code == 2);
   CHECK(r.out.empty());
   CHECK(r.err == "zmr: output /x exists and is not empty\n");
@@ -991,7 +983,7 @@ TEST_CASE("on a terminal wait redraws its block in place, prints each failure on
 
 TEST_CASE("submit --wait --json keeps stdout to the one JSON document") {
   TempDir dir;
-  std::ofstream(dir.path / "a.txt") << "a\n";
+  std::ofstream(dir.path() / "a.txt") << "a\n";
   auto status = StatusSequence({"MAPPING", "COMPLETED"});
   FakeCoordinator fake([&](const Value& req) -> std::optional<Value> {
     if (TypeOf(req) == "submit") {
@@ -1004,8 +996,8 @@ TEST_CASE("submit --wait --json keeps stdout to the one JSON document") {
     return status(req);
   });
   Invocation r = Invoke(fake.endpoint(),
-                        {"submit", "--input", (dir.path / "a.txt").string(), "--output",
-                         (dir.path / "out").string(), "--app", "wordcount", "--wait", "--json"});
+                        {"submit", "--input", (dir.path() / "a.txt").string(), "--output",
+                         (dir.path() / "out").string(), "--app", "wordcount", "--wait", "--json"});
   CHECK(r.code == 0);
   CHECK(r.out == "{\"job_id\":\"job_s\",\"maps\":1,\"reduces\":1}\n");
   CHECK(r.err.find("job_s COMPLETED") != std::string::npos);

@@ -1,4 +1,5 @@
 #include "common/inputs.h"
+#include "tests/support/temp_dir.h"
 
 #include <doctest/doctest.h>
 #include <sys/stat.h>
@@ -17,27 +18,17 @@ namespace fs = std::filesystem;
 
 // A fresh directory under the system temp dir, removed with everything in it when the guard goes
 // out of scope (also when an assertion fails and the test case unwinds).
-class TempDir {
+class InputTree {
  public:
-  TempDir() {
-    static int counter = 0;
-    std::random_device rd;
-    path_ = fs::temp_directory_path() /
-            ("zmr_inputs_test_" + std::to_string(::getpid()) + "_" + std::to_string(counter++) +
-             "_" + std::to_string(rd()));
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
+  ~InputTree() {
+    // Some tests take the owner's permissions away; give them back so the tree can be removed.
     std::error_code ec;
-    fs::permissions(path_, fs::perms::owner_all, fs::perm_options::add, ec);
-    fs::remove_all(path_, ec);
+    fs::permissions(dir_.path(), fs::perms::owner_all, fs::perm_options::add, ec);
   }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
 
   // Creates the file `relative` (and its parent directories) holding `content`; returns its path.
   std::string Write(const std::string& relative, const std::string& content) const {
-    const fs::path file = path_ / relative;
+    const fs::path file = dir_ / relative;
     fs::create_directories(file.parent_path());
     std::ofstream out(file, std::ios::binary | std::ios::trunc);
     out << content;
@@ -47,15 +38,15 @@ class TempDir {
   }
 
   std::string Mkdir(const std::string& relative) const {
-    fs::create_directories(path_ / relative);
-    return (path_ / relative).string();
+    fs::create_directories(dir_ / relative);
+    return (dir_ / relative).string();
   }
 
-  std::string Path(const std::string& relative) const { return (path_ / relative).string(); }
-  std::string path() const { return path_.string(); }
+  std::string Path(const std::string& relative) const { return (dir_ / relative).string(); }
+  std::string path() const { return dir_.path().string(); }
 
  private:
-  fs::path path_;
+  TempDir dir_{"inputs-test"};
 };
 
 std::vector<std::string> Paths(const std::vector<InputFile>& files) {
@@ -65,7 +56,7 @@ std::vector<std::string> Paths(const std::vector<InputFile>& files) {
 }
 
 TEST_CASE("a directory contributes its files recursively, skipping names starting with . or _") {
-  TempDir dir;
+  InputTree dir;
   const std::string a = dir.Write("in/a.txt", "hello\n");
   const std::string b = dir.Write("in/sub/b.txt", "xy");
   const std::string c = dir.Write("in/sub/deeper/c", "");
@@ -83,7 +74,7 @@ TEST_CASE("a directory contributes its files recursively, skipping names startin
 }
 
 TEST_CASE("a hidden file named explicitly is taken") {
-  TempDir dir;
+  InputTree dir;
   const std::string hidden = dir.Write(".secret", "abc");
   const std::string underscored = dir.Write("_part", "d");
   std::vector<InputFile> files;
@@ -93,7 +84,7 @@ TEST_CASE("a hidden file named explicitly is taken") {
 }
 
 TEST_CASE("a directory given explicitly is walked even if its own name starts with _") {
-  TempDir dir;
+  InputTree dir;
   const std::string f = dir.Write("_in/f", "1");
   std::vector<InputFile> files;
   std::string error;
@@ -102,7 +93,7 @@ TEST_CASE("a directory given explicitly is walked even if its own name starts wi
 }
 
 TEST_CASE("results are absolute, sorted bytewise and de-duplicated") {
-  TempDir dir;
+  InputTree dir;
   const std::string upper = dir.Write("d/Z", "z");
   const std::string lower = dir.Write("d/a", "a");
   const std::string dash = dir.Write("d/a-b", "ab");
@@ -119,7 +110,7 @@ TEST_CASE("results are absolute, sorted bytewise and de-duplicated") {
 }
 
 TEST_CASE("a glob expands to its matches, each expanded like a path") {
-  TempDir dir;
+  InputTree dir;
   const std::string one = dir.Write("data/1.txt", "one\n");
   const std::string two = dir.Write("data/2.txt", "two\n");
   dir.Write("data/3.csv", "no\n");
@@ -135,7 +126,7 @@ TEST_CASE("a glob expands to its matches, each expanded like a path") {
 }
 
 TEST_CASE("a glob whose last component starts with _ may match hidden names") {
-  TempDir dir;
+  InputTree dir;
   const std::string hidden = dir.Write("data/_part1", "x");
   std::vector<InputFile> files;
   std::string error;
@@ -144,7 +135,7 @@ TEST_CASE("a glob whose last component starts with _ may match hidden names") {
 }
 
 TEST_CASE("a glob matching nothing is an error naming the spec") {
-  TempDir dir;
+  InputTree dir;
   dir.Write("data/1.csv", "x");
   const std::string spec = dir.Path("data/*.txt");
   std::vector<InputFile> files;
@@ -154,7 +145,7 @@ TEST_CASE("a glob matching nothing is an error naming the spec") {
 }
 
 TEST_CASE("a glob matching only hidden names is an error") {
-  TempDir dir;
+  InputTree dir;
   dir.Write("data/_SUCCESS", "");
   const std::string spec = dir.Path("data/*");
   std::vector<InputFile> files;
@@ -164,7 +155,7 @@ TEST_CASE("a glob matching only hidden names is an error") {
 }
 
 TEST_CASE("a missing path is an error naming the spec") {
-  TempDir dir;
+  InputTree dir;
   const std::string spec = dir.Path("nope/x.txt");
   std::vector<InputFile> files;
   std::string error;
@@ -173,7 +164,7 @@ TEST_CASE("a missing path is an error naming the spec") {
 }
 
 TEST_CASE("a dangling symlink is reported as not found") {
-  TempDir dir;
+  InputTree dir;
   const std::string link = dir.Path("link");
   fs::create_symlink(dir.Path("target"), link);
   std::vector<InputFile> files;
@@ -183,7 +174,7 @@ TEST_CASE("a dangling symlink is reported as not found") {
 }
 
 TEST_CASE("a FIFO is rejected as not a regular file without blocking") {
-  TempDir dir;
+  InputTree dir;
   const std::string fifo = dir.Path("fifo");
   REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
   std::vector<InputFile> files;
@@ -198,7 +189,7 @@ TEST_CASE("an unreadable file is an error naming it") {
     MESSAGE("running as root: permissions do not block reading; skipped");
     return;
   }
-  TempDir dir;
+  InputTree dir;
   const std::string secret = dir.Write("secret", "x");
   fs::permissions(secret, fs::perms::none);
   std::vector<InputFile> files;
@@ -209,7 +200,7 @@ TEST_CASE("an unreadable file is an error naming it") {
 }
 
 TEST_CASE("empty directories are an error only when no spec yields a file") {
-  TempDir dir;
+  InputTree dir;
   const std::string empty = dir.Mkdir("empty");
   const std::string only_hidden = dir.Mkdir("hidden_only");
   dir.Write("hidden_only/_SUCCESS", "");
@@ -232,7 +223,7 @@ TEST_CASE("no specs at all is an error") {
 }
 
 TEST_CASE("StatInputs returns the sizes of absolute paths in the given order") {
-  TempDir dir;
+  InputTree dir;
   const std::string b = dir.Write("b", "12345");
   const std::string a = dir.Write("a", "");
   std::vector<InputFile> files;
@@ -242,7 +233,7 @@ TEST_CASE("StatInputs returns the sizes of absolute paths in the given order") {
 }
 
 TEST_CASE("StatInputs rejects missing files, directories and relative paths") {
-  TempDir dir;
+  InputTree dir;
   const std::string f = dir.Write("f", "x");
   std::vector<InputFile> files;
   std::string error;
@@ -259,20 +250,20 @@ TEST_CASE("StatInputs rejects missing files, directories and relative paths") {
 }
 
 TEST_CASE("an output that does not exist under an existing parent is accepted") {
-  TempDir dir;
+  InputTree dir;
   std::string error;
   CHECK_MESSAGE(CheckOutputDir(dir.Path("out"), &error), error);
   CHECK_MESSAGE(CheckOutputDir(dir.Path("out") + "/", &error), error);
 }
 
 TEST_CASE("an empty output directory is accepted") {
-  TempDir dir;
+  InputTree dir;
   std::string error;
   CHECK_MESSAGE(CheckOutputDir(dir.Mkdir("out"), &error), error);
 }
 
 TEST_CASE("a non-empty output directory or an existing file is refused") {
-  TempDir dir;
+  InputTree dir;
   dir.Write("out/part-00000", "x");
   const std::string file = dir.Write("file", "x");
   std::string error;
@@ -283,7 +274,7 @@ TEST_CASE("a non-empty output directory or an existing file is refused") {
 }
 
 TEST_CASE("an output whose parent is missing or not a directory is refused") {
-  TempDir dir;
+  InputTree dir;
   std::string error;
   CHECK_FALSE(CheckOutputDir(dir.Path("no/such/out"), &error));
   CHECK(error == "output parent directory does not exist: " + dir.Path("no/such"));

@@ -1,4 +1,5 @@
 #include "common/splits.h"
+#include "tests/support/temp_dir.h"
 
 #include <doctest/doctest.h>
 #include <unistd.h>
@@ -17,26 +18,11 @@ namespace fs = std::filesystem;
 
 // A fresh directory under the system temp dir, removed with everything in it when the guard goes
 // out of scope (also when an assertion fails and the test case unwinds).
-class TempDir {
+class InputDir {
  public:
-  TempDir() {
-    static int counter = 0;
-    std::random_device rd;
-    path_ = fs::temp_directory_path() /
-            ("zmr_splits_test_" + std::to_string(::getpid()) + "_" + std::to_string(counter++) +
-             "_" + std::to_string(rd()));
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-
   // Writes `content` to a file named `name` in the directory and returns its input description.
   InputFile Write(const std::string& name, const std::string& content) const {
-    const fs::path file = path_ / name;
+    const fs::path file = dir_ / name;
     std::ofstream out(file, std::ios::binary | std::ios::trunc);
     out.write(content.data(), static_cast<std::streamsize>(content.size()));
     out.close();
@@ -44,10 +30,10 @@ class TempDir {
     return InputFile{file.string(), static_cast<int64_t>(content.size())};
   }
 
-  const fs::path& path() const { return path_; }
+  const fs::path& path() const { return dir_.path(); }
 
  private:
-  fs::path path_;
+  TempDir dir_{"splits-test"};
 };
 
 __extension__ typedef __int128 Int128;  // exact floor(i*T/M) for the reference cut points
@@ -153,7 +139,7 @@ std::string RandomFileContent(std::mt19937& rng) {
   return content;
 }
 
-Corpus RandomCorpus(const TempDir& dir, std::mt19937& rng, int index) {
+Corpus RandomCorpus(const InputDir& dir, std::mt19937& rng, int index) {
   Corpus corpus;
   const int num_files = std::uniform_int_distribution<int>(1, 6)(rng);
   for (int i = 0; i < num_files; ++i) {
@@ -278,7 +264,7 @@ TEST_CASE("the default map count is one per 64 MiB, rounded up, and at least one
 }
 
 TEST_CASE("reading every split of random corpora yields exactly the files' lines, once each") {
-  TempDir dir;
+  InputDir dir;
   std::mt19937 rng(20240601);
   for (int index = 0; index < 50; ++index) {
     const Corpus corpus = RandomCorpus(dir, rng, index);
@@ -302,7 +288,7 @@ TEST_CASE("reading every split of random corpora yields exactly the files' lines
 TEST_CASE("tiny random corpora read the same lines for every split count up to beyond T") {
   // Random bytes over {a, b, \r, \n} hit every cut position next to CR, LF, CRLF, empty lines and
   // final lines without a newline; M runs over every value from 1 to T + 2.
-  TempDir dir;
+  InputDir dir;
   std::mt19937 rng(4242);
   const std::string kAlphabet = "ab\r\n\n";
   for (int index = 0; index < 100; ++index) {
@@ -326,7 +312,7 @@ TEST_CASE("tiny random corpora read the same lines for every split count up to b
 }
 
 TEST_CASE("a split cut inside CRLF or right after a newline keeps line ownership exact") {
-  TempDir dir;
+  InputDir dir;
   const std::string content = "a\r\nb\r\r\n\r\n\nc\r";
   const InputFile file = dir.Write("crlf", content);
   Lines expected;
@@ -346,7 +332,7 @@ TEST_CASE("a split cut inside CRLF or right after a newline keeps line ownership
 }
 
 TEST_CASE("empty lines are returned as empty views") {
-  TempDir dir;
+  InputDir dir;
   const InputFile file = dir.Write("empty_lines", "\n\nx\n\n");
   SplitReader reader(Split{{file.path, 0, file.size}});
   std::vector<std::string> lines;
@@ -357,7 +343,7 @@ TEST_CASE("empty lines are returned as empty views") {
 }
 
 TEST_CASE("a line longer than the read buffer is returned whole by the split that owns it") {
-  TempDir dir;
+  InputDir dir;
   std::mt19937 rng(7);
   std::string long_line(3 * (1 << 20) + 12345, 'x');
   for (char& c : long_line) c = static_cast<char>('a' + rng() % 26);
@@ -389,7 +375,7 @@ TEST_CASE("a line longer than the read buffer is returned whole by the split tha
 }
 
 TEST_CASE("lines crossing read-buffer boundaries in a multi-megabyte corpus are read exactly") {
-  TempDir dir;
+  InputDir dir;
   std::mt19937 rng(99);
   Corpus corpus;
   for (int f = 0; f < 3; ++f) {
@@ -417,7 +403,7 @@ TEST_CASE("lines crossing read-buffer boundaries in a multi-megabyte corpus are 
 }
 
 TEST_CASE("current_path names the file each line came from") {
-  TempDir dir;
+  InputDir dir;
   const InputFile a = dir.Write("a", "1\n2");
   const InputFile b = dir.Write("b", "");
   const InputFile c = dir.Write("c", "3\n");
@@ -440,7 +426,7 @@ TEST_CASE("current_path names the file each line came from") {
 }
 
 TEST_CASE("bytes_consumed grows with the lines read and ends at total_bytes") {
-  TempDir dir;
+  InputDir dir;
   const InputFile file = dir.Write("progress", "aaaa\nbbbb\ncccc\ndddd\n");  // 20 bytes
   SplitReader reader(Split{{file.path, 3, 17}});  // owns the lines at 5, 10 and 15
   CHECK(reader.total_bytes() == 14);
@@ -459,7 +445,7 @@ TEST_CASE("bytes_consumed grows with the lines read and ends at total_bytes") {
 }
 
 TEST_CASE("a missing input file makes Next fail with an error naming the path") {
-  TempDir dir;
+  InputDir dir;
   const std::string missing = (dir.path() / "does_not_exist").string();
   SplitReader reader(Split{{missing, 0, 10}});
   std::string_view line;
@@ -470,7 +456,7 @@ TEST_CASE("a missing input file makes Next fail with an error naming the path") 
 }
 
 TEST_CASE("an error in a later file stops the reader after the earlier file's lines") {
-  TempDir dir;
+  InputDir dir;
   const InputFile a = dir.Write("a", "x\ny\n");
   const std::string missing = (dir.path() / "gone").string();
   SplitReader reader(Split{{a.path, 0, a.size}, {missing, 0, 5}});
@@ -482,7 +468,7 @@ TEST_CASE("an error in a later file stops the reader after the earlier file's li
 }
 
 TEST_CASE("a file shorter than its planned range is reported, not silently truncated") {
-  TempDir dir;
+  InputDir dir;
   const InputFile file = dir.Write("short", "abc\n");
   SplitReader reader(Split{{file.path, 0, 100}});
   std::string_view line;
@@ -493,7 +479,7 @@ TEST_CASE("a file shorter than its planned range is reported, not silently trunc
 }
 
 TEST_CASE("a directory given as an input file is an I/O error naming it") {
-  TempDir dir;
+  InputDir dir;
   const std::string path = dir.path().string();
   SplitReader reader(Split{{path, 0, 10}});
   std::string_view line;
