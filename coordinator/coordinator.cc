@@ -23,6 +23,8 @@
 #include "common/protocol.h"
 #include "common/sha256.h"
 #include "common/splits.h"
+#include "common/views.h"
+#include "coordinator/actions.h"
 #include "coordinator/scheduler.h"
 
 namespace zmr {
@@ -55,9 +57,6 @@ constexpr int64_t kMaxReduces = 100000;
 constexpr int64_t kMaxShippedBytes = 256ll << 20;
 // Job priorities lie in [-kMaxPriority, kMaxPriority].
 constexpr int64_t kMaxPriority = 1000000;
-// How long a `logs` request waits for the worker's answer unless it asks for less (`wait_ms`).
-constexpr int64_t kLogFetchWaitMs = 3000;
-
 // The scheduler's start check: a job's inputs must still be there, at least as long as planned,
 // when its first attempt is about to start (it may have waited a long time for workers).
 bool InputsStillThere(const JobSpec& spec, std::string* error) {
@@ -144,7 +143,9 @@ struct Coordinator::Impl {
 
   // --- sending ---
 
-  void SendToWorker(const std::string& key, const Value& body) { SendBytes(key, Pack(body)); }
+  void SendToWorker(const std::string& key, const WorkerMessage& message) {
+    SendBytes(key, Pack(MessageValue(message)));
+  }
 
   void SendBytes(const std::string& key, const std::string& bytes) {
     workers_unsure = true;
@@ -178,7 +179,7 @@ struct Coordinator::Impl {
     }
   }
 
-  void Publish(const std::string& topic, const Value& body) {
+  void SendEvent(const std::string& topic, const Value& body) {
     std::string bytes = Pack(body);
     try {
       if (events.send(zmq::buffer(topic), zmq::send_flags::sndmore | zmq::send_flags::dontwait)) {
@@ -277,17 +278,13 @@ struct Coordinator::Impl {
   // (AnswerLog) or when the wait is over (ExpireLogRequests). Returns an immediate error reply, or
   // nullopt when the request is waiting.
   std::optional<Value> HandleLogs(const Value& request, std::vector<zmq::message_t>& envelope) {
-    std::string job_id, task_id, error;
-    int64_t attempt = 0;
-    int64_t wait_ms = kLogFetchWaitMs;
-    if (!ReadString(request, "job_id", &job_id, &error) ||
-        !ReadString(request, "task_id", &task_id, &error) ||
-        !ReadOptInt(request, "attempt", &attempt, &error) ||
-        !ReadOptInt(request, "wait_ms", &wait_ms, &error)) {
-      return ErrorReply(errc::kBadRequest, "logs: " + error);
-    }
+    std::string error;
+    std::optional<LogsRequest> logs = LogsRequest::FromValue(request, &error);
+    if (!logs) return ErrorReply(errc::kBadRequest, "logs: " + error);
+    const std::string& job_id = logs->job_id;
+    const std::string& task_id = logs->task_id;
     std::optional<Scheduler::AttemptLocation> where =
-        scheduler->FindAttempt(job_id, task_id, attempt, &error);
+        scheduler->FindAttempt(job_id, task_id, logs->attempt, &error);
     if (!where) return ErrorReply(errc::kNotFound, error);
     const std::string what = "task " + task_id + " attempt " + std::to_string(where->attempt);
     if (where->worker_key.empty()) {
@@ -303,11 +300,11 @@ struct Coordinator::Impl {
     pending.worker_name = where->worker_name;
     pending.attempt_state = where->state;
     pending.ref = {job_id, task_id, where->attempt};
-    pending.deadline_ms = SteadyMs() + std::clamp<int64_t>(wait_ms, 1, 60000);
+    pending.deadline_ms = SteadyMs() + std::clamp<int64_t>(logs->wait_ms, 1, 60000);
     FetchLogMsg fetch;
     fetch.request_id = next_log_request++;
     fetch.ref = pending.ref;
-    SendToWorker(pending.worker_key, fetch.ToValue());
+    SendToWorker(pending.worker_key, fetch);
     pending_logs.emplace(fetch.request_id, std::move(pending));
     return std::nullopt;
   }
@@ -523,74 +520,44 @@ struct Coordinator::Impl {
       return reply;
     }
     if (type == msg::kSubmit) return HandleSubmit(request, now);
-    if (type == msg::kStatus || type == msg::kCancel) {
-      std::string job_id;
-      if (!ReadString(request, "job_id", &job_id, &error)) {
-        return ErrorReply(errc::kBadRequest, type + ": " + error);
-      }
-      if (type == msg::kStatus) {
-        std::optional<Value> info = scheduler->JobInfo(job_id, WallMs());
-        if (!info) return ErrorReply(errc::kNotFound, "no such job: " + job_id);
-        Value reply;
-        reply.Set("type", msg::kJob);
-        reply.Set("job", std::move(*info));
-        return reply;
-      }
-      std::optional<Scheduler::CancelResult> result = scheduler->CancelJob(job_id, now);
-      if (!result) return ErrorReply(errc::kNotFound, "no such job: " + job_id);
-      if (result->changed) spdlog::info("job {} cancelled", job_id);
-      Value reply;
-      reply.Set("type", msg::kCancelled);
-      reply.Set("job_id", job_id);
-      reply.Set("state", JobStateName(result->state));
-      reply.Set("changed", result->changed);
-      return reply;
+    if (type == msg::kStatus) {
+      std::optional<StatusRequest> status = StatusRequest::FromValue(request, &error);
+      if (!status) return ErrorReply(errc::kBadRequest, type + ": " + error);
+      std::optional<JobInfo> info = scheduler->GetJobInfo(status->job_id, WallMs());
+      if (!info) return ErrorReply(errc::kNotFound, "no such job: " + status->job_id);
+      return JobReply{std::move(*info)}.ToValue();
+    }
+    if (type == msg::kCancel) {
+      std::optional<CancelRequest> cancel = CancelRequest::FromValue(request, &error);
+      if (!cancel) return ErrorReply(errc::kBadRequest, type + ": " + error);
+      std::optional<Scheduler::CancelResult> result = scheduler->CancelJob(cancel->job_id, now);
+      if (!result) return ErrorReply(errc::kNotFound, "no such job: " + cancel->job_id);
+      if (result->changed) spdlog::info("job {} cancelled", cancel->job_id);
+      return CancelledReply{cancel->job_id, result->state, result->changed}.ToValue();
     }
     if (type == msg::kJobs) {
-      bool all = true;  // absent: every job kept (what protocol clients always got)
-      if (!ReadOptBool(request, "all", &all, &error)) {
-        return ErrorReply(errc::kBadRequest, "jobs: " + error);
-      }
-      Value reply;
-      reply.Set("type", msg::kJobs);
-      reply.Set("jobs", scheduler->JobList(now, all ? Scheduler::Finished::kInclude
-                                                    : Scheduler::Finished::kExclude));
-      return reply;
+      std::optional<JobsRequest> jobs = JobsRequest::FromValue(request, &error);
+      if (!jobs) return ErrorReply(errc::kBadRequest, "jobs: " + error);
+      return JobsReply{scheduler->ListJobs(now, jobs->all ? Scheduler::Finished::kInclude
+                                                          : Scheduler::Finished::kExclude)}
+          .ToValue();
     }
     if (type == msg::kTasks) {
-      std::string job_id;
-      if (!ReadString(request, "job_id", &job_id, &error)) {
-        return ErrorReply(errc::kBadRequest, type + ": " + error);
-      }
-      std::optional<Value> tasks = scheduler->TaskList(job_id, now);
-      if (!tasks) return ErrorReply(errc::kNotFound, "no such job: " + job_id);
-      Value reply;
-      reply.Set("type", msg::kTasks);
-      reply.Set("job_id", job_id);
-      reply.Set("tasks", std::move(*tasks));
-      return reply;
+      std::optional<TasksRequest> tasks = TasksRequest::FromValue(request, &error);
+      if (!tasks) return ErrorReply(errc::kBadRequest, type + ": " + error);
+      std::optional<std::vector<TaskInfo>> list = scheduler->ListTasks(tasks->job_id, now);
+      if (!list) return ErrorReply(errc::kNotFound, "no such job: " + tasks->job_id);
+      return TasksReply{tasks->job_id, std::move(*list)}.ToValue();
     }
     if (type == msg::kLogs) return HandleLogs(request, envelope);
     if (type == msg::kEvents) {
-      std::string job_id;
-      int64_t after_seq = 0;
-      if (!ReadString(request, "job_id", &job_id, &error) ||
-          !ReadOptInt(request, "after_seq", &after_seq, &error)) {
-        return ErrorReply(errc::kBadRequest, type + ": " + error);
-      }
-      std::optional<Value> events = scheduler->JobEvents(job_id, after_seq);
-      if (!events) return ErrorReply(errc::kNotFound, "no such job: " + job_id);
-      Value reply = std::move(*events);
-      reply.Set("type", msg::kEvents);
-      reply.Set("job_id", job_id);
-      return reply;
+      std::optional<EventsRequest> events = EventsRequest::FromValue(request, &error);
+      if (!events) return ErrorReply(errc::kBadRequest, type + ": " + error);
+      std::optional<JobEventsView> view = scheduler->EventsAfter(events->job_id, events->after_seq);
+      if (!view) return ErrorReply(errc::kNotFound, "no such job: " + events->job_id);
+      return EventsReply{events->job_id, std::move(*view)}.ToValue();
     }
-    if (type == msg::kWorkers) {
-      Value reply;
-      reply.Set("type", msg::kWorkers);
-      reply.Set("workers", scheduler->WorkerList(now));
-      return reply;
-    }
+    if (type == msg::kWorkers) return WorkersReply{scheduler->ListWorkers(now)}.ToValue();
     return ErrorReply(errc::kBadRequest, "unknown request type '" + type + "'");
   }
 
@@ -624,85 +591,77 @@ struct Coordinator::Impl {
 
   // --- job output ---
 
-  bool CommitOutput(const std::string& job_id, std::string* error) {
-    std::optional<Value> info = scheduler->JobInfo(job_id, WallMs());
-    std::string output = scheduler->OutputDir(job_id);
-    int64_t reduces = info ? info->Find("reduces")->Find("total")->as_int() : 0;
-    if (reduces == 0 && info) reduces = info->Find("maps")->Find("total")->as_int();  // map-only
-    for (int64_t r = 0; r < reduces; ++r) {
+  // Checks that every part file of the job is there and writes _SUCCESS.
+  static bool CommitOutput(const CommitJob& commit, std::string* error) {
+    const fs::path output(commit.output_dir);
+    for (int64_t r = 0; r < commit.parts; ++r) {
       char name[32];
       std::snprintf(name, sizeof(name), "part-%05lld", static_cast<long long>(r));
-      if (!fs::is_regular_file(fs::path(output) / name)) {
-        *error = "missing " + (fs::path(output) / name).string();
+      if (!fs::is_regular_file(output / name)) {
+        *error = "missing " + (output / name).string();
         return false;
       }
     }
     std::error_code ec;
-    fs::remove_all(fs::path(output) / "_temporary", ec);
-    std::ofstream success(fs::path(output) / "_SUCCESS", std::ios::trunc);
+    fs::remove_all(output / "_temporary", ec);
+    std::ofstream success(output / "_SUCCESS", std::ios::trunc);
     if (!success) {
-      *error = "cannot write " + (fs::path(output) / "_SUCCESS").string();
+      *error = "cannot write " + (output / "_SUCCESS").string();
       return false;
     }
     return true;
   }
 
+  // --- carrying out the scheduler's actions ---
+
+  void Do(const ToWorker& a, int64_t) { SendToWorker(a.worker_key, a.message); }
+
+  void Do(const zmr::Publish& a, int64_t) {
+    std::visit([this](const auto& event) { SendEvent(event.Topic(), event.ToValue()); }, a.event);
+    if (const JobEvent* e = std::get_if<JobEvent>(&a.event)) {
+      if (const JobStateEvent* s = std::get_if<JobStateEvent>(&e->detail)) {
+        spdlog::info("job {} {}", e->job_id, JobStateName(s->state));
+      }
+    }
+  }
+
+  void Do(const CommitTask& a, int64_t now) {
+    std::error_code ec;
+    // Only a file inside this job's _temporary may be committed.
+    const std::string temporary = a.output_dir + "/_temporary/";
+    if (a.from.compare(0, temporary.size(), temporary) != 0 ||
+        a.from.find("/../") != std::string::npos) {
+      ec = std::make_error_code(std::errc::operation_not_permitted);
+    } else {
+      fs::rename(a.from, a.to, ec);
+    }
+    if (ec) {
+      scheduler->JobCommitted(a.job_id, false,
+                              "task " + a.task_id + ": cannot move " + a.from + " to " + a.to +
+                                  ": " + ec.message(),
+                              now);
+    }
+  }
+
+  void Do(const CommitJob& a, int64_t now) {
+    std::optional<JobState> state = scheduler->GetJobState(a.job_id);
+    if (!state || IsTerminal(*state)) return;  // a task commit failed just before
+    std::string error;
+    bool ok = CommitOutput(a, &error);
+    scheduler->JobCommitted(a.job_id, ok, error, now);
+  }
+
+  void Do(const AbortJob& a, int64_t) { RemovePartialOutput(a.output_dir); }
+
+  void Do(const JobEnded& a, int64_t) { outputs_in_use.erase(a.output_dir); }
+
   void Execute(int64_t now) {
     // Actions may queue more actions (a commit completes the job), so loop until empty.
     for (;;) {
-      std::vector<Outgoing> actions = scheduler->TakeOutgoing();
+      std::vector<Action> actions = scheduler->TakeActions();
       if (actions.empty()) return;
-      for (Outgoing& a : actions) {
-        switch (a.kind) {
-          case Outgoing::Kind::kToWorker:
-            SendToWorker(a.target, a.body);
-            break;
-          case Outgoing::Kind::kPublish:
-            Publish(a.target, a.body);
-            if (const Value* state = a.body.Find("state");
-                state != nullptr && a.body.Find("type")->as_string() == "job_state") {
-              spdlog::info("job {} {}", a.body.Find("job_id")->as_string(), state->as_string());
-              std::optional<JobState> s = ParseJobState(state->as_string());
-              if (s && IsTerminal(*s)) {
-                outputs_in_use.erase(scheduler->OutputDir(a.body.Find("job_id")->as_string()));
-              }
-            }
-            break;
-          case Outgoing::Kind::kCommitTask: {
-            std::string from = a.body.Find("from")->as_string();
-            std::string to = a.body.Find("to")->as_string();
-            std::error_code ec;
-            // Only a file inside this job's _temporary may be committed.
-            std::string temporary = scheduler->OutputDir(a.target) + "/_temporary/";
-            if (from.compare(0, temporary.size(), temporary) != 0 ||
-                from.find("/../") != std::string::npos) {
-              ec = std::make_error_code(std::errc::operation_not_permitted);
-            } else {
-              fs::rename(from, to, ec);
-            }
-            if (ec) {
-              scheduler->JobCommitted(a.target, false,
-                                      "task " + a.body.Find("task_id")->as_string() +
-                                          ": cannot move " + from + " to " + to + ": " +
-                                          ec.message(),
-                                      now);
-            }
-            break;
-          }
-          case Outgoing::Kind::kCommitJob: {
-            std::optional<Value> info = scheduler->JobInfo(a.target, WallMs());
-            if (!info) break;
-            std::optional<JobState> state = ParseJobState(info->Find("state")->as_string());
-            if (!state || IsTerminal(*state)) break;  // a task commit failed just before
-            std::string error;
-            bool ok = CommitOutput(a.target, &error);
-            scheduler->JobCommitted(a.target, ok, error, now);
-            break;
-          }
-          case Outgoing::Kind::kAbortJob:
-            RemovePartialOutput(scheduler->OutputDir(a.target));
-            break;
-        }
+      for (const Action& action : actions) {
+        std::visit([this, now](const auto& a) { Do(a, now); }, action);
       }
     }
   }
@@ -710,12 +669,9 @@ struct Coordinator::Impl {
   void SendHeartbeats(int64_t now) {
     std::string hb = Pack(HeartbeatMsg{}.ToValue());
     for (const std::string& key : scheduler->WorkerKeys()) SendBytes(key, hb);
-    Value tick;
-    tick.Set("type", "heartbeat");
-    tick.Set("ts_ms", now);
-    tick.Set("workers", static_cast<int64_t>(scheduler->worker_count()));
-    tick.Set("jobs", static_cast<int64_t>(scheduler->active_job_count()));
-    Publish("cluster/heartbeat", tick);
+    ClusterHeartbeatEvent tick{now, static_cast<int64_t>(scheduler->worker_count()),
+                               static_cast<int64_t>(scheduler->active_job_count())};
+    SendEvent(event::kClusterHeartbeatTopic, tick.ToValue());
   }
 
   // Sends the heartbeats if they are due. Called between messages too, so a long batch cannot

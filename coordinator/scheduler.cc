@@ -13,8 +13,6 @@ namespace zmr {
 
 namespace {
 
-enum class TaskState { kPending, kRunning, kDone, kFailed };
-
 // Most running attempts listed in one JobInfo (a big job has thousands; `zmr tasks` is for those).
 constexpr std::size_t kMaxListedAttempts = 64;
 // Attempts remembered per task (for `logs` and failure reports); a task re-queued this often by
@@ -22,19 +20,10 @@ constexpr std::size_t kMaxListedAttempts = 64;
 constexpr std::size_t kMaxAttemptRecords = 64;
 // Failed attempts listed in JobInfo's recent_failures.
 constexpr std::size_t kRecentFailures = 16;
-// stderr lines per failed attempt in a `jobs` listing (status has them all).
-constexpr std::size_t kListedStderrLines = 2;
 // Events kept per job for `events` (catching up after a gap without a snapshot); once the job has
 // finished only the last kFinishedEventHistory stay.
 constexpr std::size_t kEventHistory = 256;
 constexpr std::size_t kFinishedEventHistory = 32;
-
-Value StringArray(const std::vector<std::string>& items) {
-  Array out;
-  out.reserve(items.size());
-  for (const std::string& item : items) out.emplace_back(item);
-  return Value(std::move(out));
-}
 
 // Smoothing of the heartbeat load figures: weight of the newest sample.
 constexpr double kLoadSmoothing = 0.3;
@@ -106,16 +95,6 @@ int64_t EstimatedTotalMs(const LiveAttempt& a, int64_t now_ms) {
   return estimate;
 }
 
-const char* TaskStateName(TaskState state) {
-  switch (state) {
-    case TaskState::kPending: return "PENDING";
-    case TaskState::kRunning: return "RUNNING";
-    case TaskState::kDone: return "DONE";
-    case TaskState::kFailed: return "FAILED";
-  }
-  return "?";
-}
-
 // Median of a growing set of durations in O(log n) per insertion (two heaps).
 class RunningMedian {
  public:
@@ -185,7 +164,7 @@ struct Job {
   Counters counters;              // summed over accepted attempts
   int64_t failed_attempts = 0;    // task_failed so far (lost workers' attempts included)
   std::deque<FailureRecord> recent_failures;  // the last kRecentFailures failed attempts
-  std::deque<Value> events;       // the latest events (kEventHistory; fewer once finished)
+  std::deque<JobEvent> events;    // the latest events (kEventHistory; fewer once finished)
 
   bool map_only() const { return spec.num_reduces == 0; }
   int64_t max_attempts(int64_t fallback) const {
@@ -266,7 +245,7 @@ bool ParseTaskId(const std::string& task_id, TaskKind* kind, int64_t* index) {
   return true;
 }
 
-Value CountsValue(const Phase& phase, int64_t planned_total) {
+TaskCounts CountsOf(const Phase& phase, int64_t planned_total) {
   int64_t total = std::max<int64_t>(planned_total, static_cast<int64_t>(phase.tasks.size()));
   int64_t pending = 0, running = 0, done = 0, failed = 0;
   for (const Task& t : phase.tasks) {
@@ -279,13 +258,7 @@ Value CountsValue(const Phase& phase, int64_t planned_total) {
   }
   // Reduce tasks not created yet count as pending.
   pending += total - static_cast<int64_t>(phase.tasks.size());
-  Value v;
-  v.Set("total", total);
-  v.Set("pending", pending);
-  v.Set("running", running);
-  v.Set("done", done);
-  v.Set("failed", failed);
-  return v;
+  return {total, pending, running, done, failed};
 }
 
 double PhaseProgress(const Phase& phase, int64_t total) {
@@ -299,42 +272,8 @@ double PhaseProgress(const Phase& phase, int64_t total) {
   return std::min(1.0, sum / static_cast<double>(total));
 }
 
-Value AttemptValue(const AttemptRecord& r) {
-  Value v;
-  v.Set("attempt", r.number);
-  v.Set("worker", r.worker_name);
-  v.Set("state", r.state);
-  v.Set("start_ms", r.start_ms);
-  v.Set("end_ms", r.end_ms);
-  v.Set("error", r.error);
-  v.Set("stderr_tail", StringArray(r.stderr_tail));
-  return v;
-}
-
-// A JobInfo as `jobs` lists it (a thousand of them may go in one reply): recent_failures holds
-// only the latest failure, and every stderr_tail only its last kListedStderrLines lines.
-void TrimForList(Value& info) {
-  auto trim_tail = [](Value& item) {
-    for (auto& [key, value] : item.as_map()) {
-      if (key != "stderr_tail" || !value.is_array()) continue;
-      Array& lines = value.as_array();
-      if (lines.size() > kListedStderrLines) {
-        lines.erase(lines.begin(), lines.end() - static_cast<std::ptrdiff_t>(kListedStderrLines));
-      }
-    }
-  };
-  for (auto& [key, value] : info.as_map()) {
-    if (key == "recent_failures" && value.is_array()) {
-      Array& failures = value.as_array();
-      if (failures.size() > 1) failures.erase(failures.begin(), failures.end() - 1);
-      for (Value& f : failures) trim_tail(f);
-    } else if (key == "failure" && value.is_map()) {
-      for (auto& [field, attempts] : value.as_map()) {
-        if (field != "attempts" || !attempts.is_array()) continue;
-        for (Value& a : attempts.as_array()) trim_tail(a);
-      }
-    }
-  }
+AttemptRecordInfo InfoOf(const AttemptRecord& r) {
+  return {r.number, r.worker_name, r.state, r.start_ms, r.end_ms, r.error, r.stderr_tail};
 }
 
 const char* StageOf(const Job& job) {
@@ -365,67 +304,42 @@ struct Scheduler::Impl {
   std::set<std::pair<double, std::string>> free_workers;  // (score, key) of workers with room
   // (score, key) of workers whose slots are full but whose queue has room (ready.queue).
   std::set<std::pair<double, std::string>> queue_workers;
-  std::vector<Outgoing> out;
+  std::vector<Action> out;
   int64_t last_expiry_check_ms = 0;
   int64_t last_speculation_ms = 0;
 
   // --- events ---
 
-  Value JobEvent(Job& job, const char* type, int64_t now_ms) {
-    Value v;
-    v.Set("type", type);
-    v.Set("ts_ms", now_ms);
-    v.Set("job_id", job.job_id);
-    v.Set("seq", ++job.seq);
-    return v;
-  }
-
-  void PublishJob(Job& job, const char* type, Value body) {
-    job.events.push_back(body);
+  void PublishJob(Job& job, int64_t now_ms, JobEvent::Detail detail) {
+    JobEvent event{now_ms, job.job_id, ++job.seq, std::move(detail)};
+    job.events.push_back(event);
     if (job.events.size() > kEventHistory) job.events.pop_front();
-    out.push_back({Outgoing::Kind::kPublish, "job/" + job.job_id + "/" + type, std::move(body)});
+    out.push_back(Publish{std::move(event)});
   }
 
-  void PublishTask(Job& job, const Task& task, int64_t attempt, const std::string& worker_name,
-                   const char* type, int64_t now_ms, Value extra) {
-    Value v = JobEvent(job, type, now_ms);
-    v.Set("task_id", task.task_id);
-    v.Set("kind", TaskKindName(task.kind));
-    v.Set("attempt", attempt);
-    v.Set("worker", worker_name);
-    if (extra.is_map()) {
-      for (auto& [k, item] : extra.as_map()) v.Set(k, item);
-    }
-    PublishJob(job, type, std::move(v));
+  static TaskEventHead Head(const Task& task, int64_t attempt, const std::string& worker_name) {
+    return {task.task_id, task.kind, attempt, worker_name};
   }
 
-  void PublishWorker(const Worker& w, const char* type, int64_t now_ms, Value extra) {
-    Value v;
-    v.Set("type", type);
-    v.Set("ts_ms", now_ms);
-    v.Set("worker", w.name);
-    if (extra.is_map()) {
-      for (auto& [k, item] : extra.as_map()) v.Set(k, item);
-    }
-    out.push_back({Outgoing::Kind::kPublish, "worker/" + w.name + "/" + type, std::move(v)});
+  void PublishWorker(const Worker& w, int64_t now_ms, WorkerEvent::Detail detail) {
+    out.push_back(Publish{WorkerEvent{now_ms, w.name, std::move(detail)}});
   }
 
   void SetState(Job& job, JobState state, int64_t now_ms) {
-    JobState prev = job.state;
+    JobStateEvent e;
+    e.state = state;
+    if (job.seq > 0) e.prev_state = job.state;
     job.state = state;
-    Value v = JobEvent(job, "job_state", now_ms);
-    v.Set("state", JobStateName(state));
-    v.Set("prev_state", job.seq == 1 ? "" : JobStateName(prev));
     if (state == JobState::kFailed) {
-      v.Set("error", job.error);
-      v.Set("stage", job.failure.stage);
-      v.Set("task_id", job.failure.task_id);
+      e.error = job.error;
+      e.stage = job.failure.stage;
+      e.task_id = job.failure.task_id;
     }
-    PublishJob(job, "job_state", std::move(v));
+    PublishJob(job, now_ms, std::move(e));
   }
 
-  void SendToWorker(const std::string& key, Value body) {
-    out.push_back({Outgoing::Kind::kToWorker, key, std::move(body)});
+  void SendToWorker(const std::string& key, WorkerMessage message) {
+    out.push_back(ToWorker{key, std::move(message)});
   }
 
   // --- lookups ---
@@ -555,10 +469,8 @@ struct Scheduler::Impl {
       LiveAttempt a = RemoveLive(job, task, task.live.size() - 1, "KILLED", now_ms, reason);
       CancelAttemptMsg c;
       c.ref = {job.job_id, task.task_id, a.number};
-      SendToWorker(a.worker_key, c.ToValue());
-      Value extra;
-      extra.Set("reason", reason);
-      PublishTask(job, task, a.number, a.worker_name, "task_killed", now_ms, std::move(extra));
+      SendToWorker(a.worker_key, std::move(c));
+      PublishJob(job, now_ms, TaskKilledEvent{Head(task, a.number, a.worker_name), reason});
     }
   }
 
@@ -582,19 +494,14 @@ struct Scheduler::Impl {
         const std::string error = "worker " + w.name + " lost (" + reason + ")";
         LiveAttempt a = RemoveLive(*job, *task, i, "LOST", now_ms, error);
         RecordFailure(*job, *task, a, error, {}, now_ms);
-        Value extra;
-        extra.Set("error", error);
-        PublishTask(*job, *task, a.number, a.worker_name, "task_failed", now_ms,
-                    std::move(extra));
+        PublishJob(*job, now_ms, TaskFailedEvent{Head(*task, a.number, a.worker_name), error, {}});
         // Re-queued at once, unless its other attempt goes on.
         if (task->live.empty()) Enqueue(*job, *task);
         Requeue(*job);
         break;
       }
     }
-    Value extra;
-    extra.Set("reason", reason);
-    PublishWorker(w, "worker_lost", now_ms, std::move(extra));
+    PublishWorker(w, now_ms, WorkerLostEvent{reason});
   }
 
   void RecordFailure(Job& job, const Task& task, const LiveAttempt& a, const std::string& error,
@@ -692,7 +599,7 @@ struct Scheduler::Impl {
       JobFilesMsg files;
       files.job_id = job.job_id;
       files.blobs = job.spec.blobs;
-      SendToWorker(w.key, files.ToValue());
+      SendToWorker(w.key, std::move(files));
     }
     if (task.kind == TaskKind::kMap) {
       m.split = job.spec.splits[task.index];
@@ -706,14 +613,12 @@ struct Scheduler::Impl {
         }
       }
     }
-    SendToWorker(w.key, m.ToValue());
+    SendToWorker(w.key, std::move(m));
     if (job.state == JobState::kSubmitted) {
       job.started_ms = now_ms;
       SetState(job, JobState::kMapping, now_ms);
     }
-    Value extra;
-    extra.Set("speculative", speculative);
-    PublishTask(job, task, a.number, a.worker_name, "task_assigned", now_ms, std::move(extra));
+    PublishJob(job, now_ms, TaskAssignedEvent{Head(task, a.number, a.worker_name), speculative});
     Requeue(job);
   }
 
@@ -812,14 +717,10 @@ struct Scheduler::Impl {
         if (w == nullptr) break;
         best->speculated = true;
         const LiveAttempt& original = best->live[0];
-        Value extra;
-        extra.Set("original_attempt", original.number);
-        extra.Set("original_worker", original.worker_name);
-        extra.Set("elapsed_ms", now_ms - original.start_ms);
-        extra.Set("estimated_ms", best_estimate);
-        extra.Set("typical_ms", typical);
-        PublishTask(job, *best, best->attempt + 1, w->name, "task_speculated", now_ms,
-                    std::move(extra));
+        PublishJob(job, now_ms,
+                   TaskSpeculatedEvent{Head(*best, best->attempt + 1, w->name), original.number,
+                                       original.worker_name, now_ms - original.start_ms,
+                                       best_estimate, typical});
         StartAttempt(job, *best, *w, /*speculative=*/true, now_ms);
       }
     }
@@ -848,15 +749,11 @@ struct Scheduler::Impl {
     job.spec.blobs.clear();  // shipped files are only needed while attempts may start
     job.finished_ms = now_ms;
     SetState(job, state, now_ms);
+    out.push_back(JobEnded{job.job_id, state, job.spec.output_dir});
     while (job.events.size() > kFinishedEventHistory) job.events.pop_front();
     Requeue(job);
-    if (state != JobState::kCompleted) {
-      out.push_back({Outgoing::Kind::kAbortJob, job.job_id, Value()});
-    }
-    CleanupMsg cleanup;
-    cleanup.job_id = job.job_id;
-    Value body = cleanup.ToValue();
-    for (const auto& [key, w] : workers) SendToWorker(key, body);
+    if (state != JobState::kCompleted) out.push_back(AbortJob{job.job_id, job.spec.output_dir});
+    for (const auto& [key, w] : workers) SendToWorker(key, CleanupMsg{job.job_id});
     finished.push_back(job.job_id);
     while (finished.size() > options.max_finished_jobs) {
       auto it = jobs.find(finished.front());
@@ -877,16 +774,20 @@ struct Scheduler::Impl {
   void Commit(Job& job, const Task& task, const std::string& from) {
     char name[32];
     std::snprintf(name, sizeof(name), "part-%05lld", static_cast<long long>(task.index));
-    Value body;
-    body.Set("task_id", task.task_id);
-    body.Set("from", from);
-    body.Set("to", job.spec.output_dir + "/" + name);
-    out.push_back({Outgoing::Kind::kCommitTask, job.job_id, std::move(body)});
+    out.push_back(CommitTask{job.job_id, task.task_id, job.spec.output_dir, from,
+                             job.spec.output_dir + "/" + name});
+  }
+
+  // Every task is done: the loop checks the part files and writes _SUCCESS.
+  void CommitOutput(Job& job) {
+    int64_t parts = job.map_only() ? static_cast<int64_t>(job.maps.tasks.size())
+                                   : job.spec.num_reduces;
+    out.push_back(CommitJob{job.job_id, job.spec.output_dir, parts});
   }
 
   void MapsDone(Job& job, int64_t now_ms) {
     if (job.map_only()) {
-      out.push_back({Outgoing::Kind::kCommitJob, job.job_id, Value()});
+      CommitOutput(job);
     } else if (job.reduces.tasks.empty()) {
       StartReduces(job, now_ms);
     } else {
@@ -913,10 +814,7 @@ struct Scheduler::Impl {
   void CountFailure(Job& job, const std::string& worker_name, int64_t now_ms) {
     int64_t n = ++job.failures_by_worker[worker_name];
     if (n == kBlacklistFailures && job.blacklist.insert(worker_name).second) {
-      Value v = JobEvent(job, "worker_blacklisted", now_ms);
-      v.Set("worker", worker_name);
-      v.Set("failures", n);
-      PublishJob(job, "worker_blacklisted", std::move(v));
+      PublishJob(job, now_ms, WorkerBlacklistedEvent{worker_name, n});
     }
   }
 
@@ -951,12 +849,9 @@ void Scheduler::WorkerReady(const std::string& worker_key, const ReadyMsg& ready
                             int64_t now_ms) {
   Impl& s = *impl_;
   if (ready.proto != kProtocolVersion) {
-    Value v;
-    v.Set("type", msg::kRefused);
-    v.Set("error", "protocol version " + std::to_string(ready.proto) +
-                       " not supported (coordinator speaks " +
-                       std::to_string(kProtocolVersion) + ")");
-    s.SendToWorker(worker_key, std::move(v));
+    s.SendToWorker(worker_key, RefusedMsg{"protocol version " + std::to_string(ready.proto) +
+                                          " not supported (coordinator speaks " +
+                                          std::to_string(kProtocolVersion) + ")"});
     return;
   }
   // A READY is always a fresh registration: forget an older one of this key or name.
@@ -976,10 +871,7 @@ void Scheduler::WorkerReady(const std::string& worker_key, const ReadyMsg& ready
   w.last_seen_ms = now_ms;
   s.earliest_seen_ms = std::min(s.earliest_seen_ms, now_ms);
   s.key_by_name[w.name] = worker_key;
-  Value extra;
-  extra.Set("host", w.host);
-  extra.Set("slots", w.slots);
-  s.PublishWorker(w, "worker_joined", now_ms, std::move(extra));
+  s.PublishWorker(w, now_ms, WorkerJoinedEvent{w.host, w.slots});
   Worker& registered = s.workers.emplace(worker_key, std::move(w)).first->second;
   s.UpdateFree(registered);
 
@@ -987,7 +879,7 @@ void Scheduler::WorkerReady(const std::string& worker_key, const ReadyMsg& ready
   welcome.worker = ready.name;
   welcome.heartbeat_ms = s.options.heartbeat_ms;
   welcome.liveness = s.options.liveness;
-  s.SendToWorker(worker_key, welcome.ToValue());
+  s.SendToWorker(worker_key, std::move(welcome));
 }
 
 bool Scheduler::IsRegistered(const std::string& worker_key) const {
@@ -1044,10 +936,8 @@ void Scheduler::TaskProgress(const std::string& worker_key, const TaskProgressMs
   LiveAttempt& a = task->live[i];
   a.progress = std::clamp(msg.progress, 0.0, 1.0);
   a.progress_ms = now_ms;
-  Value extra;
-  extra.Set("progress", a.progress);
-  impl_->PublishTask(*job, *task, a.number, a.worker_name, "task_progress", now_ms,
-                     std::move(extra));
+  impl_->PublishJob(*job, now_ms,
+                    TaskProgressEvent{Impl::Head(*task, a.number, a.worker_name), a.progress});
 }
 
 void Scheduler::TaskDone(const std::string& worker_key, const TaskDoneMsg& msg, int64_t now_ms) {
@@ -1104,14 +994,9 @@ void Scheduler::TaskDone(const std::string& worker_key, const TaskDoneMsg& msg, 
   }
   auto w = s.workers.find(worker_key);
   if (w != s.workers.end()) ++w->second.tasks_done;
-  Value extra;
-  Map counters;
-  for (const auto& [name, amount] : msg.counters) counters.emplace_back(name, Value(amount));
-  extra.Set("counters", Value(std::move(counters)));
-  extra.Set("duration_ms", task->duration_ms);
-  extra.Set("speculative", winner.speculative);
-  s.PublishTask(*job, *task, winner.number, winner.worker_name, "task_completed", now_ms,
-                std::move(extra));
+  s.PublishJob(*job, now_ms,
+               TaskCompletedEvent{Impl::Head(*task, winner.number, winner.worker_name),
+                                  msg.counters, task->duration_ms, winner.speculative});
   // The other attempt (the backup, or the original a backup overtook) is of no use now.
   s.KillLive(*job, *task, "attempt " + std::to_string(winner.number) + " finished first", now_ms);
   if (commits) s.Commit(*job, *task, msg.outputs[0].location);
@@ -1120,7 +1005,7 @@ void Scheduler::TaskDone(const std::string& worker_key, const TaskDoneMsg& msg, 
   if (task->kind == TaskKind::kMap) {
     if (job->all_maps_done()) s.MapsDone(*job, now_ms);
   } else if (phase.done == static_cast<int64_t>(phase.tasks.size())) {
-    s.out.push_back({Outgoing::Kind::kCommitJob, job->job_id, Value()});
+    s.CommitOutput(*job);
   }
 }
 
@@ -1138,10 +1023,9 @@ void Scheduler::TaskFailed(const std::string& worker_key, const TaskFailedMsg& m
   s.RecordFailure(*job, *task, a, msg.error, msg.stderr_tail, now_ms);
   auto w = s.workers.find(worker_key);
   if (w != s.workers.end()) ++w->second.tasks_failed;
-  Value extra;
-  extra.Set("error", msg.error);
-  if (!msg.stderr_tail.empty()) extra.Set("stderr_tail", StringArray(msg.stderr_tail));
-  s.PublishTask(*job, *task, a.number, a.worker_name, "task_failed", now_ms, std::move(extra));
+  s.PublishJob(*job, now_ms,
+               TaskFailedEvent{Impl::Head(*task, a.number, a.worker_name), msg.error,
+                               msg.stderr_tail});
 
   // A reduce that found map output missing or corrupt is not at fault: re-run the maps that
   // produced it and let the reduce wait for them.
@@ -1274,100 +1158,82 @@ void Scheduler::ExpireSilentWorkers(int64_t now_ms) {
 
 void Scheduler::AssignPending(int64_t now_ms) { impl_->Schedule(now_ms); }
 
-std::vector<Outgoing> Scheduler::TakeOutgoing() {
-  std::vector<Outgoing> result;
+std::vector<Action> Scheduler::TakeActions() {
+  std::vector<Action> result;
   result.swap(impl_->out);
   return result;
 }
 
-std::optional<Value> Scheduler::JobInfo(const std::string& job_id, int64_t now_ms) const {
+std::optional<JobInfo> Scheduler::GetJobInfo(const std::string& job_id, int64_t now_ms) const {
   auto it = impl_->jobs.find(job_id);
   if (it == impl_->jobs.end()) return std::nullopt;
   const Job& job = *it->second;
-  Value v;
-  v.Set("job_id", job.job_id);
-  v.Set("name", job.spec.name);
-  v.Set("app", job.spec.app);
-  v.Set("state", JobStateName(job.state));
-  v.Set("error", job.error);
+  JobInfo v;
+  v.job_id = job.job_id;
+  v.name = job.spec.name;
+  v.app = job.spec.app;
+  v.state = job.state;
+  v.error = job.error;
   if (job.state == JobState::kFailed) {
-    Value failure;
-    failure.Set("stage", job.failure.stage);
-    failure.Set("task_id", job.failure.task_id);
+    FailureInfo failure{job.failure.stage, job.failure.task_id, {}};
     // Every attempt of the task to blame: where it ran and how it ended.
-    Array tried;
     TaskKind kind;
     int64_t index = 0;
     if (ParseTaskId(job.failure.task_id, &kind, &index)) {
       const Phase& phase = job.phase(kind);
       if (index >= 0 && index < static_cast<int64_t>(phase.tasks.size())) {
-        for (const AttemptRecord& r : phase.tasks[index].tried) tried.push_back(AttemptValue(r));
+        for (const AttemptRecord& r : phase.tasks[index].tried) {
+          failure.attempts.push_back(InfoOf(r));
+        }
       }
     }
-    failure.Set("attempts", Value(std::move(tried)));
-    v.Set("failure", std::move(failure));
+    v.failure = std::move(failure);
   }
-  v.Set("output", job.spec.output_dir);
-  v.Set("input_files", job.spec.input_files);
-  v.Set("input_bytes", job.spec.input_bytes);
-  v.Set("priority", job.spec.priority);
-  v.Set("speculation", job.spec.speculation);
-  v.Set("submitted_ms", job.submitted_ms);
-  v.Set("started_ms", job.started_ms);
-  v.Set("finished_ms", job.finished_ms);
-  v.Set("elapsed_ms", (job.finished_ms != 0 ? job.finished_ms : now_ms) - job.submitted_ms);
-  v.Set("age_ms", now_ms - job.submitted_ms);
+  v.output = job.spec.output_dir;
+  v.input_files = job.spec.input_files;
+  v.input_bytes = job.spec.input_bytes;
+  v.priority = job.spec.priority;
+  v.speculation = job.spec.speculation;
+  v.submitted_ms = job.submitted_ms;
+  v.started_ms = job.started_ms;
+  v.finished_ms = job.finished_ms;
+  v.elapsed_ms = (job.finished_ms != 0 ? job.finished_ms : now_ms) - job.submitted_ms;
+  v.age_ms = now_ms - job.submitted_ms;
   int64_t num_maps = static_cast<int64_t>(job.maps.tasks.size());
-  v.Set("maps", CountsValue(job.maps, num_maps));
-  v.Set("reduces", CountsValue(job.reduces, job.spec.num_reduces));
-  v.Set("map_progress", PhaseProgress(job.maps, num_maps));
-  v.Set("reduce_progress", PhaseProgress(job.reduces, job.spec.num_reduces));
-  std::string waiting = impl_->WaitingReason(job);
-  v.Set("waiting_for_workers", !IsTerminal(job.state) && impl_->workers.empty());
-  v.Set("waiting", waiting);
-  v.Set("running_attempts", job.live_attempts);
-  v.Set("speculative_attempts", job.live_backups);
-  v.Set("backups_launched", job.backups_launched);
-  Array blacklist;
-  for (const std::string& name : job.blacklist) blacklist.emplace_back(name);
-  v.Set("blacklisted_workers", Value(std::move(blacklist)));
-  Array attempts;
+  v.maps = CountsOf(job.maps, num_maps);
+  v.reduces = CountsOf(job.reduces, job.spec.num_reduces);
+  v.map_progress = PhaseProgress(job.maps, num_maps);
+  v.reduce_progress = PhaseProgress(job.reduces, job.spec.num_reduces);
+  v.waiting_for_workers = !IsTerminal(job.state) && impl_->workers.empty();
+  v.waiting = impl_->WaitingReason(job);
+  v.running_attempts = job.live_attempts;
+  v.speculative_attempts = job.live_backups;
+  v.backups_launched = job.backups_launched;
+  v.blacklisted_workers.assign(job.blacklist.begin(), job.blacklist.end());
   for (const Phase* phase : {&job.maps, &job.reduces}) {
     for (int64_t index : phase->running) {
       const Task& t = phase->tasks[index];
       for (const LiveAttempt& a : t.live) {
-        if (attempts.size() >= kMaxListedAttempts) break;
-        Value item;
-        item.Set("task_id", t.task_id);
-        item.Set("attempt", a.number);
-        item.Set("worker", a.worker_name);
-        item.Set("progress", a.progress);
-        item.Set("elapsed_ms", now_ms - a.start_ms);
-        item.Set("speculative", a.speculative);
-        attempts.push_back(std::move(item));
+        if (v.attempts.size() >= kMaxListedAttempts) break;
+        v.attempts.push_back({t.task_id, a.number, a.worker_name, a.progress,
+                              now_ms - a.start_ms, a.speculative});
       }
     }
   }
-  v.Set("attempts", Value(std::move(attempts)));
-  v.Set("failed_attempts", job.failed_attempts);
-  Array failures;
+  v.failed_attempts = job.failed_attempts;
   for (const FailureRecord& f : job.recent_failures) {
-    Value item;
-    item.Set("task_id", f.task_id);
-    item.Set("kind", TaskKindName(f.kind));
-    item.Set("attempt", f.attempt);
-    item.Set("worker", f.worker_name);
-    item.Set("error", f.error);
-    item.Set("stderr_tail", StringArray(f.stderr_tail));
-    item.Set("ts_ms", f.ts_ms);
-    failures.push_back(std::move(item));
+    v.recent_failures.push_back(
+        {f.task_id, f.kind, f.attempt, f.worker_name, f.error, f.stderr_tail, f.ts_ms});
   }
-  v.Set("recent_failures", Value(std::move(failures)));
-  Map counters;
-  for (const auto& [name, amount] : job.counters) counters.emplace_back(name, Value(amount));
-  v.Set("counters", Value(std::move(counters)));
-  v.Set("last_seq", job.seq);
+  v.counters = job.counters;
+  v.last_seq = job.seq;
   return v;
+}
+
+std::optional<JobState> Scheduler::GetJobState(const std::string& job_id) const {
+  auto it = impl_->jobs.find(job_id);
+  if (it == impl_->jobs.end()) return std::nullopt;
+  return it->second->state;
 }
 
 std::optional<Scheduler::AttemptLocation> Scheduler::FindAttempt(const std::string& job_id,
@@ -1417,119 +1283,110 @@ std::optional<Scheduler::AttemptLocation> Scheduler::FindAttempt(const std::stri
   return where;
 }
 
-std::optional<Value> Scheduler::JobEvents(const std::string& job_id, int64_t after_seq) const {
+std::optional<JobEventsView> Scheduler::EventsAfter(const std::string& job_id,
+                                                     int64_t after_seq) const {
   auto it = impl_->jobs.find(job_id);
   if (it == impl_->jobs.end()) return std::nullopt;
   const Job& job = *it->second;
-  Array events;
-  for (const Value& event : job.events) {
-    const Value* seq = event.Find("seq");
-    if (seq != nullptr && seq->is_int() && seq->as_int() > after_seq) events.push_back(event);
+  JobEventsView v;
+  for (const JobEvent& event : job.events) {
+    if (event.seq > after_seq) v.events.push_back(event);
   }
   // Complete when nothing between after_seq and the first event returned was dropped.
-  int64_t first = job.seq + 1;
-  if (!events.empty()) first = events.front().Find("seq")->as_int();
-  Value v;
-  v.Set("events", Value(std::move(events)));
-  v.Set("complete", first <= after_seq + 1 || after_seq >= job.seq);
-  v.Set("last_seq", job.seq);
+  int64_t first = v.events.empty() ? job.seq + 1 : v.events.front().seq;
+  v.complete = first <= after_seq + 1 || after_seq >= job.seq;
+  v.last_seq = job.seq;
   return v;
 }
 
-std::optional<Value> Scheduler::TaskList(const std::string& job_id, int64_t now_ms) const {
+std::optional<std::vector<TaskInfo>> Scheduler::ListTasks(const std::string& job_id,
+                                                          int64_t now_ms) const {
   auto it = impl_->jobs.find(job_id);
   if (it == impl_->jobs.end()) return std::nullopt;
   const Job& job = *it->second;
-  Array list;
+  std::vector<TaskInfo> list;
   list.reserve(job.maps.tasks.size() + job.reduces.tasks.size());
   for (const Phase* phase : {&job.maps, &job.reduces}) {
     // A running attempt is a straggler once it is expected to take more than twice the phase's
     // median (the speculation threshold without its slack).
     int64_t typical = phase->durations.size() > 0 ? phase->durations.Median() : -1;
     for (const Task& t : phase->tasks) {
-      Value v;
-      v.Set("task_id", t.task_id);
-      v.Set("kind", TaskKindName(t.kind));
-      v.Set("state", TaskStateName(t.state));
-      v.Set("attempts", t.attempt);
-      v.Set("failures", t.failures);
+      TaskInfo v;
+      v.task_id = t.task_id;
+      v.kind = t.kind;
+      v.state = t.state;
+      v.attempts = t.attempt;
+      v.failures = t.failures;
       std::string workers;
-      double progress = t.state == TaskState::kDone ? 1.0 : 0.0;
-      int64_t duration = t.duration_ms;
-      bool straggler = false;
+      v.progress = t.state == TaskState::kDone ? 1.0 : 0.0;
+      v.duration_ms = t.duration_ms;
       for (const LiveAttempt& a : t.live) {
         workers += (workers.empty() ? "" : ",") + a.worker_name;
-        progress = std::max(progress, a.progress);
-        duration = std::max(duration, now_ms - a.start_ms);
-        straggler = straggler ||
-                    (typical > 0 && !a.speculative &&
-                     static_cast<double>(EstimatedTotalMs(a, now_ms)) >
-                         kSpeculationFactor * static_cast<double>(typical));
+        v.progress = std::max(v.progress, a.progress);
+        v.duration_ms = std::max(v.duration_ms, now_ms - a.start_ms);
+        v.straggler = v.straggler ||
+                      (typical > 0 && !a.speculative &&
+                       static_cast<double>(EstimatedTotalMs(a, now_ms)) >
+                           kSpeculationFactor * static_cast<double>(typical));
       }
-      v.Set("worker", t.state == TaskState::kDone ? t.done_worker : workers);
-      v.Set("progress", progress);
-      int64_t input_bytes = t.input_bytes;
+      v.worker = t.state == TaskState::kDone ? t.done_worker : workers;
+      v.input_bytes = t.input_bytes;
       if (t.kind == TaskKind::kMap) {
-        input_bytes = 0;
-        for (const FileRange& r : job.spec.splits[t.index]) input_bytes += r.end - r.start;
+        v.input_bytes = 0;
+        for (const FileRange& r : job.spec.splits[t.index]) v.input_bytes += r.end - r.start;
       }
-      v.Set("input_bytes", input_bytes);
-      v.Set("records", t.records);
-      v.Set("duration_ms", duration);
-      v.Set("speculative", t.speculated);
-      v.Set("straggler", straggler);
+      v.records = t.records;
+      v.speculative = t.speculated;
       list.push_back(std::move(v));
     }
   }
-  return Value(std::move(list));
+  return list;
 }
 
-Value Scheduler::JobList(int64_t now_ms, Finished finished) const {
-  Array jobs;
+std::vector<JobInfo> Scheduler::ListJobs(int64_t now_ms, Finished finished) const {
+  std::vector<JobInfo> jobs;
   for (const auto& [order, job] : impl_->jobs_by_order) {
     if (finished == Finished::kExclude && IsTerminal(job->state)) continue;
-    Value info = *JobInfo(job->job_id, now_ms);
-    TrimForList(info);
-    jobs.push_back(std::move(info));
+    jobs.push_back(*GetJobInfo(job->job_id, now_ms));
+    TrimForList(jobs.back());
   }
-  return Value(std::move(jobs));
+  return jobs;
 }
 
-Value Scheduler::WorkerList(int64_t now_ms) const {
+std::vector<WorkerInfo> Scheduler::ListWorkers(int64_t now_ms) const {
   std::vector<const Worker*> sorted;
   for (const auto& [key, w] : impl_->workers) sorted.push_back(&w);
   std::sort(sorted.begin(), sorted.end(),
             [](const Worker* a, const Worker* b) { return a->name < b->name; });
-  Array list;
+  std::vector<WorkerInfo> list;
+  list.reserve(sorted.size());
   for (const Worker* w : sorted) {
-    Value v;
-    v.Set("name", w->name);
-    v.Set("host", w->host);
-    v.Set("pid", w->pid);
-    v.Set("slots", w->slots);
-    v.Set("queue", w->queue);
-    v.Set("running", static_cast<int64_t>(w->running.size()));
-    v.Set("capacity", w->capacity());
-    v.Set("saturated", w->saturated());
-    v.Set("cpu", w->load.cpu);
-    v.Set("host_cpu", w->load.host_cpu);
-    v.Set("cores", w->load.cores);
-    v.Set("load1", w->load.load1);
-    v.Set("rss_kb", w->load.rss_kb);
-    v.Set("disk_free_bytes", w->load.disk_free_bytes);
-    v.Set("heartbeat_age_ms", now_ms - w->last_seen_ms);
-    v.Set("tasks_done", w->tasks_done);
-    v.Set("tasks_failed", w->tasks_failed);
-    v.Set("joined_ms", w->joined_ms);
-    Array attempts;
+    WorkerInfo v;
+    v.name = w->name;
+    v.host = w->host;
+    v.pid = w->pid;
+    v.slots = w->slots;
+    v.queue = w->queue;
+    v.running = static_cast<int64_t>(w->running.size());
+    v.capacity = w->capacity();
+    v.saturated = w->saturated();
+    v.cpu = w->load.cpu;
+    v.host_cpu = w->load.host_cpu;
+    v.cores = w->load.cores;
+    v.load1 = w->load.load1;
+    v.rss_kb = w->load.rss_kb;
+    v.disk_free_bytes = w->load.disk_free_bytes;
+    v.heartbeat_age_ms = now_ms - w->last_seen_ms;
+    v.tasks_done = w->tasks_done;
+    v.tasks_failed = w->tasks_failed;
+    v.joined_ms = w->joined_ms;
     for (const auto& [job_id, kind, index, number] : w->running) {
-      attempts.emplace_back(job_id + "/" + TaskIdFor(kind, index) + ".a" + std::to_string(number));
-      if (attempts.size() >= kMaxListedAttempts) break;
+      v.attempts.push_back(job_id + "/" + TaskIdFor(kind, index) + ".a" + std::to_string(number));
+      if (v.attempts.size() >= kMaxListedAttempts) break;
     }
-    v.Set("attempts", Value(std::move(attempts)));
     list.push_back(std::move(v));
   }
-  return Value(std::move(list));
+  return list;
 }
 
 std::vector<std::string> Scheduler::WorkerKeys() const {
@@ -1545,11 +1402,6 @@ std::size_t Scheduler::active_job_count() const {
   std::size_t n = 0;
   for (const auto& [id, job] : impl_->jobs) n += IsTerminal(job->state) ? 0 : 1;
   return n;
-}
-
-std::string Scheduler::OutputDir(const std::string& job_id) const {
-  auto it = impl_->jobs.find(job_id);
-  return it == impl_->jobs.end() ? std::string() : it->second->spec.output_dir;
 }
 
 }  // namespace zmr
