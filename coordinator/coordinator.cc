@@ -17,14 +17,12 @@
 #include <zmq.hpp>
 #include <zmq_addon.hpp>
 
-#include "common/apps.h"
 #include "common/clock.h"
-#include "common/inputs.h"
 #include "common/protocol.h"
-#include "common/sha256.h"
 #include "common/splits.h"
 #include "common/views.h"
 #include "coordinator/actions.h"
+#include "coordinator/admission.h"
 #include "coordinator/scheduler.h"
 
 namespace zmr {
@@ -50,13 +48,6 @@ constexpr int kHeartbeatCheckEvery = 64;
 constexpr int64_t kHeartbeatRestMs = 25;
 constexpr int64_t kHeartbeatRestDivisor = 40;
 constexpr std::size_t kRestMinWorkers = 64;
-// Upper bound on the map count of one job.
-constexpr int64_t kMaxMaps = 1000000;
-constexpr int64_t kMaxReduces = 100000;
-// Upper bound on the bytes shipped with one job (--file and --plugin), kept in coordinator memory.
-constexpr int64_t kMaxShippedBytes = 256ll << 20;
-// Job priorities lie in [-kMaxPriority, kMaxPriority].
-constexpr int64_t kMaxPriority = 1000000;
 // The scheduler's start check: a job's inputs must still be there, at least as long as planned,
 // when its first attempt is about to start (it may have waited a long time for workers).
 bool InputsStillThere(const JobSpec& spec, std::string* error) {
@@ -362,136 +353,20 @@ struct Coordinator::Impl {
     std::string error;
     std::optional<SubmitMsg> submit = SubmitMsg::FromValue(request, &error);
     if (!submit) return ErrorReply(errc::kBadRequest, "submit: " + error);
-    // What runs: a built-in app, a shipped plugin, or streaming commands.
-    JobCode code;
-    std::map<std::string, std::string> blobs;
-    bool streaming = !submit->mapper.empty();
-    int64_t reduces = submit->reduces;
-    if (streaming) {
-      if (submit->plugin) {
-        return ErrorReply(errc::kInvalid, "--mapper and --plugin cannot be combined");
-      }
-      if (!submit->app.empty()) {
-        return ErrorReply(errc::kInvalid, "--app cannot be combined with --mapper");
-      }
-      code.mapper = submit->mapper;
-      code.combiner = submit->combiner;
-      if (submit->reducer == "NONE") {
-        reduces = 0;
-      } else if (reduces > 0) {
-        if (submit->reducer.empty()) {
-          return ErrorReply(errc::kInvalid,
-                            "--reducer is required with --mapper (--reducer NONE or --reduces 0 "
-                            "for a map-only job)");
-        }
-        code.reducer = submit->reducer;
-      }
-      code.cmdenv = submit->cmdenv;
-    } else {
-      if (!submit->reducer.empty() || !submit->combiner.empty() || !submit->cmdenv.empty()) {
-        return ErrorReply(errc::kInvalid, "--reducer, --combiner and --cmdenv need --mapper");
-      }
-      if (submit->app.empty()) {
-        return ErrorReply(errc::kInvalid, "no app: give --app NAME (with --plugin for your own) "
-                                          "or --mapper CMD");
-      }
-      if (submit->plugin) {
-        const SubmitFile& plugin = *submit->plugin;
-        if (plugin.data.size() < 4 || plugin.data.compare(0, 4, "\x7f" "ELF") != 0) {
-          return ErrorReply(errc::kInvalid,
-                            "plugin " + plugin.name + " is not a shared library (no ELF header)");
-        }
-        code.plugin = Sha256Hex(plugin.data);
-        blobs[code.plugin] = plugin.data;
-        // Also placed in the attempt's directory under its own name, so errors name it.
-        code.files.push_back({plugin.name, code.plugin, plugin.mode & 0777});
-      } else if (!ValidateApp(submit->app, submit->params, &error, reduces)) {
-        return ErrorReply(errc::kInvalid, error);
-      }
-    }
-    std::set<std::string> names;
-    for (const FileRef& f : code.files) names.insert(f.name);
-    int64_t shipped_bytes = submit->plugin ? static_cast<int64_t>(submit->plugin->data.size()) : 0;
-    for (const SubmitFile& f : submit->files) {
-      if (!names.insert(f.name).second) {
-        return ErrorReply(errc::kInvalid, "two shipped files are named " + f.name);
-      }
-      FileRef ref;
-      ref.name = f.name;
-      ref.sha256 = Sha256Hex(f.data);
-      ref.mode = f.mode & 0777;
-      blobs[ref.sha256] = f.data;
-      code.files.push_back(std::move(ref));
-      shipped_bytes += static_cast<int64_t>(f.data.size());
-    }
-    if (shipped_bytes > kMaxShippedBytes) {
-      return ErrorReply(errc::kInvalid, "shipped files total " + std::to_string(shipped_bytes) +
-                                            " bytes, more than the limit of " +
-                                            std::to_string(kMaxShippedBytes));
-    }
-    if (submit->maps < 0 || submit->maps > kMaxMaps) {
-      return ErrorReply(errc::kInvalid, "maps must be between 1 and " + std::to_string(kMaxMaps));
-    }
-    if (reduces < 0 || reduces > kMaxReduces) {
-      return ErrorReply(errc::kInvalid,
-                        "reduces must be between 0 and " + std::to_string(kMaxReduces));
-    }
-    if (submit->max_attempts < 1 || submit->max_attempts > 100) {
-      return ErrorReply(errc::kInvalid, "max attempts must be between 1 and 100");
-    }
-    if (submit->priority < -kMaxPriority || submit->priority > kMaxPriority) {
-      return ErrorReply(errc::kInvalid, "priority must be between -" +
-                                            std::to_string(kMaxPriority) + " and " +
-                                            std::to_string(kMaxPriority));
-    }
-    if (submit->inputs.empty()) return ErrorReply(errc::kInvalid, "no input files");
-    for (const std::string& path : submit->inputs) {
-      if (path.empty() || path[0] != '/') {
-        return ErrorReply(errc::kInvalid, "input path is not absolute: " + path);
-      }
-    }
-    if (submit->output.empty() || submit->output[0] != '/') {
-      return ErrorReply(errc::kInvalid, "output path is not absolute: " + submit->output);
-    }
-    std::string output = AbsolutePath(submit->output);
-    if (outputs_in_use.count(output) != 0) {
-      return ErrorReply(errc::kInvalid, "output is in use by a running job: " + output);
-    }
-    std::vector<InputFile> files;
-    if (!StatInputs(submit->inputs, &files, &error)) return ErrorReply(errc::kInvalid, error);
-    if (!CheckOutputDir(output, &error)) return ErrorReply(errc::kInvalid, error);
-
-    JobSpec spec;
-    spec.name = submit->name;
-    spec.app = submit->app;
-    spec.params = submit->params;
-    spec.output_dir = output;
-    spec.num_reduces = reduces;
-    spec.max_attempts = submit->max_attempts;
-    spec.priority = submit->priority;
-    spec.speculation = submit->speculation;
-    spec.code = std::move(code);
-    spec.blobs = std::move(blobs);
-    spec.input_files = static_cast<int64_t>(files.size());
-    for (const InputFile& f : files) spec.input_bytes += f.size;
-    int maps = submit->maps > 0 ? static_cast<int>(submit->maps)
-                                : DefaultMapCount(spec.input_bytes);
-    spec.splits = PlanSplits(files, maps);
-
+    std::optional<Admission> admitted = AdmitSubmission(*submit, outputs_in_use, &error);
+    if (!admitted) return ErrorReply(errc::kInvalid, error);
+    const std::string output = admitted->spec.output_dir;
+    const int64_t input_files = admitted->spec.input_files;
+    const int64_t reduces = admitted->spec.num_reduces;
     std::error_code ec;
     fs::create_directories(output, ec);
     if (ec) return ErrorReply(errc::kInvalid, "cannot create output " + output + ": " + ec.message());
 
-    std::string job_id = scheduler->AddJob(std::move(spec), now);
+    std::string job_id = scheduler->AddJob(std::move(admitted->spec), now);
     outputs_in_use.insert(output);
     spdlog::info("job {} submitted: app {} {} input files, {} maps, {} reduces, output {}", job_id,
-                 submit->app, files.size(), maps, reduces, output);
-    Value reply;
-    reply.Set("type", msg::kSubmitted);
-    reply.Set("job_id", job_id);
-    reply.Set("maps", maps);
-    reply.Set("reduces", reduces);
-    return reply;
+                 submit->app, input_files, admitted->maps, reduces, output);
+    return SubmittedReply{job_id, admitted->maps, reduces}.ToValue();
   }
 
   // The reply to a client request, or nullopt when it will be sent later (`logs`: the envelope
