@@ -1,3 +1,5 @@
+// The wire message codecs. Over 600 lines because it is one codec per message of protocol.h, each
+// encoder next to its decoder, plus the allocation-free heartbeat reader of the hot path.
 #include "common/protocol.h"
 
 #include <cstring>

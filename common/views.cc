@@ -1,3 +1,5 @@
+// The view and event codecs. Over 600 lines because it is one codec per struct of views.h, each
+// encoder next to its decoder so the two are read (and changed) together.
 #include "common/views.h"
 
 #include <iterator>

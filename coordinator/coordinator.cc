@@ -1,3 +1,6 @@
+// The coordinator's socket loop. Over 600 lines because it is the one poll loop of the process
+// (as in zguide's ppqueue): decoding, replies and the carrying out of the scheduler's actions
+// share its sockets and pending state; the decisions live in the Scheduler and admission.
 #include "coordinator/coordinator.h"
 
 #include <poll.h>
