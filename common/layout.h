@@ -42,6 +42,7 @@ std::string AttemptName(std::string_view task_id, int64_t attempt);
 std::string AttemptName(const AttemptRef& ref);
 
 // "part-00003".
+inline constexpr const char* kPartFilePrefix = "part-";
 std::string PartFileName(int64_t partition);
 // Whether `name` is a file name PartFileName makes (part- and digits).
 bool IsPartFileName(std::string_view name);

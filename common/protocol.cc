@@ -1,3 +1,5 @@
+// The wire message codecs. Over 600 lines because it is one codec per message of protocol.h, each
+// encoder next to its decoder, plus the allocation-free heartbeat reader of the hot path.
 #include "common/protocol.h"
 
 #include <cstring>
@@ -6,7 +8,7 @@
 
 namespace zmr {
 
-namespace {
+namespace wire {
 
 bool ReadStringMap(const Value& v, std::string_view key, std::map<std::string, std::string>* out,
                    std::string* error) {
@@ -80,6 +82,58 @@ Value StringListValue(const std::vector<std::string>& items) {
   return Value(std::move(out));
 }
 
+Value Typed(const char* type) {
+  Value v;
+  v.Set("type", type);
+  return v;
+}
+
+bool RequireMap(const Value& v, std::string* error) {
+  if (!v.is_map()) {
+    *error = "message is not a map";
+    return false;
+  }
+  return true;
+}
+
+// For a map nested in field `field` of a message.
+bool RequireMapIn(const Value& v, std::string_view field, std::string* error) {
+  if (!v.is_map()) {
+    *error = "field '" + std::string(field) + "' is not a map (or has an item that is not)";
+    return false;
+  }
+  return true;
+}
+
+bool ReadJobState(const Value& v, std::string_view key, JobState* state, std::string* error) {
+  std::string name;
+  if (!ReadString(v, key, &name, error)) return false;
+  std::optional<JobState> parsed = ParseJobState(name);
+  if (!parsed) {
+    *error = "field '" + std::string(key) + "' is not a job state: '" + name + "'";
+    return false;
+  }
+  *state = *parsed;
+  return true;
+}
+
+bool ReadTaskKind(const Value& v, std::string_view key, TaskKind* kind, std::string* error) {
+  std::string name;
+  if (!ReadString(v, key, &name, error)) return false;
+  if (name != "map" && name != "reduce") {
+    *error = "field '" + std::string(key) + "' must be \"map\" or \"reduce\"";
+    return false;
+  }
+  *kind = name == "map" ? TaskKind::kMap : TaskKind::kReduce;
+  return true;
+}
+
+}  // namespace wire
+
+using namespace wire;
+
+namespace {
+
 Value FileRefValue(const FileRef& f) {
   Value v;
   v.Set("name", f.name);
@@ -120,12 +174,6 @@ bool ReadFileRefs(const Value& v, std::string_view key, std::vector<FileRef>* ou
   return true;
 }
 
-Value Typed(const char* type) {
-  Value v;
-  v.Set("type", type);
-  return v;
-}
-
 void SetRef(Value& v, const AttemptRef& ref) {
   v.Set("job_id", ref.job_id);
   v.Set("task_id", ref.task_id);
@@ -136,23 +184,6 @@ bool ReadRef(const Value& v, AttemptRef* ref, std::string* error) {
   return ReadString(v, "job_id", &ref->job_id, error) &&
          ReadString(v, "task_id", &ref->task_id, error) &&
          ReadInt(v, "attempt", &ref->attempt, error);
-}
-
-bool RequireMap(const Value& v, std::string* error) {
-  if (!v.is_map()) {
-    *error = "message is not a map";
-    return false;
-  }
-  return true;
-}
-
-// For a map nested in field `field` of a message.
-bool RequireMapIn(const Value& v, std::string_view field, std::string* error) {
-  if (!v.is_map()) {
-    *error = "field '" + std::string(field) + "' is not a map (or has an item that is not)";
-    return false;
-  }
-  return true;
 }
 
 }  // namespace
@@ -248,6 +279,18 @@ std::optional<WelcomeMsg> WelcomeMsg::FromValue(const Value& v, std::string* err
       !ReadInt(v, "liveness", &m.liveness, error)) {
     return std::nullopt;
   }
+  return m;
+}
+
+Value RefusedMsg::ToValue() const {
+  Value v = Typed(msg::kRefused);
+  v.Set("error", error);
+  return v;
+}
+
+std::optional<RefusedMsg> RefusedMsg::FromValue(const Value& v, std::string* error) {
+  RefusedMsg m;
+  if (!RequireMap(v, error) || !ReadString(v, "error", &m.error, error)) return std::nullopt;
   return m;
 }
 
@@ -807,6 +850,114 @@ std::optional<SubmitMsg> SubmitMsg::FromValue(const Value& v, std::string* error
     m.plugin = std::move(f);
   }
   return m;
+}
+
+namespace {
+
+Value JobIdValue(const char* type, const std::string& job_id) {
+  Value v = Typed(type);
+  v.Set("job_id", job_id);
+  return v;
+}
+
+template <typename Request>
+std::optional<Request> ReadJobId(const Value& v, std::string* error) {
+  Request r;
+  if (!RequireMap(v, error) || !ReadString(v, "job_id", &r.job_id, error)) return std::nullopt;
+  return r;
+}
+
+}  // namespace
+
+Value StatusRequest::ToValue() const { return JobIdValue(msg::kStatus, job_id); }
+
+std::optional<StatusRequest> StatusRequest::FromValue(const Value& v, std::string* error) {
+  return ReadJobId<StatusRequest>(v, error);
+}
+
+Value CancelRequest::ToValue() const { return JobIdValue(msg::kCancel, job_id); }
+
+std::optional<CancelRequest> CancelRequest::FromValue(const Value& v, std::string* error) {
+  return ReadJobId<CancelRequest>(v, error);
+}
+
+Value TasksRequest::ToValue() const { return JobIdValue(msg::kTasks, job_id); }
+
+std::optional<TasksRequest> TasksRequest::FromValue(const Value& v, std::string* error) {
+  return ReadJobId<TasksRequest>(v, error);
+}
+
+Value JobsRequest::ToValue() const {
+  Value v = Typed(msg::kJobs);
+  v.Set("all", all);
+  return v;
+}
+
+std::optional<JobsRequest> JobsRequest::FromValue(const Value& v, std::string* error) {
+  JobsRequest r;
+  if (!RequireMap(v, error) || !ReadOptBool(v, "all", &r.all, error)) return std::nullopt;
+  return r;
+}
+
+Value EventsRequest::ToValue() const {
+  Value v = JobIdValue(msg::kEvents, job_id);
+  v.Set("after_seq", after_seq);
+  return v;
+}
+
+std::optional<EventsRequest> EventsRequest::FromValue(const Value& v, std::string* error) {
+  std::optional<EventsRequest> r = ReadJobId<EventsRequest>(v, error);
+  if (r && !ReadOptInt(v, "after_seq", &r->after_seq, error)) return std::nullopt;
+  return r;
+}
+
+Value LogsRequest::ToValue() const {
+  Value v = JobIdValue(msg::kLogs, job_id);
+  v.Set("task_id", task_id);
+  v.Set("attempt", attempt);
+  v.Set("wait_ms", wait_ms);
+  return v;
+}
+
+std::optional<LogsRequest> LogsRequest::FromValue(const Value& v, std::string* error) {
+  std::optional<LogsRequest> r = ReadJobId<LogsRequest>(v, error);
+  if (r && (!ReadString(v, "task_id", &r->task_id, error) ||
+            !ReadOptInt(v, "attempt", &r->attempt, error) ||
+            !ReadOptInt(v, "wait_ms", &r->wait_ms, error))) {
+    return std::nullopt;
+  }
+  return r;
+}
+
+Value SubmittedReply::ToValue() const {
+  Value v = JobIdValue(msg::kSubmitted, job_id);
+  v.Set("maps", maps);
+  v.Set("reduces", reduces);
+  return v;
+}
+
+std::optional<SubmittedReply> SubmittedReply::FromValue(const Value& v, std::string* error) {
+  std::optional<SubmittedReply> r = ReadJobId<SubmittedReply>(v, error);
+  if (r && (!ReadInt(v, "maps", &r->maps, error) || !ReadInt(v, "reduces", &r->reduces, error))) {
+    return std::nullopt;
+  }
+  return r;
+}
+
+Value CancelledReply::ToValue() const {
+  Value v = JobIdValue(msg::kCancelled, job_id);
+  v.Set("state", JobStateName(state));
+  v.Set("changed", changed);
+  return v;
+}
+
+std::optional<CancelledReply> CancelledReply::FromValue(const Value& v, std::string* error) {
+  std::optional<CancelledReply> r = ReadJobId<CancelledReply>(v, error);
+  if (r && (!ReadJobState(v, "state", &r->state, error) ||
+            !ReadBool(v, "changed", &r->changed, error))) {
+    return std::nullopt;
+  }
+  return r;
 }
 
 Value ErrorReply(const char* code, const std::string& message) {

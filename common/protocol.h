@@ -38,6 +38,9 @@ inline constexpr int64_t kLogFetchMaxBytes = 9ll << 20;
 inline constexpr int64_t kDefaultLogRetentionS = 10800;
 // Outgoing queue bound per socket: sends never block, they fail and are counted past this.
 inline constexpr int kSendHighWaterMark = 100000;
+// How long a `logs` request waits for the worker's answer unless it asks otherwise (`wait_ms`):
+// long enough for a busy worker, short enough to answer within the client's default timeout.
+inline constexpr int64_t kDefaultLogWaitMs = 3000;
 
 // Message type names (the "type" field). Worker <-> coordinator:
 namespace msg {
@@ -93,6 +96,30 @@ const char* TaskKindName(TaskKind kind);
 using Params = std::map<std::string, std::string>;
 using Counters = std::map<std::string, int64_t>;
 
+
+// Codec pieces for fields nested in a message, shared by the typed messages here and the views
+// (common/views.h). Readers of an optional field take an absent or nil one as empty.
+namespace wire {
+bool ReadStringMap(const Value& v, std::string_view key, std::map<std::string, std::string>* out,
+                   std::string* error);
+bool ReadIntMap(const Value& v, std::string_view key, std::map<std::string, int64_t>* out,
+                std::string* error);
+bool ReadStringList(const Value& v, std::string_view key, std::vector<std::string>* out,
+                    std::string* error);
+Value StringMapValue(const std::map<std::string, std::string>& m);
+Value IntMapValue(const std::map<std::string, int64_t>& m);
+Value StringListValue(const std::vector<std::string>& items);
+// A map holding only "type": type.
+Value Typed(const char* type);
+// False with "message is not a map" unless v is a map.
+bool RequireMap(const Value& v, std::string* error);
+// The same for a map nested in field `field` (or an item of it): the error names the field.
+bool RequireMapIn(const Value& v, std::string_view field, std::string* error);
+// A job state name (JobStateName) or a task kind ("map", "reduce") in a required field.
+bool ReadJobState(const Value& v, std::string_view key, JobState* state, std::string* error);
+bool ReadTaskKind(const Value& v, std::string_view key, TaskKind* kind, std::string* error);
+}  // namespace wire
+
 // Decodes a message body into a map with a string "type" field. Returns nullopt and an error for
 // anything else (garbage, truncated bytes, a non-map, a missing or non-string type).
 std::optional<Value> DecodeMessage(std::string_view bytes, std::string* type, std::string* error);
@@ -111,6 +138,15 @@ struct ReadyMsg {
   Value ToValue() const;
   static std::optional<ReadyMsg> FromValue(const Value& v, std::string* error);
   bool operator==(const ReadyMsg&) const = default;
+};
+
+// coordinator -> worker "refused": the answer to a `ready` of another protocol version.
+struct RefusedMsg {
+  std::string error;
+
+  Value ToValue() const;
+  static std::optional<RefusedMsg> FromValue(const Value& v, std::string* error);
+  bool operator==(const RefusedMsg&) const = default;
 };
 
 struct WelcomeMsg {
@@ -335,6 +371,89 @@ struct SubmitMsg {
   Value ToValue() const;
   static std::optional<SubmitMsg> FromValue(const Value& v, std::string* error);
   bool operator==(const SubmitMsg&) const = default;
+};
+
+// Client requests other than submit (and their replies that carry no view: common/views.h has
+// those). Each may also carry `proto`, which the coordinator checks before decoding the request.
+
+// "status": the JobInfo of one job.
+struct StatusRequest {
+  std::string job_id;
+
+  Value ToValue() const;
+  static std::optional<StatusRequest> FromValue(const Value& v, std::string* error);
+  bool operator==(const StatusRequest&) const = default;
+};
+
+// "cancel" from a client: cancel one job.
+struct CancelRequest {
+  std::string job_id;
+
+  Value ToValue() const;
+  static std::optional<CancelRequest> FromValue(const Value& v, std::string* error);
+  bool operator==(const CancelRequest&) const = default;
+};
+
+// "jobs": the jobs kept.
+struct JobsRequest {
+  bool all = true;   // false: unfinished jobs only (absent on the wire: true)
+
+  Value ToValue() const;
+  static std::optional<JobsRequest> FromValue(const Value& v, std::string* error);
+  bool operator==(const JobsRequest&) const = default;
+};
+
+// "tasks": every task of one job.
+struct TasksRequest {
+  std::string job_id;
+
+  Value ToValue() const;
+  static std::optional<TasksRequest> FromValue(const Value& v, std::string* error);
+  bool operator==(const TasksRequest&) const = default;
+};
+
+// "events": the events of one job it still keeps after after_seq.
+struct EventsRequest {
+  std::string job_id;
+  int64_t after_seq = 0;
+
+  Value ToValue() const;
+  static std::optional<EventsRequest> FromValue(const Value& v, std::string* error);
+  bool operator==(const EventsRequest&) const = default;
+};
+
+// "logs": the log of one attempt, fetched from the worker that ran it.
+struct LogsRequest {
+  std::string job_id;
+  std::string task_id;
+  int64_t attempt = 0;                   // 0: the latest
+  int64_t wait_ms = kDefaultLogWaitMs;   // for the worker's answer
+
+  Value ToValue() const;
+  static std::optional<LogsRequest> FromValue(const Value& v, std::string* error);
+  bool operator==(const LogsRequest&) const = default;
+};
+
+// "submitted": the reply to an accepted submit.
+struct SubmittedReply {
+  std::string job_id;
+  int64_t maps = 0;
+  int64_t reduces = 0;
+
+  Value ToValue() const;
+  static std::optional<SubmittedReply> FromValue(const Value& v, std::string* error);
+  bool operator==(const SubmittedReply&) const = default;
+};
+
+// "cancelled": the reply to cancel.
+struct CancelledReply {
+  std::string job_id;
+  JobState state = JobState::kCancelled;   // after the request
+  bool changed = false;                    // false when the job had already ended
+
+  Value ToValue() const;
+  static std::optional<CancelledReply> FromValue(const Value& v, std::string* error);
+  bool operator==(const CancelledReply&) const = default;
 };
 
 // Builds an "error" reply.

@@ -1,3 +1,6 @@
+// The coordinator's socket loop. Over 600 lines because it is the one poll loop of the process
+// (as in zguide's ppqueue): decoding, replies and the carrying out of the scheduler's actions
+// share its sockets and pending state; the decisions live in the Scheduler and admission.
 #include "coordinator/coordinator.h"
 
 #include <poll.h>
@@ -17,12 +20,13 @@
 #include <zmq.hpp>
 #include <zmq_addon.hpp>
 
-#include "apps/registry.h"
 #include "common/clock.h"
-#include "common/inputs.h"
+#include "common/layout.h"
 #include "common/protocol.h"
-#include "common/sha256.h"
 #include "common/splits.h"
+#include "common/views.h"
+#include "coordinator/actions.h"
+#include "coordinator/admission.h"
 #include "coordinator/scheduler.h"
 
 namespace zmr {
@@ -48,16 +52,6 @@ constexpr int kHeartbeatCheckEvery = 64;
 constexpr int64_t kHeartbeatRestMs = 25;
 constexpr int64_t kHeartbeatRestDivisor = 40;
 constexpr std::size_t kRestMinWorkers = 64;
-// Upper bound on the map count of one job.
-constexpr int64_t kMaxMaps = 1000000;
-constexpr int64_t kMaxReduces = 100000;
-// Upper bound on the bytes shipped with one job (--file and --plugin), kept in coordinator memory.
-constexpr int64_t kMaxShippedBytes = 256ll << 20;
-// Job priorities lie in [-kMaxPriority, kMaxPriority].
-constexpr int64_t kMaxPriority = 1000000;
-// How long a `logs` request waits for the worker's answer unless it asks for less (`wait_ms`).
-constexpr int64_t kLogFetchWaitMs = 3000;
-
 // The scheduler's start check: a job's inputs must still be there, at least as long as planned,
 // when its first attempt is about to start (it may have waited a long time for workers).
 bool InputsStillThere(const JobSpec& spec, std::string* error) {
@@ -89,10 +83,10 @@ bool InputsStillThere(const JobSpec& spec, std::string* error) {
 // itself stays, empty, so the same output can be used again.
 void RemovePartialOutput(const std::string& output) {
   std::error_code ec;
-  fs::remove_all(fs::path(output) / "_temporary", ec);
+  fs::remove_all(layout::OutputTemporaryDir(output), ec);
   for (fs::directory_iterator it(output, ec), end; !ec && it != end; it.increment(ec)) {
     std::string name = it->path().filename().string();
-    if (name.rfind("part-", 0) == 0) fs::remove(it->path(), ec);
+    if (name.rfind(layout::kPartFilePrefix, 0) == 0) fs::remove(it->path(), ec);
   }
 }
 
@@ -144,7 +138,9 @@ struct Coordinator::Impl {
 
   // --- sending ---
 
-  void SendToWorker(const std::string& key, const Value& body) { SendBytes(key, Pack(body)); }
+  void SendToWorker(const std::string& key, const WorkerMessage& message) {
+    SendBytes(key, Pack(MessageValue(message)));
+  }
 
   void SendBytes(const std::string& key, const std::string& bytes) {
     workers_unsure = true;
@@ -178,7 +174,7 @@ struct Coordinator::Impl {
     }
   }
 
-  void Publish(const std::string& topic, const Value& body) {
+  void SendEvent(const std::string& topic, const Value& body) {
     std::string bytes = Pack(body);
     try {
       if (events.send(zmq::buffer(topic), zmq::send_flags::sndmore | zmq::send_flags::dontwait)) {
@@ -277,25 +273,21 @@ struct Coordinator::Impl {
   // (AnswerLog) or when the wait is over (ExpireLogRequests). Returns an immediate error reply, or
   // nullopt when the request is waiting.
   std::optional<Value> HandleLogs(const Value& request, std::vector<zmq::message_t>& envelope) {
-    std::string job_id, task_id, error;
-    int64_t attempt = 0;
-    int64_t wait_ms = kLogFetchWaitMs;
-    if (!ReadString(request, "job_id", &job_id, &error) ||
-        !ReadString(request, "task_id", &task_id, &error) ||
-        !ReadOptInt(request, "attempt", &attempt, &error) ||
-        !ReadOptInt(request, "wait_ms", &wait_ms, &error)) {
-      return ErrorReply(errc::kBadRequest, "logs: " + error);
-    }
+    std::string error;
+    std::optional<LogsRequest> logs = LogsRequest::FromValue(request, &error);
+    if (!logs) return ErrorReply(errc::kBadRequest, "logs: " + error);
+    const std::string& job_id = logs->job_id;
+    const std::string& task_id = logs->task_id;
     std::optional<Scheduler::AttemptLocation> where =
-        scheduler->FindAttempt(job_id, task_id, attempt, &error);
+        scheduler->FindAttempt(job_id, task_id, logs->attempt, &error);
     if (!where) return ErrorReply(errc::kNotFound, error);
     const std::string what = "task " + task_id + " attempt " + std::to_string(where->attempt);
     if (where->worker_key.empty()) {
       return ErrorReply(errc::kUnavailable,
                         "worker " + where->worker_name + " that ran " + what +
                             " is gone (not connected); its log stays on that machine in " +
-                            "WORK_DIR/jobs/" + job_id + "/logs/" + task_id + ".a" +
-                            std::to_string(where->attempt) + ".log until it is restarted there");
+                            layout::AttemptLogPath("WORK_DIR", {job_id, task_id, where->attempt}) +
+                            " until it is restarted there");
     }
     PendingLog pending;
     pending.envelope = std::move(envelope);
@@ -303,11 +295,11 @@ struct Coordinator::Impl {
     pending.worker_name = where->worker_name;
     pending.attempt_state = where->state;
     pending.ref = {job_id, task_id, where->attempt};
-    pending.deadline_ms = SteadyMs() + std::clamp<int64_t>(wait_ms, 1, 60000);
+    pending.deadline_ms = SteadyMs() + std::clamp<int64_t>(logs->wait_ms, 1, 60000);
     FetchLogMsg fetch;
     fetch.request_id = next_log_request++;
     fetch.ref = pending.ref;
-    SendToWorker(pending.worker_key, fetch.ToValue());
+    SendToWorker(pending.worker_key, fetch);
     pending_logs.emplace(fetch.request_id, std::move(pending));
     return std::nullopt;
   }
@@ -365,136 +357,20 @@ struct Coordinator::Impl {
     std::string error;
     std::optional<SubmitMsg> submit = SubmitMsg::FromValue(request, &error);
     if (!submit) return ErrorReply(errc::kBadRequest, "submit: " + error);
-    // What runs: a built-in app, a shipped plugin, or streaming commands.
-    JobCode code;
-    std::map<std::string, std::string> blobs;
-    bool streaming = !submit->mapper.empty();
-    int64_t reduces = submit->reduces;
-    if (streaming) {
-      if (submit->plugin) {
-        return ErrorReply(errc::kInvalid, "--mapper and --plugin cannot be combined");
-      }
-      if (!submit->app.empty()) {
-        return ErrorReply(errc::kInvalid, "--app cannot be combined with --mapper");
-      }
-      code.mapper = submit->mapper;
-      code.combiner = submit->combiner;
-      if (submit->reducer == "NONE") {
-        reduces = 0;
-      } else if (reduces > 0) {
-        if (submit->reducer.empty()) {
-          return ErrorReply(errc::kInvalid,
-                            "--reducer is required with --mapper (--reducer NONE or --reduces 0 "
-                            "for a map-only job)");
-        }
-        code.reducer = submit->reducer;
-      }
-      code.cmdenv = submit->cmdenv;
-    } else {
-      if (!submit->reducer.empty() || !submit->combiner.empty() || !submit->cmdenv.empty()) {
-        return ErrorReply(errc::kInvalid, "--reducer, --combiner and --cmdenv need --mapper");
-      }
-      if (submit->app.empty()) {
-        return ErrorReply(errc::kInvalid, "no app: give --app NAME (with --plugin for your own) "
-                                          "or --mapper CMD");
-      }
-      if (submit->plugin) {
-        const SubmitFile& plugin = *submit->plugin;
-        if (plugin.data.size() < 4 || plugin.data.compare(0, 4, "\x7f" "ELF") != 0) {
-          return ErrorReply(errc::kInvalid,
-                            "plugin " + plugin.name + " is not a shared library (no ELF header)");
-        }
-        code.plugin = Sha256Hex(plugin.data);
-        blobs[code.plugin] = plugin.data;
-        // Also placed in the attempt's directory under its own name, so errors name it.
-        code.files.push_back({plugin.name, code.plugin, plugin.mode & 0777});
-      } else if (!ValidateApp(submit->app, submit->params, &error, reduces)) {
-        return ErrorReply(errc::kInvalid, error);
-      }
-    }
-    std::set<std::string> names;
-    for (const FileRef& f : code.files) names.insert(f.name);
-    int64_t shipped_bytes = submit->plugin ? static_cast<int64_t>(submit->plugin->data.size()) : 0;
-    for (const SubmitFile& f : submit->files) {
-      if (!names.insert(f.name).second) {
-        return ErrorReply(errc::kInvalid, "two shipped files are named " + f.name);
-      }
-      FileRef ref;
-      ref.name = f.name;
-      ref.sha256 = Sha256Hex(f.data);
-      ref.mode = f.mode & 0777;
-      blobs[ref.sha256] = f.data;
-      code.files.push_back(std::move(ref));
-      shipped_bytes += static_cast<int64_t>(f.data.size());
-    }
-    if (shipped_bytes > kMaxShippedBytes) {
-      return ErrorReply(errc::kInvalid, "shipped files total " + std::to_string(shipped_bytes) +
-                                            " bytes, more than the limit of " +
-                                            std::to_string(kMaxShippedBytes));
-    }
-    if (submit->maps < 0 || submit->maps > kMaxMaps) {
-      return ErrorReply(errc::kInvalid, "maps must be between 1 and " + std::to_string(kMaxMaps));
-    }
-    if (reduces < 0 || reduces > kMaxReduces) {
-      return ErrorReply(errc::kInvalid,
-                        "reduces must be between 0 and " + std::to_string(kMaxReduces));
-    }
-    if (submit->max_attempts < 1 || submit->max_attempts > 100) {
-      return ErrorReply(errc::kInvalid, "max attempts must be between 1 and 100");
-    }
-    if (submit->priority < -kMaxPriority || submit->priority > kMaxPriority) {
-      return ErrorReply(errc::kInvalid, "priority must be between -" +
-                                            std::to_string(kMaxPriority) + " and " +
-                                            std::to_string(kMaxPriority));
-    }
-    if (submit->inputs.empty()) return ErrorReply(errc::kInvalid, "no input files");
-    for (const std::string& path : submit->inputs) {
-      if (path.empty() || path[0] != '/') {
-        return ErrorReply(errc::kInvalid, "input path is not absolute: " + path);
-      }
-    }
-    if (submit->output.empty() || submit->output[0] != '/') {
-      return ErrorReply(errc::kInvalid, "output path is not absolute: " + submit->output);
-    }
-    std::string output = AbsolutePath(submit->output);
-    if (outputs_in_use.count(output) != 0) {
-      return ErrorReply(errc::kInvalid, "output is in use by a running job: " + output);
-    }
-    std::vector<InputFile> files;
-    if (!StatInputs(submit->inputs, &files, &error)) return ErrorReply(errc::kInvalid, error);
-    if (!CheckOutputDir(output, &error)) return ErrorReply(errc::kInvalid, error);
-
-    JobSpec spec;
-    spec.name = submit->name;
-    spec.app = submit->app;
-    spec.params = submit->params;
-    spec.output_dir = output;
-    spec.num_reduces = reduces;
-    spec.max_attempts = submit->max_attempts;
-    spec.priority = submit->priority;
-    spec.speculation = submit->speculation;
-    spec.code = std::move(code);
-    spec.blobs = std::move(blobs);
-    spec.input_files = static_cast<int64_t>(files.size());
-    for (const InputFile& f : files) spec.input_bytes += f.size;
-    int maps = submit->maps > 0 ? static_cast<int>(submit->maps)
-                                : DefaultMapCount(spec.input_bytes);
-    spec.splits = PlanSplits(files, maps);
-
+    std::optional<Admission> admitted = AdmitSubmission(*submit, outputs_in_use, &error);
+    if (!admitted) return ErrorReply(errc::kInvalid, error);
+    const std::string output = admitted->spec.output_dir;
+    const int64_t input_files = admitted->spec.input_files;
+    const int64_t reduces = admitted->spec.num_reduces;
     std::error_code ec;
     fs::create_directories(output, ec);
     if (ec) return ErrorReply(errc::kInvalid, "cannot create output " + output + ": " + ec.message());
 
-    std::string job_id = scheduler->AddJob(std::move(spec), now);
+    std::string job_id = scheduler->AddJob(std::move(admitted->spec), now);
     outputs_in_use.insert(output);
     spdlog::info("job {} submitted: app {} {} input files, {} maps, {} reduces, output {}", job_id,
-                 submit->app, files.size(), maps, reduces, output);
-    Value reply;
-    reply.Set("type", msg::kSubmitted);
-    reply.Set("job_id", job_id);
-    reply.Set("maps", maps);
-    reply.Set("reduces", reduces);
-    return reply;
+                 submit->app, input_files, admitted->maps, reduces, output);
+    return SubmittedReply{job_id, admitted->maps, reduces}.ToValue();
   }
 
   // The reply to a client request, or nullopt when it will be sent later (`logs`: the envelope
@@ -523,74 +399,44 @@ struct Coordinator::Impl {
       return reply;
     }
     if (type == msg::kSubmit) return HandleSubmit(request, now);
-    if (type == msg::kStatus || type == msg::kCancel) {
-      std::string job_id;
-      if (!ReadString(request, "job_id", &job_id, &error)) {
-        return ErrorReply(errc::kBadRequest, type + ": " + error);
-      }
-      if (type == msg::kStatus) {
-        std::optional<Value> info = scheduler->JobInfo(job_id, WallMs());
-        if (!info) return ErrorReply(errc::kNotFound, "no such job: " + job_id);
-        Value reply;
-        reply.Set("type", msg::kJob);
-        reply.Set("job", std::move(*info));
-        return reply;
-      }
-      std::optional<Scheduler::CancelResult> result = scheduler->CancelJob(job_id, now);
-      if (!result) return ErrorReply(errc::kNotFound, "no such job: " + job_id);
-      if (result->changed) spdlog::info("job {} cancelled", job_id);
-      Value reply;
-      reply.Set("type", msg::kCancelled);
-      reply.Set("job_id", job_id);
-      reply.Set("state", JobStateName(result->state));
-      reply.Set("changed", result->changed);
-      return reply;
+    if (type == msg::kStatus) {
+      std::optional<StatusRequest> status = StatusRequest::FromValue(request, &error);
+      if (!status) return ErrorReply(errc::kBadRequest, type + ": " + error);
+      std::optional<JobInfo> info = scheduler->GetJobInfo(status->job_id, WallMs());
+      if (!info) return ErrorReply(errc::kNotFound, "no such job: " + status->job_id);
+      return JobReply{std::move(*info)}.ToValue();
+    }
+    if (type == msg::kCancel) {
+      std::optional<CancelRequest> cancel = CancelRequest::FromValue(request, &error);
+      if (!cancel) return ErrorReply(errc::kBadRequest, type + ": " + error);
+      std::optional<Scheduler::CancelResult> result = scheduler->CancelJob(cancel->job_id, now);
+      if (!result) return ErrorReply(errc::kNotFound, "no such job: " + cancel->job_id);
+      if (result->changed) spdlog::info("job {} cancelled", cancel->job_id);
+      return CancelledReply{cancel->job_id, result->state, result->changed}.ToValue();
     }
     if (type == msg::kJobs) {
-      bool all = true;  // absent: every job kept (what protocol clients always got)
-      if (!ReadOptBool(request, "all", &all, &error)) {
-        return ErrorReply(errc::kBadRequest, "jobs: " + error);
-      }
-      Value reply;
-      reply.Set("type", msg::kJobs);
-      reply.Set("jobs", scheduler->JobList(now, all ? Scheduler::Finished::kInclude
-                                                    : Scheduler::Finished::kExclude));
-      return reply;
+      std::optional<JobsRequest> jobs = JobsRequest::FromValue(request, &error);
+      if (!jobs) return ErrorReply(errc::kBadRequest, "jobs: " + error);
+      return JobsReply{scheduler->ListJobs(now, jobs->all ? Scheduler::Finished::kInclude
+                                                          : Scheduler::Finished::kExclude)}
+          .ToValue();
     }
     if (type == msg::kTasks) {
-      std::string job_id;
-      if (!ReadString(request, "job_id", &job_id, &error)) {
-        return ErrorReply(errc::kBadRequest, type + ": " + error);
-      }
-      std::optional<Value> tasks = scheduler->TaskList(job_id, now);
-      if (!tasks) return ErrorReply(errc::kNotFound, "no such job: " + job_id);
-      Value reply;
-      reply.Set("type", msg::kTasks);
-      reply.Set("job_id", job_id);
-      reply.Set("tasks", std::move(*tasks));
-      return reply;
+      std::optional<TasksRequest> tasks = TasksRequest::FromValue(request, &error);
+      if (!tasks) return ErrorReply(errc::kBadRequest, type + ": " + error);
+      std::optional<std::vector<TaskInfo>> list = scheduler->ListTasks(tasks->job_id, now);
+      if (!list) return ErrorReply(errc::kNotFound, "no such job: " + tasks->job_id);
+      return TasksReply{tasks->job_id, std::move(*list)}.ToValue();
     }
     if (type == msg::kLogs) return HandleLogs(request, envelope);
     if (type == msg::kEvents) {
-      std::string job_id;
-      int64_t after_seq = 0;
-      if (!ReadString(request, "job_id", &job_id, &error) ||
-          !ReadOptInt(request, "after_seq", &after_seq, &error)) {
-        return ErrorReply(errc::kBadRequest, type + ": " + error);
-      }
-      std::optional<Value> events = scheduler->JobEvents(job_id, after_seq);
-      if (!events) return ErrorReply(errc::kNotFound, "no such job: " + job_id);
-      Value reply = std::move(*events);
-      reply.Set("type", msg::kEvents);
-      reply.Set("job_id", job_id);
-      return reply;
+      std::optional<EventsRequest> events = EventsRequest::FromValue(request, &error);
+      if (!events) return ErrorReply(errc::kBadRequest, type + ": " + error);
+      std::optional<JobEventsView> view = scheduler->EventsAfter(events->job_id, events->after_seq);
+      if (!view) return ErrorReply(errc::kNotFound, "no such job: " + events->job_id);
+      return EventsReply{events->job_id, std::move(*view)}.ToValue();
     }
-    if (type == msg::kWorkers) {
-      Value reply;
-      reply.Set("type", msg::kWorkers);
-      reply.Set("workers", scheduler->WorkerList(now));
-      return reply;
-    }
+    if (type == msg::kWorkers) return WorkersReply{scheduler->ListWorkers(now)}.ToValue();
     return ErrorReply(errc::kBadRequest, "unknown request type '" + type + "'");
   }
 
@@ -624,85 +470,76 @@ struct Coordinator::Impl {
 
   // --- job output ---
 
-  bool CommitOutput(const std::string& job_id, std::string* error) {
-    std::optional<Value> info = scheduler->JobInfo(job_id, WallMs());
-    std::string output = scheduler->OutputDir(job_id);
-    int64_t reduces = info ? info->Find("reduces")->Find("total")->as_int() : 0;
-    if (reduces == 0 && info) reduces = info->Find("maps")->Find("total")->as_int();  // map-only
-    for (int64_t r = 0; r < reduces; ++r) {
-      char name[32];
-      std::snprintf(name, sizeof(name), "part-%05lld", static_cast<long long>(r));
-      if (!fs::is_regular_file(fs::path(output) / name)) {
-        *error = "missing " + (fs::path(output) / name).string();
+  // Checks that every part file of the job is there and writes _SUCCESS.
+  static bool CommitOutput(const CommitJob& commit, std::string* error) {
+    const fs::path output(commit.output_dir);
+    for (int64_t r = 0; r < commit.parts; ++r) {
+      const std::string name = layout::PartFileName(r);
+      if (!fs::is_regular_file(output / name)) {
+        *error = "missing " + (output / name).string();
         return false;
       }
     }
     std::error_code ec;
-    fs::remove_all(fs::path(output) / "_temporary", ec);
-    std::ofstream success(fs::path(output) / "_SUCCESS", std::ios::trunc);
+    fs::remove_all(output / layout::kTemporaryDir, ec);
+    std::ofstream success(output / layout::kSuccessFile, std::ios::trunc);
     if (!success) {
-      *error = "cannot write " + (fs::path(output) / "_SUCCESS").string();
+      *error = "cannot write " + (output / layout::kSuccessFile).string();
       return false;
     }
     return true;
   }
 
+  // --- carrying out the scheduler's actions ---
+
+  void Do(const ToWorker& a, int64_t) { SendToWorker(a.worker_key, a.message); }
+
+  void Do(const zmr::Publish& a, int64_t) {
+    std::visit([this](const auto& event) { SendEvent(event.Topic(), event.ToValue()); }, a.event);
+    if (const JobEvent* e = std::get_if<JobEvent>(&a.event)) {
+      if (const JobStateEvent* s = std::get_if<JobStateEvent>(&e->detail)) {
+        spdlog::info("job {} {}", e->job_id, JobStateName(s->state));
+      }
+    }
+  }
+
+  void Do(const CommitTask& a, int64_t now) {
+    std::error_code ec;
+    // Only a file inside this job's _temporary may be committed.
+    const std::string temporary = layout::OutputTemporaryDir(a.output_dir) + "/";
+    if (a.from.compare(0, temporary.size(), temporary) != 0 ||
+        a.from.find("/../") != std::string::npos) {
+      ec = std::make_error_code(std::errc::operation_not_permitted);
+    } else {
+      fs::rename(a.from, a.to, ec);
+    }
+    if (ec) {
+      scheduler->JobCommitted(a.job_id, false,
+                              "task " + a.task_id + ": cannot move " + a.from + " to " + a.to +
+                                  ": " + ec.message(),
+                              now);
+    }
+  }
+
+  void Do(const CommitJob& a, int64_t now) {
+    std::optional<JobState> state = scheduler->GetJobState(a.job_id);
+    if (!state || IsTerminal(*state)) return;  // a task commit failed just before
+    std::string error;
+    bool ok = CommitOutput(a, &error);
+    scheduler->JobCommitted(a.job_id, ok, error, now);
+  }
+
+  void Do(const AbortJob& a, int64_t) { RemovePartialOutput(a.output_dir); }
+
+  void Do(const JobEnded& a, int64_t) { outputs_in_use.erase(a.output_dir); }
+
   void Execute(int64_t now) {
     // Actions may queue more actions (a commit completes the job), so loop until empty.
     for (;;) {
-      std::vector<Outgoing> actions = scheduler->TakeOutgoing();
+      std::vector<Action> actions = scheduler->TakeActions();
       if (actions.empty()) return;
-      for (Outgoing& a : actions) {
-        switch (a.kind) {
-          case Outgoing::Kind::kToWorker:
-            SendToWorker(a.target, a.body);
-            break;
-          case Outgoing::Kind::kPublish:
-            Publish(a.target, a.body);
-            if (const Value* state = a.body.Find("state");
-                state != nullptr && a.body.Find("type")->as_string() == "job_state") {
-              spdlog::info("job {} {}", a.body.Find("job_id")->as_string(), state->as_string());
-              std::optional<JobState> s = ParseJobState(state->as_string());
-              if (s && IsTerminal(*s)) {
-                outputs_in_use.erase(scheduler->OutputDir(a.body.Find("job_id")->as_string()));
-              }
-            }
-            break;
-          case Outgoing::Kind::kCommitTask: {
-            std::string from = a.body.Find("from")->as_string();
-            std::string to = a.body.Find("to")->as_string();
-            std::error_code ec;
-            // Only a file inside this job's _temporary may be committed.
-            std::string temporary = scheduler->OutputDir(a.target) + "/_temporary/";
-            if (from.compare(0, temporary.size(), temporary) != 0 ||
-                from.find("/../") != std::string::npos) {
-              ec = std::make_error_code(std::errc::operation_not_permitted);
-            } else {
-              fs::rename(from, to, ec);
-            }
-            if (ec) {
-              scheduler->JobCommitted(a.target, false,
-                                      "task " + a.body.Find("task_id")->as_string() +
-                                          ": cannot move " + from + " to " + to + ": " +
-                                          ec.message(),
-                                      now);
-            }
-            break;
-          }
-          case Outgoing::Kind::kCommitJob: {
-            std::optional<Value> info = scheduler->JobInfo(a.target, WallMs());
-            if (!info) break;
-            std::optional<JobState> state = ParseJobState(info->Find("state")->as_string());
-            if (!state || IsTerminal(*state)) break;  // a task commit failed just before
-            std::string error;
-            bool ok = CommitOutput(a.target, &error);
-            scheduler->JobCommitted(a.target, ok, error, now);
-            break;
-          }
-          case Outgoing::Kind::kAbortJob:
-            RemovePartialOutput(scheduler->OutputDir(a.target));
-            break;
-        }
+      for (const Action& action : actions) {
+        std::visit([this, now](const auto& a) { Do(a, now); }, action);
       }
     }
   }
@@ -710,12 +547,9 @@ struct Coordinator::Impl {
   void SendHeartbeats(int64_t now) {
     std::string hb = Pack(HeartbeatMsg{}.ToValue());
     for (const std::string& key : scheduler->WorkerKeys()) SendBytes(key, hb);
-    Value tick;
-    tick.Set("type", "heartbeat");
-    tick.Set("ts_ms", now);
-    tick.Set("workers", static_cast<int64_t>(scheduler->worker_count()));
-    tick.Set("jobs", static_cast<int64_t>(scheduler->active_job_count()));
-    Publish("cluster/heartbeat", tick);
+    ClusterHeartbeatEvent tick{now, static_cast<int64_t>(scheduler->worker_count()),
+                               static_cast<int64_t>(scheduler->active_job_count())};
+    SendEvent(event::kClusterHeartbeatTopic, tick.ToValue());
   }
 
   // Sends the heartbeats if they are due. Called between messages too, so a long batch cannot

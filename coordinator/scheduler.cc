@@ -1,352 +1,22 @@
+// The Scheduler's state machine: every transition of workers, jobs, tasks and attempts, and the
+// actions each one queues. Over 600 lines because it is one unit: the invariants in scheduler.h
+// (attempts per task and per worker, who may change a task, gapless event seq) are kept by these
+// transitions together, and splitting them would put one invariant's halves in two files. What
+// they consult lives beside it: the job model (job.h), placement (placement.h), speculation
+// (speculation.h) and the views (job_views.h).
 #include "coordinator/scheduler.h"
 
 #include <algorithm>
-#include <cmath>
 #include <cstdio>
-#include <functional>
 #include <limits>
-#include <queue>
-#include <tuple>
-#include <unordered_map>
+
+#include "common/layout.h"
+#include "coordinator/job.h"
+#include "coordinator/job_views.h"
+#include "coordinator/placement.h"
+#include "coordinator/speculation.h"
 
 namespace zmr {
-
-namespace {
-
-enum class TaskState { kPending, kRunning, kDone, kFailed };
-
-// Most running attempts listed in one JobInfo (a big job has thousands; `zmr tasks` is for those).
-constexpr std::size_t kMaxListedAttempts = 64;
-// Attempts remembered per task (for `logs` and failure reports); a task re-queued this often by
-// lost workers forgets its oldest.
-constexpr std::size_t kMaxAttemptRecords = 64;
-// Failed attempts listed in JobInfo's recent_failures.
-constexpr std::size_t kRecentFailures = 16;
-// stderr lines per failed attempt in a `jobs` listing (status has them all).
-constexpr std::size_t kListedStderrLines = 2;
-// Events kept per job for `events` (catching up after a gap without a snapshot); once the job has
-// finished only the last kFinishedEventHistory stay.
-constexpr std::size_t kEventHistory = 256;
-constexpr std::size_t kFinishedEventHistory = 32;
-
-Value StringArray(const std::vector<std::string>& items) {
-  Array out;
-  out.reserve(items.size());
-  for (const std::string& item : items) out.emplace_back(item);
-  return Value(std::move(out));
-}
-
-// Smoothing of the heartbeat load figures: weight of the newest sample.
-constexpr double kLoadSmoothing = 0.3;
-// Heartbeats with load figures needed before a host can count as saturated.
-constexpr int64_t kSaturationSamples = 3;
-
-// One attempt of a task that is running now.
-struct LiveAttempt {
-  int64_t number = 0;
-  std::string worker_key;         // the registration running it
-  std::string worker_name;
-  int64_t start_ms = 0;
-  double progress = 0;            // 0..1, as last reported
-  int64_t progress_ms = 0;        // when `progress` was reported (start_ms before the first)
-  bool speculative = false;       // a backup launched for a straggler
-};
-
-// One attempt of a task, kept after it ends (for `logs` and failure reports).
-struct AttemptRecord {
-  int64_t number = 0;
-  std::string worker_name;
-  int64_t start_ms = 0;
-  int64_t end_ms = 0;                // 0 while running
-  const char* state = "RUNNING";     // RUNNING, SUCCEEDED, FAILED, KILLED or LOST
-  std::string error;                 // FAILED: the worker's message; KILLED, LOST: why
-  std::vector<std::string> stderr_tail;  // FAILED: the attempt's last stderr lines
-};
-
-// A failed attempt, as JobInfo's recent_failures lists it.
-struct FailureRecord {
-  std::string task_id;
-  TaskKind kind = TaskKind::kMap;
-  int64_t attempt = 0;
-  std::string worker_name;
-  std::string error;
-  std::vector<std::string> stderr_tail;
-  int64_t ts_ms = 0;
-};
-
-struct Task {
-  std::string task_id;
-  TaskKind kind = TaskKind::kMap;
-  int64_t index = 0;
-  TaskState state = TaskState::kPending;
-  int64_t attempt = 0;            // number of the latest attempt (0: never started)
-  std::vector<LiveAttempt> live;  // running attempts: none, one, or the original and a backup
-  bool speculated = false;        // a backup was launched (at most one per task)
-  int64_t failures = 0;           // failed attempts (lost workers and killed attempts do not count)
-  std::string last_failed_worker;  // avoided when re-assigning, if another worker is free
-  std::vector<std::string> history;  // "attempt N on WORKER: error" per failed attempt
-  std::deque<AttemptRecord> tried;   // attempts started, oldest first (the last kMaxAttemptRecords)
-  std::vector<MapOutput> outputs;  // map tasks, once done
-  int64_t duration_ms = 0;        // of the winning attempt, once done
-  std::string done_worker;        // who ran the winning attempt
-  int64_t input_bytes = -1;       // reduces: bytes of their partition over all maps, once known
-  int64_t records = 0;            // input records of the winning attempt
-};
-
-// The estimated total run time of a live attempt: the larger of its elapsed time and what its
-// progress rate at its last report implies (so an attempt that stopped reporting looks at least
-// as slow as its age).
-int64_t EstimatedTotalMs(const LiveAttempt& a, int64_t now_ms) {
-  int64_t estimate = now_ms - a.start_ms;
-  if (a.progress > 0) {
-    auto by_rate =
-        static_cast<int64_t>(static_cast<double>(a.progress_ms - a.start_ms) / a.progress);
-    estimate = std::max(estimate, by_rate);
-  }
-  return estimate;
-}
-
-const char* TaskStateName(TaskState state) {
-  switch (state) {
-    case TaskState::kPending: return "PENDING";
-    case TaskState::kRunning: return "RUNNING";
-    case TaskState::kDone: return "DONE";
-    case TaskState::kFailed: return "FAILED";
-  }
-  return "?";
-}
-
-// Median of a growing set of durations in O(log n) per insertion (two heaps).
-class RunningMedian {
- public:
-  void Add(int64_t x) {
-    if (low_.empty() || x <= low_.top()) {
-      low_.push(x);
-    } else {
-      high_.push(x);
-    }
-    if (low_.size() > high_.size() + 1) {
-      high_.push(low_.top());
-      low_.pop();
-    } else if (high_.size() > low_.size()) {
-      low_.push(high_.top());
-      high_.pop();
-    }
-  }
-  // Requires at least one value; the lower median for an even count.
-  int64_t Median() const { return low_.top(); }
-  std::size_t size() const { return low_.size() + high_.size(); }
-
- private:
-  std::priority_queue<int64_t> low_;
-  std::priority_queue<int64_t, std::vector<int64_t>, std::greater<int64_t>> high_;
-};
-
-// The tasks of one kind of a job.
-struct Phase {
-  std::vector<Task> tasks;
-  int64_t done = 0;
-  std::set<int64_t> running;      // indexes of tasks with a live attempt
-  RunningMedian durations;        // of done tasks, for speculation
-};
-
-// Scheduling order of jobs with pending tasks: priority (higher first), then fewest running
-// tasks (fair share), then submission order.
-using JobKey = std::tuple<int64_t, int64_t, int64_t>;
-
-// Why a job failed: the stage ("SUBMITTED", "MAPPING", "REDUCING", "COMMITTING") and task.
-struct Failure {
-  std::string stage;
-  std::string task_id;
-};
-
-struct Job {
-  std::string job_id;
-  int64_t order = 0;              // submission order
-  JobSpec spec;
-  JobState state = JobState::kSubmitted;
-  std::string error;
-  Failure failure;
-  Phase maps;
-  Phase reduces;                  // created when every map is done
-  int64_t seq = 0;                // of the last event published
-  int64_t submitted_ms = 0;
-  int64_t started_ms = 0;         // first attempt
-  int64_t finished_ms = 0;
-  bool start_checked = false;
-  std::set<std::pair<TaskKind, int64_t>> pending;  // queued tasks: maps first, by index
-  std::optional<JobKey> queued_as;  // key in Impl::runnable while pending is non-empty
-  std::vector<int64_t> blocked_reduces;  // waiting for re-run maps (their input went bad)
-  int64_t live_attempts = 0;
-  int64_t live_backups = 0;
-  int64_t backups_launched = 0;
-  std::map<std::string, int64_t> failures_by_worker;  // worker name -> failed attempts
-  std::set<std::string> blacklist;  // worker names given no more of this job's tasks
-  Counters counters;              // summed over accepted attempts
-  int64_t failed_attempts = 0;    // task_failed so far (lost workers' attempts included)
-  std::deque<FailureRecord> recent_failures;  // the last kRecentFailures failed attempts
-  std::deque<Value> events;       // the latest events (kEventHistory; fewer once finished)
-
-  bool map_only() const { return spec.num_reduces == 0; }
-  int64_t max_attempts(int64_t fallback) const {
-    return spec.max_attempts > 0 ? spec.max_attempts : fallback;
-  }
-  Phase& phase(TaskKind kind) { return kind == TaskKind::kMap ? maps : reduces; }
-  const Phase& phase(TaskKind kind) const { return kind == TaskKind::kMap ? maps : reduces; }
-  int64_t running_tasks() const {
-    return static_cast<int64_t>(maps.running.size() + reduces.running.size());
-  }
-  bool all_maps_done() const { return maps.done == static_cast<int64_t>(maps.tasks.size()); }
-};
-
-// (job_id, kind, index, attempt) of an attempt running on a worker.
-using AttemptKey = std::tuple<std::string, TaskKind, int64_t, int64_t>;
-
-struct Worker {
-  std::string key;
-  std::string name;
-  std::string host;
-  int64_t pid = 0;
-  int64_t slots = 1;
-  int64_t queue = 0;               // assignments beyond its slots it holds until a slot frees
-  std::string work_dir;
-  int64_t joined_ms = 0;
-  int64_t last_seen_ms = 0;
-  int64_t tasks_done = 0;
-  int64_t tasks_failed = 0;
-  std::set<std::string> jobs_with_files;  // jobs whose shipped files this registration has
-  std::set<AttemptKey> running;
-  HeartbeatMsg load;               // the last heartbeat's figures
-  int64_t load_samples = 0;        // heartbeats that carried host_cpu
-  double host_cpu_avg = 0;         // smoothed host_cpu
-  double other_cores_avg = 0;      // smoothed CPU of the host's other processes, in cores
-  std::optional<std::pair<double, std::string>> free_as;   // key in Impl::free_workers
-  std::optional<std::pair<double, std::string>> queue_as;  // key in Impl::queue_workers
-
-  bool saturated() const {
-    return load_samples >= kSaturationSamples && host_cpu_avg >= kSaturatedHostCpu;
-  }
-  // Slots this worker may fill now: all of them, unless its host stays saturated; then only as
-  // many as the cores the host's other processes leave (at least one).
-  int64_t capacity() const {
-    if (!saturated() || load.cores <= 0) return slots;
-    int64_t left = std::llround(static_cast<double>(load.cores) - other_cores_avg);
-    return std::clamp<int64_t>(left, 1, slots);
-  }
-  // Lower is preferred: the share of its capacity in use, then how busy its host is.
-  double score() const {
-    double used = static_cast<double>(running.size()) / static_cast<double>(capacity());
-    return used + (load_samples > 0 ? 0.25 * host_cpu_avg : 0.0);
-  }
-};
-
-std::string TaskIdFor(TaskKind kind, int64_t index) {
-  char buf[32];
-  std::snprintf(buf, sizeof(buf), "%c-%05lld", kind == TaskKind::kMap ? 'm' : 'r',
-                static_cast<long long>(index));
-  return buf;
-}
-
-bool ParseTaskId(const std::string& task_id, TaskKind* kind, int64_t* index) {
-  if (task_id.size() < 3 || task_id[1] != '-') return false;
-  if (task_id[0] == 'm') {
-    *kind = TaskKind::kMap;
-  } else if (task_id[0] == 'r') {
-    *kind = TaskKind::kReduce;
-  } else {
-    return false;
-  }
-  int64_t value = 0;
-  for (std::size_t i = 2; i < task_id.size(); ++i) {
-    char c = task_id[i];
-    if (c < '0' || c > '9' || value > 100000000) return false;
-    value = value * 10 + (c - '0');
-  }
-  *index = value;
-  return true;
-}
-
-Value CountsValue(const Phase& phase, int64_t planned_total) {
-  int64_t total = std::max<int64_t>(planned_total, static_cast<int64_t>(phase.tasks.size()));
-  int64_t pending = 0, running = 0, done = 0, failed = 0;
-  for (const Task& t : phase.tasks) {
-    switch (t.state) {
-      case TaskState::kPending: ++pending; break;
-      case TaskState::kRunning: ++running; break;
-      case TaskState::kDone: ++done; break;
-      case TaskState::kFailed: ++failed; break;
-    }
-  }
-  // Reduce tasks not created yet count as pending.
-  pending += total - static_cast<int64_t>(phase.tasks.size());
-  Value v;
-  v.Set("total", total);
-  v.Set("pending", pending);
-  v.Set("running", running);
-  v.Set("done", done);
-  v.Set("failed", failed);
-  return v;
-}
-
-double PhaseProgress(const Phase& phase, int64_t total) {
-  if (total <= 0) return 0;
-  double sum = static_cast<double>(phase.done);
-  for (int64_t index : phase.running) {
-    double best = 0;
-    for (const LiveAttempt& a : phase.tasks[index].live) best = std::max(best, a.progress);
-    sum += best;
-  }
-  return std::min(1.0, sum / static_cast<double>(total));
-}
-
-Value AttemptValue(const AttemptRecord& r) {
-  Value v;
-  v.Set("attempt", r.number);
-  v.Set("worker", r.worker_name);
-  v.Set("state", r.state);
-  v.Set("start_ms", r.start_ms);
-  v.Set("end_ms", r.end_ms);
-  v.Set("error", r.error);
-  v.Set("stderr_tail", StringArray(r.stderr_tail));
-  return v;
-}
-
-// A JobInfo as `jobs` lists it (a thousand of them may go in one reply): recent_failures holds
-// only the latest failure, and every stderr_tail only its last kListedStderrLines lines.
-void TrimForList(Value& info) {
-  auto trim_tail = [](Value& item) {
-    for (auto& [key, value] : item.as_map()) {
-      if (key != "stderr_tail" || !value.is_array()) continue;
-      Array& lines = value.as_array();
-      if (lines.size() > kListedStderrLines) {
-        lines.erase(lines.begin(), lines.end() - static_cast<std::ptrdiff_t>(kListedStderrLines));
-      }
-    }
-  };
-  for (auto& [key, value] : info.as_map()) {
-    if (key == "recent_failures" && value.is_array()) {
-      Array& failures = value.as_array();
-      if (failures.size() > 1) failures.erase(failures.begin(), failures.end() - 1);
-      for (Value& f : failures) trim_tail(f);
-    } else if (key == "failure" && value.is_map()) {
-      for (auto& [field, attempts] : value.as_map()) {
-        if (field != "attempts" || !attempts.is_array()) continue;
-        for (Value& a : attempts.as_array()) trim_tail(a);
-      }
-    }
-  }
-}
-
-const char* StageOf(const Job& job) {
-  switch (job.state) {
-    case JobState::kSubmitted: return "SUBMITTED";
-    case JobState::kMapping: return "MAPPING";
-    case JobState::kReducing: return "REDUCING";
-    default: return JobStateName(job.state);
-  }
-}
-
-}  // namespace
 
 struct Scheduler::Impl {
   SchedulerOptions options;
@@ -356,76 +26,42 @@ struct Scheduler::Impl {
   int64_t next_job_number = 1;
   // By routing key. Hashed: every message from a worker looks its registration up, a thousand
   // times a second with a thousand workers; nothing needs them in key order.
-  std::unordered_map<std::string, Worker> workers;
+  Workers workers;
   // At most the smallest last_seen_ms of any worker: ExpireSilentWorkers scans the workers only
   // once this is old enough for someone to have expired.
   int64_t earliest_seen_ms = 0;
   std::map<std::string, std::string> key_by_name;
   std::set<JobKey> runnable;                           // jobs with pending tasks, in turn order
-  std::set<std::pair<double, std::string>> free_workers;  // (score, key) of workers with room
-  // (score, key) of workers whose slots are full but whose queue has room (ready.queue).
-  std::set<std::pair<double, std::string>> queue_workers;
-  std::vector<Outgoing> out;
+  Placement placement;                                 // the workers with room
+  std::vector<Action> out;
   int64_t last_expiry_check_ms = 0;
   int64_t last_speculation_ms = 0;
 
   // --- events ---
 
-  Value JobEvent(Job& job, const char* type, int64_t now_ms) {
-    Value v;
-    v.Set("type", type);
-    v.Set("ts_ms", now_ms);
-    v.Set("job_id", job.job_id);
-    v.Set("seq", ++job.seq);
-    return v;
+  void PublishJob(Job& job, int64_t now_ms, JobEvent::Detail detail) {
+    out.push_back(Publish{job.RecordEvent(now_ms, std::move(detail))});
   }
 
-  void PublishJob(Job& job, const char* type, Value body) {
-    job.events.push_back(body);
-    if (job.events.size() > kEventHistory) job.events.pop_front();
-    out.push_back({Outgoing::Kind::kPublish, "job/" + job.job_id + "/" + type, std::move(body)});
-  }
-
-  void PublishTask(Job& job, const Task& task, int64_t attempt, const std::string& worker_name,
-                   const char* type, int64_t now_ms, Value extra) {
-    Value v = JobEvent(job, type, now_ms);
-    v.Set("task_id", task.task_id);
-    v.Set("kind", TaskKindName(task.kind));
-    v.Set("attempt", attempt);
-    v.Set("worker", worker_name);
-    if (extra.is_map()) {
-      for (auto& [k, item] : extra.as_map()) v.Set(k, item);
-    }
-    PublishJob(job, type, std::move(v));
-  }
-
-  void PublishWorker(const Worker& w, const char* type, int64_t now_ms, Value extra) {
-    Value v;
-    v.Set("type", type);
-    v.Set("ts_ms", now_ms);
-    v.Set("worker", w.name);
-    if (extra.is_map()) {
-      for (auto& [k, item] : extra.as_map()) v.Set(k, item);
-    }
-    out.push_back({Outgoing::Kind::kPublish, "worker/" + w.name + "/" + type, std::move(v)});
+  void PublishWorker(const Worker& w, int64_t now_ms, WorkerEvent::Detail detail) {
+    out.push_back(Publish{WorkerEvent{now_ms, w.name, std::move(detail)}});
   }
 
   void SetState(Job& job, JobState state, int64_t now_ms) {
-    JobState prev = job.state;
+    JobStateEvent e;
+    e.state = state;
+    if (job.seq > 0) e.prev_state = job.state;
     job.state = state;
-    Value v = JobEvent(job, "job_state", now_ms);
-    v.Set("state", JobStateName(state));
-    v.Set("prev_state", job.seq == 1 ? "" : JobStateName(prev));
     if (state == JobState::kFailed) {
-      v.Set("error", job.error);
-      v.Set("stage", job.failure.stage);
-      v.Set("task_id", job.failure.task_id);
+      e.error = job.error;
+      e.stage = job.failure.stage;
+      e.task_id = job.failure.task_id;
     }
-    PublishJob(job, "job_state", std::move(v));
+    PublishJob(job, now_ms, std::move(e));
   }
 
-  void SendToWorker(const std::string& key, Value body) {
-    out.push_back({Outgoing::Kind::kToWorker, key, std::move(body)});
+  void SendToWorker(const std::string& key, WorkerMessage message) {
+    out.push_back(ToWorker{key, std::move(message)});
   }
 
   // --- lookups ---
@@ -433,12 +69,6 @@ struct Scheduler::Impl {
   Job* FindJob(const std::string& job_id) {
     auto it = jobs.find(job_id);
     return it == jobs.end() ? nullptr : it->second.get();
-  }
-
-  Task* FindTask(Job& job, TaskKind kind, int64_t index) {
-    std::vector<Task>& tasks = job.phase(kind).tasks;
-    if (index < 0 || index >= static_cast<int64_t>(tasks.size())) return nullptr;
-    return &tasks[index];
   }
 
   // The task a worker message refers to, if that registration runs exactly that attempt now;
@@ -449,8 +79,8 @@ struct Scheduler::Impl {
     if (job == nullptr || IsTerminal(job->state)) return nullptr;
     TaskKind kind;
     int64_t index;
-    if (!ParseTaskId(ref.task_id, &kind, &index)) return nullptr;
-    Task* task = FindTask(*job, kind, index);
+    if (!layout::ParseTaskId(ref.task_id, &kind, &index)) return nullptr;
+    Task* task = job->FindTask(kind, index);
     if (task == nullptr || task->state != TaskState::kRunning) return nullptr;
     for (std::size_t i = 0; i < task->live.size(); ++i) {
       if (task->live[i].number == ref.attempt && task->live[i].worker_key == worker_key) {
@@ -476,39 +106,6 @@ struct Scheduler::Impl {
     }
   }
 
-  // Puts the worker in (or takes it out of) `set` under its current score: in it when `in`.
-  // Does nothing when neither changed (the common case of a heartbeat).
-  static void File(std::set<std::pair<double, std::string>>& set,
-                   std::optional<std::pair<double, std::string>>& as, bool in, const Worker& w) {
-    if (in && as && as->first == w.score()) return;
-    if (!in && !as) return;
-    if (as) {
-      set.erase(*as);
-      as.reset();
-    }
-    if (in) {
-      as = std::make_pair(w.score(), w.key);
-      set.insert(*as);
-    }
-  }
-
-  // Files the worker among the free ones (a slot is free) or the queueing ones (its slots are
-  // full, its queue is not), or neither.
-  void UpdateFree(Worker& w) {
-    const auto used = static_cast<int64_t>(w.running.size());
-    const bool has_room = used < w.capacity();
-    File(free_workers, w.free_as, has_room, w);
-    File(queue_workers, w.queue_as, !has_room && used < w.capacity() + w.queue, w);
-  }
-
-  // Whether the phase's tasks are short enough to be queued on a worker behind a running attempt
-  // (ready.queue): a few are done and their median time is at most kQueueTaskMaxMs. A longer task
-  // would be better off waiting for whichever slot frees first.
-  static bool QueueAllowed(const Phase& phase) {
-    return static_cast<int64_t>(phase.durations.size()) >= kQueueMinDone &&
-           phase.durations.Median() <= kQueueTaskMaxMs;
-  }
-
   void Enqueue(Job& job, Task& task) {
     task.state = TaskState::kPending;
     job.phase(task.kind).running.erase(task.index);
@@ -518,21 +115,13 @@ struct Scheduler::Impl {
 
   // --- attempts ---
 
-  // Removes task.live[i] and frees its worker slot. Returns the removed attempt. The task's state
-  // is the caller's to set.
-  static AttemptRecord* FindRecord(Task& task, int64_t number) {
-    for (auto it = task.tried.rbegin(); it != task.tried.rend(); ++it) {
-      if (it->number == number) return &*it;
-    }
-    return nullptr;
-  }
-
-  // Forgets a live attempt that ended: `state` (SUCCEEDED, FAILED, KILLED, LOST) and `why` go
-  // into its record.
+  // Forgets a live attempt that ended, task.live[i], and frees its worker slot: `state`
+  // (SUCCEEDED, FAILED, KILLED, LOST) and `why` go into its record. Returns the removed attempt;
+  // the task's state is the caller's to set.
   LiveAttempt RemoveLive(Job& job, Task& task, std::size_t i, const char* state, int64_t now_ms,
                          const std::string& why = "") {
     LiveAttempt a = std::move(task.live[i]);
-    if (AttemptRecord* record = FindRecord(task, a.number)) {
+    if (AttemptRecord* record = task.FindRecord(a.number)) {
       record->state = state;
       record->end_ms = now_ms;
       record->error = why;
@@ -543,7 +132,7 @@ struct Scheduler::Impl {
     auto it = workers.find(a.worker_key);
     if (it != workers.end()) {
       it->second.running.erase({job.job_id, task.kind, task.index, a.number});
-      UpdateFree(it->second);
+      placement.Update(it->second);
     }
     if (task.live.empty()) job.phase(task.kind).running.erase(task.index);
     return a;
@@ -555,10 +144,8 @@ struct Scheduler::Impl {
       LiveAttempt a = RemoveLive(job, task, task.live.size() - 1, "KILLED", now_ms, reason);
       CancelAttemptMsg c;
       c.ref = {job.job_id, task.task_id, a.number};
-      SendToWorker(a.worker_key, c.ToValue());
-      Value extra;
-      extra.Set("reason", reason);
-      PublishTask(job, task, a.number, a.worker_name, "task_killed", now_ms, std::move(extra));
+      SendToWorker(a.worker_key, std::move(c));
+      PublishJob(job, now_ms, TaskKilledEvent{task.Head(a.number, a.worker_name), reason});
     }
   }
 
@@ -566,8 +153,7 @@ struct Scheduler::Impl {
   void LoseWorker(std::string key, const std::string& reason, int64_t now_ms) {
     auto it = workers.find(key);
     if (it == workers.end()) return;
-    if (it->second.free_as) free_workers.erase(*it->second.free_as);
-    if (it->second.queue_as) queue_workers.erase(*it->second.queue_as);
+    placement.Remove(it->second);
     Worker w = std::move(it->second);
     workers.erase(it);
     auto name_it = key_by_name.find(w.name);
@@ -575,26 +161,21 @@ struct Scheduler::Impl {
     for (const auto& [job_id, kind, index, number] : w.running) {
       Job* job = FindJob(job_id);
       if (job == nullptr || IsTerminal(job->state)) continue;
-      Task* task = FindTask(*job, kind, index);
+      Task* task = job->FindTask(kind, index);
       if (task == nullptr) continue;
       for (std::size_t i = 0; i < task->live.size(); ++i) {
         if (task->live[i].number != number || task->live[i].worker_key != key) continue;
         const std::string error = "worker " + w.name + " lost (" + reason + ")";
         LiveAttempt a = RemoveLive(*job, *task, i, "LOST", now_ms, error);
         RecordFailure(*job, *task, a, error, {}, now_ms);
-        Value extra;
-        extra.Set("error", error);
-        PublishTask(*job, *task, a.number, a.worker_name, "task_failed", now_ms,
-                    std::move(extra));
+        PublishJob(*job, now_ms, TaskFailedEvent{task->Head(a.number, a.worker_name), error, {}});
         // Re-queued at once, unless its other attempt goes on.
         if (task->live.empty()) Enqueue(*job, *task);
         Requeue(*job);
         break;
       }
     }
-    Value extra;
-    extra.Set("reason", reason);
-    PublishWorker(w, "worker_lost", now_ms, std::move(extra));
+    PublishWorker(w, now_ms, WorkerLostEvent{reason});
   }
 
   void RecordFailure(Job& job, const Task& task, const LiveAttempt& a, const std::string& error,
@@ -621,34 +202,8 @@ struct Scheduler::Impl {
     return listed >= workers.size();
   }
 
-  // The least loaded worker with a free slot for an attempt of `task`: not on the job's
-  // blacklist, not already running an attempt of the task, and preferably not where it last
-  // failed. With Room::kSlotOrQueue and no such slot, the same among the workers whose queue has
-  // room.
-  enum class Room { kSlot, kSlotOrQueue };
-  Worker* PickWorker(const Job& job, const Task& task, Room room) {
-    Worker* w = PickAmong(free_workers, job, task);
-    if (w == nullptr && room == Room::kSlotOrQueue) w = PickAmong(queue_workers, job, task);
-    return w;
-  }
-
-  Worker* PickAmong(const std::set<std::pair<double, std::string>>& candidates, const Job& job,
-                    const Task& task) {
-    bool use_blacklist = !job.blacklist.empty() && !BlacklistCoversAll(job);
-    Worker* fallback = nullptr;
-    for (const auto& [score, key] : candidates) {
-      Worker& w = workers.at(key);
-      if (use_blacklist && job.blacklist.count(w.name) != 0) continue;
-      bool runs_it = false;
-      for (const LiveAttempt& a : task.live) runs_it = runs_it || a.worker_key == key;
-      if (runs_it) continue;
-      if (!task.last_failed_worker.empty() && w.name == task.last_failed_worker) {
-        if (fallback == nullptr) fallback = &w;
-        continue;
-      }
-      return &w;
-    }
-    return fallback;
+  Worker* PickWorker(const Job& job, const Task& task, Placement::Room room) {
+    return placement.Pick(job, task, room, BlacklistCoversAll(job), workers);
   }
 
   void StartAttempt(Job& job, Task& task, Worker& w, bool speculative, int64_t now_ms) {
@@ -675,7 +230,7 @@ struct Scheduler::Impl {
       ++job.backups_launched;
     }
     w.running.insert({job.job_id, task.kind, task.index, a.number});
-    UpdateFree(w);
+    placement.Update(w);
 
     AssignMsg m;
     m.job_id = job.job_id;
@@ -692,7 +247,7 @@ struct Scheduler::Impl {
       JobFilesMsg files;
       files.job_id = job.job_id;
       files.blobs = job.spec.blobs;
-      SendToWorker(w.key, files.ToValue());
+      SendToWorker(w.key, std::move(files));
     }
     if (task.kind == TaskKind::kMap) {
       m.split = job.spec.splits[task.index];
@@ -706,14 +261,12 @@ struct Scheduler::Impl {
         }
       }
     }
-    SendToWorker(w.key, m.ToValue());
+    SendToWorker(w.key, std::move(m));
     if (job.state == JobState::kSubmitted) {
       job.started_ms = now_ms;
       SetState(job, JobState::kMapping, now_ms);
     }
-    Value extra;
-    extra.Set("speculative", speculative);
-    PublishTask(job, task, a.number, a.worker_name, "task_assigned", now_ms, std::move(extra));
+    PublishJob(job, now_ms, TaskAssignedEvent{task.Head(a.number, a.worker_name), speculative});
     Requeue(job);
   }
 
@@ -731,7 +284,7 @@ struct Scheduler::Impl {
     job.start_checked = true;
     while (!job.pending.empty()) {
       auto [kind, index] = *job.pending.begin();
-      Task* task = FindTask(job, kind, index);
+      Task* task = job.FindTask(kind, index);
       if (task == nullptr || task->state != TaskState::kPending) {
         job.pending.erase(job.pending.begin());
         continue;
@@ -743,7 +296,8 @@ struct Scheduler::Impl {
         continue;
       }
       Worker* w = PickWorker(job, *task,
-                             QueueAllowed(job.phase(kind)) ? Room::kSlotOrQueue : Room::kSlot);
+                             QueueAllowed(job.phase(kind)) ? Placement::Room::kSlotOrQueue
+                                                           : Placement::Room::kSlot);
       if (w == nullptr) break;
       job.pending.erase(job.pending.begin());
       StartAttempt(job, *task, *w, /*speculative=*/false, now_ms);
@@ -756,7 +310,7 @@ struct Scheduler::Impl {
   void Schedule(int64_t now_ms) {
     // Each round starts one attempt for the first job in turn order that can use a free slot;
     // starting it changes the job's key (one more running task), so the next round looks again.
-    while ((!free_workers.empty() || !queue_workers.empty()) && !runnable.empty()) {
+    while (placement.has_room() && !runnable.empty()) {
       bool started = false;
       for (auto it = runnable.begin(); it != runnable.end() && !started;) {
         Job* job = jobs_by_order.at(std::get<2>(*it));
@@ -765,7 +319,7 @@ struct Scheduler::Impl {
       }
       if (!started) break;
     }
-    if (!free_workers.empty() && runnable.empty()) Speculate(now_ms);
+    if (placement.has_free_slot() && runnable.empty()) Speculate(now_ms);
   }
 
   // --- speculation ---
@@ -775,52 +329,27 @@ struct Scheduler::Impl {
     if (now_ms - last_speculation_ms < options.speculation_interval_ms) return;
     last_speculation_ms = now_ms;
     for (auto& [order, job_ptr] : jobs_by_order) {
-      if (free_workers.empty()) return;
+      if (!placement.has_free_slot()) return;
       Job& job = *job_ptr;
-      if (!job.spec.speculation) continue;
-      Phase* phase = nullptr;
-      if (job.state == JobState::kMapping) phase = &job.maps;
-      if (job.state == JobState::kReducing && job.all_maps_done()) phase = &job.reduces;
-      if (phase == nullptr || phase->running.empty()) continue;
-      auto total = static_cast<double>(phase->tasks.size());
-      auto needed = static_cast<int64_t>(std::ceil(kSpeculationMinDoneFraction * total));
-      if (phase->done < std::max<int64_t>(1, needed)) continue;
+      Phase* phase = SpeculationPhase(job);
+      if (phase == nullptr) continue;
       int64_t typical = phase->durations.Median();
-      int64_t cap = std::max<int64_t>(1, job.running_tasks() / kSpeculationCapDivisor);
-      while (job.live_backups < cap && !free_workers.empty()) {
-        Task* best = nullptr;
-        int64_t best_finish = 0, best_estimate = 0;
-        for (int64_t index : phase->running) {
-          Task& t = phase->tasks[index];
-          if (t.speculated || t.live.size() != 1) continue;
-          const LiveAttempt& a = t.live[0];
-          if (now_ms - a.start_ms < typical) continue;
-          int64_t estimate = EstimatedTotalMs(a, now_ms);
-          if (static_cast<double>(estimate) <= kSpeculationFactor * static_cast<double>(typical) ||
-              estimate - typical < options.speculation_slack_ms) {
-            continue;
-          }
-          int64_t finish = a.start_ms + estimate;
-          if (best == nullptr || finish > best_finish) {
-            best = &t;
-            best_finish = finish;
-            best_estimate = estimate;
-          }
-        }
-        if (best == nullptr) break;
-        Worker* w = PickWorker(job, *best, Room::kSlot);  // a backup never waits in a queue
+      int64_t cap = BackupCap(job);
+      while (job.live_backups < cap && placement.has_free_slot()) {
+        std::optional<Straggler> straggler =
+            PickStraggler(*phase, typical, options.speculation_slack_ms, now_ms);
+        if (!straggler) break;
+        Task& task = *straggler->task;
+        // A backup never waits in a queue.
+        Worker* w = PickWorker(job, task, Placement::Room::kSlot);
         if (w == nullptr) break;
-        best->speculated = true;
-        const LiveAttempt& original = best->live[0];
-        Value extra;
-        extra.Set("original_attempt", original.number);
-        extra.Set("original_worker", original.worker_name);
-        extra.Set("elapsed_ms", now_ms - original.start_ms);
-        extra.Set("estimated_ms", best_estimate);
-        extra.Set("typical_ms", typical);
-        PublishTask(job, *best, best->attempt + 1, w->name, "task_speculated", now_ms,
-                    std::move(extra));
-        StartAttempt(job, *best, *w, /*speculative=*/true, now_ms);
+        task.speculated = true;
+        const LiveAttempt& original = task.live[0];
+        PublishJob(job, now_ms,
+                   TaskSpeculatedEvent{task.Head(task.attempt + 1, w->name), original.number,
+                                       original.worker_name, now_ms - original.start_ms,
+                                       straggler->estimate_ms, typical});
+        StartAttempt(job, task, *w, /*speculative=*/true, now_ms);
       }
     }
   }
@@ -848,15 +377,11 @@ struct Scheduler::Impl {
     job.spec.blobs.clear();  // shipped files are only needed while attempts may start
     job.finished_ms = now_ms;
     SetState(job, state, now_ms);
+    out.push_back(JobEnded{job.job_id, state, job.spec.output_dir});
     while (job.events.size() > kFinishedEventHistory) job.events.pop_front();
     Requeue(job);
-    if (state != JobState::kCompleted) {
-      out.push_back({Outgoing::Kind::kAbortJob, job.job_id, Value()});
-    }
-    CleanupMsg cleanup;
-    cleanup.job_id = job.job_id;
-    Value body = cleanup.ToValue();
-    for (const auto& [key, w] : workers) SendToWorker(key, body);
+    if (state != JobState::kCompleted) out.push_back(AbortJob{job.job_id, job.spec.output_dir});
+    for (const auto& [key, w] : workers) SendToWorker(key, CleanupMsg{job.job_id});
     finished.push_back(job.job_id);
     while (finished.size() > options.max_finished_jobs) {
       auto it = jobs.find(finished.front());
@@ -875,18 +400,20 @@ struct Scheduler::Impl {
   }
 
   void Commit(Job& job, const Task& task, const std::string& from) {
-    char name[32];
-    std::snprintf(name, sizeof(name), "part-%05lld", static_cast<long long>(task.index));
-    Value body;
-    body.Set("task_id", task.task_id);
-    body.Set("from", from);
-    body.Set("to", job.spec.output_dir + "/" + name);
-    out.push_back({Outgoing::Kind::kCommitTask, job.job_id, std::move(body)});
+    out.push_back(CommitTask{job.job_id, task.task_id, job.spec.output_dir, from,
+                             layout::CommittedPartPath(job.spec.output_dir, task.index)});
+  }
+
+  // Every task is done: the loop checks the part files and writes _SUCCESS.
+  void CommitOutput(Job& job) {
+    int64_t parts = job.map_only() ? static_cast<int64_t>(job.maps.tasks.size())
+                                   : job.spec.num_reduces;
+    out.push_back(CommitJob{job.job_id, job.spec.output_dir, parts});
   }
 
   void MapsDone(Job& job, int64_t now_ms) {
     if (job.map_only()) {
-      out.push_back({Outgoing::Kind::kCommitJob, job.job_id, Value()});
+      CommitOutput(job);
     } else if (job.reduces.tasks.empty()) {
       StartReduces(job, now_ms);
     } else {
@@ -902,7 +429,7 @@ struct Scheduler::Impl {
       Task& t = job.reduces.tasks[r];
       t.kind = TaskKind::kReduce;
       t.index = r;
-      t.task_id = TaskIdFor(TaskKind::kReduce, r);
+      t.task_id = layout::TaskId(TaskKind::kReduce, r);
       job.pending.insert({TaskKind::kReduce, r});
     }
     Requeue(job);
@@ -913,10 +440,7 @@ struct Scheduler::Impl {
   void CountFailure(Job& job, const std::string& worker_name, int64_t now_ms) {
     int64_t n = ++job.failures_by_worker[worker_name];
     if (n == kBlacklistFailures && job.blacklist.insert(worker_name).second) {
-      Value v = JobEvent(job, "worker_blacklisted", now_ms);
-      v.Set("worker", worker_name);
-      v.Set("failures", n);
-      PublishJob(job, "worker_blacklisted", std::move(v));
+      PublishJob(job, now_ms, WorkerBlacklistedEvent{worker_name, n});
     }
   }
 
@@ -930,13 +454,11 @@ struct Scheduler::Impl {
       return "reduces wait for re-run maps";
     }
     if (!has_pending) return "";
-    if (free_workers.empty()) return "every worker slot is busy";
+    if (!placement.has_free_slot()) return "every worker slot is busy";
     if (BlacklistCoversAll(job)) return "";
-    bool any = false;
-    for (const auto& [score, key] : free_workers) {
-      any = any || job.blacklist.count(workers.at(key).name) == 0;
+    if (!placement.FreeSlotOutsideBlacklist(job, workers)) {
+      return "free slots are only on workers blacklisted for this job";
     }
-    if (!any) return "free slots are only on workers blacklisted for this job";
     return "";
   }
 };
@@ -951,12 +473,9 @@ void Scheduler::WorkerReady(const std::string& worker_key, const ReadyMsg& ready
                             int64_t now_ms) {
   Impl& s = *impl_;
   if (ready.proto != kProtocolVersion) {
-    Value v;
-    v.Set("type", msg::kRefused);
-    v.Set("error", "protocol version " + std::to_string(ready.proto) +
-                       " not supported (coordinator speaks " +
-                       std::to_string(kProtocolVersion) + ")");
-    s.SendToWorker(worker_key, std::move(v));
+    s.SendToWorker(worker_key, RefusedMsg{"protocol version " + std::to_string(ready.proto) +
+                                          " not supported (coordinator speaks " +
+                                          std::to_string(kProtocolVersion) + ")"});
     return;
   }
   // A READY is always a fresh registration: forget an older one of this key or name.
@@ -976,18 +495,15 @@ void Scheduler::WorkerReady(const std::string& worker_key, const ReadyMsg& ready
   w.last_seen_ms = now_ms;
   s.earliest_seen_ms = std::min(s.earliest_seen_ms, now_ms);
   s.key_by_name[w.name] = worker_key;
-  Value extra;
-  extra.Set("host", w.host);
-  extra.Set("slots", w.slots);
-  s.PublishWorker(w, "worker_joined", now_ms, std::move(extra));
+  s.PublishWorker(w, now_ms, WorkerJoinedEvent{w.host, w.slots});
   Worker& registered = s.workers.emplace(worker_key, std::move(w)).first->second;
-  s.UpdateFree(registered);
+  s.placement.Update(registered);
 
   WelcomeMsg welcome;
   welcome.worker = ready.name;
   welcome.heartbeat_ms = s.options.heartbeat_ms;
   welcome.liveness = s.options.liveness;
-  s.SendToWorker(worker_key, welcome.ToValue());
+  s.SendToWorker(worker_key, std::move(welcome));
 }
 
 bool Scheduler::IsRegistered(const std::string& worker_key) const {
@@ -1010,24 +526,8 @@ bool Scheduler::WorkerHeartbeat(const std::string& worker_key, const HeartbeatMs
   Worker& w = it->second;
   w.last_seen_ms = now_ms;
   impl_->earliest_seen_ms = std::min(impl_->earliest_seen_ms, now_ms);
-  w.load = heartbeat;
-  if (heartbeat.host_cpu >= 0) {
-    double host = std::clamp(heartbeat.host_cpu, 0.0, 1.0);
-    double other = 0;
-    if (heartbeat.cores > 0) {
-      other = std::max(0.0, host * static_cast<double>(heartbeat.cores) -
-                                std::max(0.0, heartbeat.cpu));
-    }
-    if (w.load_samples == 0) {
-      w.host_cpu_avg = host;
-      w.other_cores_avg = other;
-    } else {
-      w.host_cpu_avg += kLoadSmoothing * (host - w.host_cpu_avg);
-      w.other_cores_avg += kLoadSmoothing * (other - w.other_cores_avg);
-    }
-    ++w.load_samples;
-  }
-  impl_->UpdateFree(w);
+  RecordLoad(w, heartbeat);
+  impl_->placement.Update(w);
   return true;
 }
 
@@ -1044,10 +544,8 @@ void Scheduler::TaskProgress(const std::string& worker_key, const TaskProgressMs
   LiveAttempt& a = task->live[i];
   a.progress = std::clamp(msg.progress, 0.0, 1.0);
   a.progress_ms = now_ms;
-  Value extra;
-  extra.Set("progress", a.progress);
-  impl_->PublishTask(*job, *task, a.number, a.worker_name, "task_progress", now_ms,
-                     std::move(extra));
+  impl_->PublishJob(*job, now_ms,
+                    TaskProgressEvent{task->Head(a.number, a.worker_name), a.progress});
 }
 
 void Scheduler::TaskDone(const std::string& worker_key, const TaskDoneMsg& msg, int64_t now_ms) {
@@ -1104,14 +602,9 @@ void Scheduler::TaskDone(const std::string& worker_key, const TaskDoneMsg& msg, 
   }
   auto w = s.workers.find(worker_key);
   if (w != s.workers.end()) ++w->second.tasks_done;
-  Value extra;
-  Map counters;
-  for (const auto& [name, amount] : msg.counters) counters.emplace_back(name, Value(amount));
-  extra.Set("counters", Value(std::move(counters)));
-  extra.Set("duration_ms", task->duration_ms);
-  extra.Set("speculative", winner.speculative);
-  s.PublishTask(*job, *task, winner.number, winner.worker_name, "task_completed", now_ms,
-                std::move(extra));
+  s.PublishJob(*job, now_ms,
+               TaskCompletedEvent{task->Head(winner.number, winner.worker_name),
+                                  msg.counters, task->duration_ms, winner.speculative});
   // The other attempt (the backup, or the original a backup overtook) is of no use now.
   s.KillLive(*job, *task, "attempt " + std::to_string(winner.number) + " finished first", now_ms);
   if (commits) s.Commit(*job, *task, msg.outputs[0].location);
@@ -1120,7 +613,7 @@ void Scheduler::TaskDone(const std::string& worker_key, const TaskDoneMsg& msg, 
   if (task->kind == TaskKind::kMap) {
     if (job->all_maps_done()) s.MapsDone(*job, now_ms);
   } else if (phase.done == static_cast<int64_t>(phase.tasks.size())) {
-    s.out.push_back({Outgoing::Kind::kCommitJob, job->job_id, Value()});
+    s.CommitOutput(*job);
   }
 }
 
@@ -1132,16 +625,15 @@ void Scheduler::TaskFailed(const std::string& worker_key, const TaskFailedMsg& m
   Task* task = s.FindLive(worker_key, msg.ref, &job, &i);
   if (task == nullptr) return;
   LiveAttempt a = s.RemoveLive(*job, *task, i, "FAILED", now_ms, msg.error);
-  if (AttemptRecord* record = Impl::FindRecord(*task, a.number)) {
+  if (AttemptRecord* record = task->FindRecord(a.number)) {
     record->stderr_tail = msg.stderr_tail;
   }
   s.RecordFailure(*job, *task, a, msg.error, msg.stderr_tail, now_ms);
   auto w = s.workers.find(worker_key);
   if (w != s.workers.end()) ++w->second.tasks_failed;
-  Value extra;
-  extra.Set("error", msg.error);
-  if (!msg.stderr_tail.empty()) extra.Set("stderr_tail", StringArray(msg.stderr_tail));
-  s.PublishTask(*job, *task, a.number, a.worker_name, "task_failed", now_ms, std::move(extra));
+  s.PublishJob(*job, now_ms,
+               TaskFailedEvent{task->Head(a.number, a.worker_name), msg.error,
+                               msg.stderr_tail});
 
   // A reduce that found map output missing or corrupt is not at fault: re-run the maps that
   // produced it and let the reduce wait for them.
@@ -1210,7 +702,7 @@ std::string Scheduler::AddJob(JobSpec spec, int64_t now_ms) {
     Task& t = job->maps.tasks[i];
     t.kind = TaskKind::kMap;
     t.index = static_cast<int64_t>(i);
-    t.task_id = TaskIdFor(TaskKind::kMap, t.index);
+    t.task_id = layout::TaskId(TaskKind::kMap, t.index);
     job->pending.insert(job->pending.end(), {TaskKind::kMap, t.index});
   }
   job->spec = std::move(spec);
@@ -1274,100 +766,23 @@ void Scheduler::ExpireSilentWorkers(int64_t now_ms) {
 
 void Scheduler::AssignPending(int64_t now_ms) { impl_->Schedule(now_ms); }
 
-std::vector<Outgoing> Scheduler::TakeOutgoing() {
-  std::vector<Outgoing> result;
+std::vector<Action> Scheduler::TakeActions() {
+  std::vector<Action> result;
   result.swap(impl_->out);
   return result;
 }
 
-std::optional<Value> Scheduler::JobInfo(const std::string& job_id, int64_t now_ms) const {
+std::optional<JobInfo> Scheduler::GetJobInfo(const std::string& job_id, int64_t now_ms) const {
   auto it = impl_->jobs.find(job_id);
   if (it == impl_->jobs.end()) return std::nullopt;
   const Job& job = *it->second;
-  Value v;
-  v.Set("job_id", job.job_id);
-  v.Set("name", job.spec.name);
-  v.Set("app", job.spec.app);
-  v.Set("state", JobStateName(job.state));
-  v.Set("error", job.error);
-  if (job.state == JobState::kFailed) {
-    Value failure;
-    failure.Set("stage", job.failure.stage);
-    failure.Set("task_id", job.failure.task_id);
-    // Every attempt of the task to blame: where it ran and how it ended.
-    Array tried;
-    TaskKind kind;
-    int64_t index = 0;
-    if (ParseTaskId(job.failure.task_id, &kind, &index)) {
-      const Phase& phase = job.phase(kind);
-      if (index >= 0 && index < static_cast<int64_t>(phase.tasks.size())) {
-        for (const AttemptRecord& r : phase.tasks[index].tried) tried.push_back(AttemptValue(r));
-      }
-    }
-    failure.Set("attempts", Value(std::move(tried)));
-    v.Set("failure", std::move(failure));
-  }
-  v.Set("output", job.spec.output_dir);
-  v.Set("input_files", job.spec.input_files);
-  v.Set("input_bytes", job.spec.input_bytes);
-  v.Set("priority", job.spec.priority);
-  v.Set("speculation", job.spec.speculation);
-  v.Set("submitted_ms", job.submitted_ms);
-  v.Set("started_ms", job.started_ms);
-  v.Set("finished_ms", job.finished_ms);
-  v.Set("elapsed_ms", (job.finished_ms != 0 ? job.finished_ms : now_ms) - job.submitted_ms);
-  v.Set("age_ms", now_ms - job.submitted_ms);
-  int64_t num_maps = static_cast<int64_t>(job.maps.tasks.size());
-  v.Set("maps", CountsValue(job.maps, num_maps));
-  v.Set("reduces", CountsValue(job.reduces, job.spec.num_reduces));
-  v.Set("map_progress", PhaseProgress(job.maps, num_maps));
-  v.Set("reduce_progress", PhaseProgress(job.reduces, job.spec.num_reduces));
-  std::string waiting = impl_->WaitingReason(job);
-  v.Set("waiting_for_workers", !IsTerminal(job.state) && impl_->workers.empty());
-  v.Set("waiting", waiting);
-  v.Set("running_attempts", job.live_attempts);
-  v.Set("speculative_attempts", job.live_backups);
-  v.Set("backups_launched", job.backups_launched);
-  Array blacklist;
-  for (const std::string& name : job.blacklist) blacklist.emplace_back(name);
-  v.Set("blacklisted_workers", Value(std::move(blacklist)));
-  Array attempts;
-  for (const Phase* phase : {&job.maps, &job.reduces}) {
-    for (int64_t index : phase->running) {
-      const Task& t = phase->tasks[index];
-      for (const LiveAttempt& a : t.live) {
-        if (attempts.size() >= kMaxListedAttempts) break;
-        Value item;
-        item.Set("task_id", t.task_id);
-        item.Set("attempt", a.number);
-        item.Set("worker", a.worker_name);
-        item.Set("progress", a.progress);
-        item.Set("elapsed_ms", now_ms - a.start_ms);
-        item.Set("speculative", a.speculative);
-        attempts.push_back(std::move(item));
-      }
-    }
-  }
-  v.Set("attempts", Value(std::move(attempts)));
-  v.Set("failed_attempts", job.failed_attempts);
-  Array failures;
-  for (const FailureRecord& f : job.recent_failures) {
-    Value item;
-    item.Set("task_id", f.task_id);
-    item.Set("kind", TaskKindName(f.kind));
-    item.Set("attempt", f.attempt);
-    item.Set("worker", f.worker_name);
-    item.Set("error", f.error);
-    item.Set("stderr_tail", StringArray(f.stderr_tail));
-    item.Set("ts_ms", f.ts_ms);
-    failures.push_back(std::move(item));
-  }
-  v.Set("recent_failures", Value(std::move(failures)));
-  Map counters;
-  for (const auto& [name, amount] : job.counters) counters.emplace_back(name, Value(amount));
-  v.Set("counters", Value(std::move(counters)));
-  v.Set("last_seq", job.seq);
-  return v;
+  return JobInfoOf(job, now_ms, impl_->workers.empty(), impl_->WaitingReason(job));
+}
+
+std::optional<JobState> Scheduler::GetJobState(const std::string& job_id) const {
+  auto it = impl_->jobs.find(job_id);
+  if (it == impl_->jobs.end()) return std::nullopt;
+  return it->second->state;
 }
 
 std::optional<Scheduler::AttemptLocation> Scheduler::FindAttempt(const std::string& job_id,
@@ -1383,7 +798,7 @@ std::optional<Scheduler::AttemptLocation> Scheduler::FindAttempt(const std::stri
   TaskKind kind;
   int64_t index = 0;
   const Task* task = nullptr;
-  if (ParseTaskId(task_id, &kind, &index) && index >= 0 &&
+  if (layout::ParseTaskId(task_id, &kind, &index) && index >= 0 &&
       index < static_cast<int64_t>(job.phase(kind).tasks.size())) {
     task = &job.phase(kind).tasks[index];
   }
@@ -1417,119 +832,39 @@ std::optional<Scheduler::AttemptLocation> Scheduler::FindAttempt(const std::stri
   return where;
 }
 
-std::optional<Value> Scheduler::JobEvents(const std::string& job_id, int64_t after_seq) const {
+std::optional<JobEventsView> Scheduler::EventsAfter(const std::string& job_id,
+                                                     int64_t after_seq) const {
   auto it = impl_->jobs.find(job_id);
   if (it == impl_->jobs.end()) return std::nullopt;
-  const Job& job = *it->second;
-  Array events;
-  for (const Value& event : job.events) {
-    const Value* seq = event.Find("seq");
-    if (seq != nullptr && seq->is_int() && seq->as_int() > after_seq) events.push_back(event);
-  }
-  // Complete when nothing between after_seq and the first event returned was dropped.
-  int64_t first = job.seq + 1;
-  if (!events.empty()) first = events.front().Find("seq")->as_int();
-  Value v;
-  v.Set("events", Value(std::move(events)));
-  v.Set("complete", first <= after_seq + 1 || after_seq >= job.seq);
-  v.Set("last_seq", job.seq);
-  return v;
+  return EventsOf(*it->second, after_seq);
 }
 
-std::optional<Value> Scheduler::TaskList(const std::string& job_id, int64_t now_ms) const {
+std::optional<std::vector<TaskInfo>> Scheduler::ListTasks(const std::string& job_id,
+                                                          int64_t now_ms) const {
   auto it = impl_->jobs.find(job_id);
   if (it == impl_->jobs.end()) return std::nullopt;
-  const Job& job = *it->second;
-  Array list;
-  list.reserve(job.maps.tasks.size() + job.reduces.tasks.size());
-  for (const Phase* phase : {&job.maps, &job.reduces}) {
-    // A running attempt is a straggler once it is expected to take more than twice the phase's
-    // median (the speculation threshold without its slack).
-    int64_t typical = phase->durations.size() > 0 ? phase->durations.Median() : -1;
-    for (const Task& t : phase->tasks) {
-      Value v;
-      v.Set("task_id", t.task_id);
-      v.Set("kind", TaskKindName(t.kind));
-      v.Set("state", TaskStateName(t.state));
-      v.Set("attempts", t.attempt);
-      v.Set("failures", t.failures);
-      std::string workers;
-      double progress = t.state == TaskState::kDone ? 1.0 : 0.0;
-      int64_t duration = t.duration_ms;
-      bool straggler = false;
-      for (const LiveAttempt& a : t.live) {
-        workers += (workers.empty() ? "" : ",") + a.worker_name;
-        progress = std::max(progress, a.progress);
-        duration = std::max(duration, now_ms - a.start_ms);
-        straggler = straggler ||
-                    (typical > 0 && !a.speculative &&
-                     static_cast<double>(EstimatedTotalMs(a, now_ms)) >
-                         kSpeculationFactor * static_cast<double>(typical));
-      }
-      v.Set("worker", t.state == TaskState::kDone ? t.done_worker : workers);
-      v.Set("progress", progress);
-      int64_t input_bytes = t.input_bytes;
-      if (t.kind == TaskKind::kMap) {
-        input_bytes = 0;
-        for (const FileRange& r : job.spec.splits[t.index]) input_bytes += r.end - r.start;
-      }
-      v.Set("input_bytes", input_bytes);
-      v.Set("records", t.records);
-      v.Set("duration_ms", duration);
-      v.Set("speculative", t.speculated);
-      v.Set("straggler", straggler);
-      list.push_back(std::move(v));
-    }
-  }
-  return Value(std::move(list));
+  return TaskInfosOf(*it->second, now_ms);
 }
 
-Value Scheduler::JobList(int64_t now_ms, Finished finished) const {
-  Array jobs;
+std::vector<JobInfo> Scheduler::ListJobs(int64_t now_ms, Finished finished) const {
+  std::vector<JobInfo> jobs;
   for (const auto& [order, job] : impl_->jobs_by_order) {
     if (finished == Finished::kExclude && IsTerminal(job->state)) continue;
-    Value info = *JobInfo(job->job_id, now_ms);
-    TrimForList(info);
-    jobs.push_back(std::move(info));
+    jobs.push_back(*GetJobInfo(job->job_id, now_ms));
+    TrimForList(jobs.back());
   }
-  return Value(std::move(jobs));
+  return jobs;
 }
 
-Value Scheduler::WorkerList(int64_t now_ms) const {
+std::vector<WorkerInfo> Scheduler::ListWorkers(int64_t now_ms) const {
   std::vector<const Worker*> sorted;
   for (const auto& [key, w] : impl_->workers) sorted.push_back(&w);
   std::sort(sorted.begin(), sorted.end(),
             [](const Worker* a, const Worker* b) { return a->name < b->name; });
-  Array list;
-  for (const Worker* w : sorted) {
-    Value v;
-    v.Set("name", w->name);
-    v.Set("host", w->host);
-    v.Set("pid", w->pid);
-    v.Set("slots", w->slots);
-    v.Set("queue", w->queue);
-    v.Set("running", static_cast<int64_t>(w->running.size()));
-    v.Set("capacity", w->capacity());
-    v.Set("saturated", w->saturated());
-    v.Set("cpu", w->load.cpu);
-    v.Set("host_cpu", w->load.host_cpu);
-    v.Set("cores", w->load.cores);
-    v.Set("load1", w->load.load1);
-    v.Set("rss_kb", w->load.rss_kb);
-    v.Set("disk_free_bytes", w->load.disk_free_bytes);
-    v.Set("heartbeat_age_ms", now_ms - w->last_seen_ms);
-    v.Set("tasks_done", w->tasks_done);
-    v.Set("tasks_failed", w->tasks_failed);
-    v.Set("joined_ms", w->joined_ms);
-    Array attempts;
-    for (const auto& [job_id, kind, index, number] : w->running) {
-      attempts.emplace_back(job_id + "/" + TaskIdFor(kind, index) + ".a" + std::to_string(number));
-      if (attempts.size() >= kMaxListedAttempts) break;
-    }
-    v.Set("attempts", Value(std::move(attempts)));
-    list.push_back(std::move(v));
-  }
-  return Value(std::move(list));
+  std::vector<WorkerInfo> list;
+  list.reserve(sorted.size());
+  for (const Worker* w : sorted) list.push_back(WorkerInfoOf(*w, now_ms));
+  return list;
 }
 
 std::vector<std::string> Scheduler::WorkerKeys() const {
@@ -1545,11 +880,6 @@ std::size_t Scheduler::active_job_count() const {
   std::size_t n = 0;
   for (const auto& [id, job] : impl_->jobs) n += IsTerminal(job->state) ? 0 : 1;
   return n;
-}
-
-std::string Scheduler::OutputDir(const std::string& job_id) const {
-  auto it = impl_->jobs.find(job_id);
-  return it == impl_->jobs.end() ? std::string() : it->second->spec.output_dir;
 }
 
 }  // namespace zmr

@@ -1,6 +1,6 @@
 // The coordinator's decision core: workers, jobs, tasks and attempts, and what to do when something
 // happens. A plain class with no sockets, threads or clock of its own: the coordinator loop feeds it
-// events with the current time and executes the Outgoing actions it queues. Single-threaded.
+// events with the current time and carries out the Actions it queues (coordinator/actions.h). Single-threaded.
 //
 // Invariants kept here:
 // - a task has at most two running attempts (the second a speculative backup), each on its own
@@ -29,6 +29,8 @@
 #include "common/protocol.h"
 #include "common/splits.h"
 #include "common/value.h"
+#include "common/views.h"
+#include "coordinator/actions.h"
 
 namespace zmr {
 
@@ -86,21 +88,6 @@ struct JobSpec {
   std::map<std::string, std::string> blobs;  // sha256 -> bytes of every file in code.files
 };
 
-// Something the loop must do. Executed in queue order.
-struct Outgoing {
-  enum class Kind {
-    kToWorker,   // send `body` to the worker whose routing id is `target`
-    kPublish,    // publish `body` on topic `target`
-    kCommitTask, // rename body.from to body.to (a finished part file of job `target`); on failure
-                 // call JobCommitted(target, false, ...)
-    kCommitJob,  // all reduces done: finalise output of job `target`, then call JobCommitted
-    kAbortJob,   // job `target` failed or was cancelled: remove its temporary output
-  };
-  Kind kind;
-  std::string target;
-  Value body;
-};
-
 class Scheduler {
  public:
   explicit Scheduler(SchedulerOptions options);
@@ -142,7 +129,8 @@ class Scheduler {
     bool changed;
   };
   std::optional<CancelResult> CancelJob(const std::string& job_id, int64_t now_ms);
-  // The loop finished a kCommitJob: the job COMPLETES, or FAILS with `error`.
+  // The loop finished a CommitJob (or a CommitTask failed): the job COMPLETES, or FAILS with
+  // `error`. Ignored for an unknown or ended job.
   void JobCommitted(const std::string& job_id, bool ok, const std::string& error,
                     int64_t now_ms);
 
@@ -154,18 +142,20 @@ class Scheduler {
   // Starts pending tasks on free slots, then backups for stragglers if slots are still free.
   void AssignPending(int64_t now_ms);
 
-  // Moves out the queued actions.
-  std::vector<Outgoing> TakeOutgoing();
+  // Moves out the queued actions, oldest first.
+  std::vector<Action> TakeActions();
 
-  // --- views (PROTOCOL.md JobInfo / WorkerInfo) ---
-  std::optional<Value> JobInfo(const std::string& job_id, int64_t now_ms) const;
+  // --- views (PROTOCOL.md JobInfo, TaskInfo, WorkerInfo) ---
+  // nullopt for an unknown job (or one dropped after max_finished_jobs).
+  std::optional<JobInfo> GetJobInfo(const std::string& job_id, int64_t now_ms) const;
+  std::optional<JobState> GetJobState(const std::string& job_id) const;
   // Jobs, oldest first: the unfinished ones, and with `finished` the (bounded number of) finished
-  // ones kept too.
+  // ones kept too. Trimmed for a listing (TrimForList).
   enum class Finished { kExclude, kInclude };
-  Value JobList(int64_t now_ms, Finished finished) const;
-  // Every task of the job (PROTOCOL.md TaskInfo), maps then reduces; nullopt for an unknown job.
-  std::optional<Value> TaskList(const std::string& job_id, int64_t now_ms) const;
-  Value WorkerList(int64_t now_ms) const;   // array, by name
+  std::vector<JobInfo> ListJobs(int64_t now_ms, Finished finished) const;
+  // Every task of the job, maps then reduces; nullopt for an unknown job.
+  std::optional<std::vector<TaskInfo>> ListTasks(const std::string& job_id, int64_t now_ms) const;
+  std::vector<WorkerInfo> ListWorkers(int64_t now_ms) const;   // by name
 
   // Where an attempt of a task ran, for fetching its log. `attempt` 0: the latest. nullopt with
   // a one-line *error for an unknown job, task or attempt (or a task never started).
@@ -177,15 +167,13 @@ class Scheduler {
   };
   std::optional<AttemptLocation> FindAttempt(const std::string& job_id, const std::string& task_id,
                                              int64_t attempt, std::string* error) const;
-  // The job's kept events with seq > after_seq, oldest first: {events, complete, last_seq};
-  // `complete` is false when older events the caller lacks are no longer kept (take a
-  // snapshot instead). nullopt for an unknown job.
-  std::optional<Value> JobEvents(const std::string& job_id, int64_t after_seq) const;
+  // The job's kept events with seq > after_seq, oldest first; `complete` is false when older
+  // events the caller lacks are no longer kept (take a snapshot instead). nullopt for an unknown
+  // job.
+  std::optional<JobEventsView> EventsAfter(const std::string& job_id, int64_t after_seq) const;
   std::vector<std::string> WorkerKeys() const;
   std::size_t worker_count() const;
   std::size_t active_job_count() const;
-  // The output dir of a job (for kCommitJob/kAbortJob); empty if unknown.
-  std::string OutputDir(const std::string& job_id) const;
 
  private:
   struct Impl;

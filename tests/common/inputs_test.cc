@@ -28,13 +28,7 @@ class InputTree {
 
   // Creates the file `relative` (and its parent directories) holding `content`; returns its path.
   std::string Write(const std::string& relative, const std::string& content) const {
-    const fs::path file = dir_ / relative;
-    fs::create_directories(file.parent_path());
-    std::ofstream out(file, std::ios::binary | std::ios::trunc);
-    out << content;
-    out.close();
-    REQUIRE(out.good());
-    return file.string();
+    return dir_.Write(relative, content);
   }
 
   std::string Mkdir(const std::string& relative) const {
@@ -42,7 +36,7 @@ class InputTree {
     return (dir_ / relative).string();
   }
 
-  std::string Path(const std::string& relative) const { return (dir_ / relative).string(); }
+  std::string Path(const std::string& relative) const { return dir_.Path(relative); }
   std::string path() const { return dir_.path().string(); }
 
  private:

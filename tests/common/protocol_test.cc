@@ -950,6 +950,66 @@ TEST_CASE("typed decoders refuse values that are not maps") {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Client requests and the replies without a view
+
+TEST_CASE("every client request and plain reply survives the wire unchanged") {
+  CheckRoundTrip(StatusRequest{"job_x_0001"}, "status");
+  CheckRoundTrip(CancelRequest{"job_x_0001"}, "cancel");
+  CheckRoundTrip(TasksRequest{"job_x_0001"}, "tasks");
+  CheckRoundTrip(JobsRequest{false}, "jobs");
+  CheckRoundTrip(JobsRequest{true}, "jobs");
+  CheckRoundTrip(EventsRequest{"job_x_0001", 41}, "events");
+  CheckRoundTrip(LogsRequest{"job_x_0001", "r-00002", 3, 250}, "logs");
+  CheckRoundTrip(SubmittedReply{"job_x_0001", 12, 0}, "submitted");
+  CheckRoundTrip(CancelledReply{"job_x_0001", JobState::kCompleted, false}, "cancelled");
+  CheckRoundTrip(RefusedMsg{"protocol version 2 not supported"}, "refused");
+}
+
+TEST_CASE("client requests take absent optional fields as their defaults") {
+  const Value events = EventsRequest{"job_x_0001", 41}.ToValue();
+  CheckOptionalFields<EventsRequest>(events, {"after_seq"});
+  CHECK(Receive<EventsRequest>(Without(events, "after_seq")).msg->after_seq == 0);
+  const Value logs = LogsRequest{"job_x_0001", "m-00000", 2, 10}.ToValue();
+  CheckOptionalFields<LogsRequest>(logs, {"attempt", "wait_ms"});
+  LogsRequest bare = *Receive<LogsRequest>(Without(Without(logs, "attempt"), "wait_ms")).msg;
+  CHECK(bare.attempt == 0);
+  CHECK(bare.wait_ms == kDefaultLogWaitMs);
+  const Value jobs = JobsRequest{false}.ToValue();
+  CheckOptionalFields<JobsRequest>(jobs, {"all"});
+  CHECK(Receive<JobsRequest>(Without(jobs, "all")).msg->all);
+}
+
+TEST_CASE("client requests refuse wrongly typed and missing fields") {
+  CheckWrongTypesRejected<StatusRequest>(StatusRequest{"j"}.ToValue(),
+                                         {{"job_id", kInt}, {"job_id", kArr}});
+  CheckRequiredFields<StatusRequest>(StatusRequest{"j"}.ToValue(), {"job_id"});
+  CheckRequiredFields<CancelRequest>(CancelRequest{"j"}.ToValue(), {"job_id"});
+  CheckRequiredFields<TasksRequest>(TasksRequest{"j"}.ToValue(), {"job_id"});
+  CheckWrongTypesRejected<JobsRequest>(JobsRequest{}.ToValue(), {{"all", kInt}, {"all", kStr}});
+  const Value events = EventsRequest{"j", 1}.ToValue();
+  CheckWrongTypesRejected<EventsRequest>(events, {{"job_id", kBool}, {"after_seq", kStr},
+                                                  {"after_seq", kHalf}});
+  CheckRequiredFields<EventsRequest>(events, {"job_id"});
+  const Value logs = LogsRequest{"j", "m-00000", 1, 5}.ToValue();
+  CheckWrongTypesRejected<LogsRequest>(logs, {{"task_id", kInt}, {"attempt", kStr},
+                                              {"wait_ms", kHalf}, {"wait_ms", kMap}});
+  CheckRequiredFields<LogsRequest>(logs, {"job_id", "task_id"});
+  const Value cancelled = CancelledReply{"j", JobState::kCancelled, true}.ToValue();
+  CheckWrongTypesRejected<CancelledReply>(cancelled, {{"state", kInt}, {"state", Value("GONE")},
+                                                      {"changed", kStr}});
+  CheckRequiredFields<SubmittedReply>(SubmittedReply{"j", 1, 1}.ToValue(),
+                                      {"job_id", "maps", "reduces"});
+  CheckRequiredFields<RefusedMsg>(RefusedMsg{"x"}.ToValue(), {"error"});
+  std::string error;
+  for (const Value& v : {Value(), Value(1), Value(Array{})}) {
+    CHECK_FALSE(StatusRequest::FromValue(v, &error));
+    CHECK_FALSE(JobsRequest::FromValue(v, &error));
+    CHECK_FALSE(EventsRequest::FromValue(v, &error));
+    CHECK_FALSE(LogsRequest::FromValue(v, &error));
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Range checks
 
 TEST_CASE("ready accepts 1 to 4096 slots and a non-empty name only") {

@@ -1,4 +1,5 @@
 // Drives the Scheduler with a fake clock (plain integers) and checks the actions it queues.
+// Messages, events and views are checked in their wire form (ToValue), as peers receive them.
 #include "coordinator/scheduler.h"
 
 #include <doctest/doctest.h>
@@ -12,17 +13,65 @@
 namespace zmr {
 namespace {
 
+// The wire type of a message to a worker.
+std::string TypeOf(const ToWorker& to) { return MessageValue(to.message).Find("type")->as_string(); }
+
+// The actions of one kind.
+template <typename T>
+std::vector<T> OfKind(const std::vector<Action>& out) {
+  std::vector<T> result;
+  for (const Action& a : out) {
+    if (const T* t = std::get_if<T>(&a)) result.push_back(*t);
+  }
+  return result;
+}
+
+// Messages of a type sent to workers, as (worker key, body).
+std::vector<std::pair<std::string, Value>> ToWorkers(const std::vector<Action>& out,
+                                                     const std::string& type) {
+  std::vector<std::pair<std::string, Value>> result;
+  for (const ToWorker& o : OfKind<ToWorker>(out)) {
+    if (TypeOf(o) == type) result.emplace_back(o.worker_key, MessageValue(o.message));
+  }
+  return result;
+}
+
+// A published event's topic and body.
+std::pair<std::string, Value> Published(const Publish& p) {
+  return std::visit([](const auto& e) { return std::make_pair(e.Topic(), e.ToValue()); },
+                    p.event);
+}
+
 struct Harness {
   explicit Harness(SchedulerOptions o = {}) : s(o) {}
 
   Scheduler s;
   int64_t now = 1000000;
-  std::vector<Outgoing> log;  // everything ever queued, in order
+  std::vector<Action> log;  // everything ever queued, in order
 
-  std::vector<Outgoing> Take() {
-    std::vector<Outgoing> out = s.TakeOutgoing();
+  std::vector<Action> Take() {
+    std::vector<Action> out = s.TakeActions();
     log.insert(log.end(), out.begin(), out.end());
     return out;
+  }
+
+  // The views, as a client receives them.
+  std::optional<Value> JobInfo(const std::string& job_id, int64_t at) {
+    std::optional<zmr::JobInfo> info = s.GetJobInfo(job_id, at);
+    return info ? std::optional<Value>(info->ToValue()) : std::nullopt;
+  }
+  std::optional<Value> TaskList(const std::string& job_id, int64_t at) {
+    std::optional<std::vector<TaskInfo>> tasks = s.ListTasks(job_id, at);
+    if (!tasks) return std::nullopt;
+    return *TasksReply{job_id, *tasks}.ToValue().Find("tasks");
+  }
+  Value JobList(int64_t at, Scheduler::Finished finished) {
+    return *JobsReply{s.ListJobs(at, finished)}.ToValue().Find("jobs");
+  }
+  Value WorkerList(int64_t at) { return *WorkersReply{s.ListWorkers(at)}.ToValue().Find("workers"); }
+  std::optional<Value> JobEvents(const std::string& job_id, int64_t after_seq) {
+    std::optional<JobEventsView> view = s.EventsAfter(job_id, after_seq);
+    return view ? std::optional<Value>(EventsReply{job_id, *view}.ToValue()) : std::nullopt;
   }
 
   void Ready(const std::string& key, const std::string& name, int64_t slots, int64_t queue = 0) {
@@ -44,15 +93,13 @@ struct Harness {
   }
 
   // Assignments queued since the last Take(), as (worker key, message).
-  std::vector<std::pair<std::string, AssignMsg>> Assigns(const std::vector<Outgoing>& out) {
+  std::vector<std::pair<std::string, AssignMsg>> Assigns(const std::vector<Action>& out) {
     std::vector<std::pair<std::string, AssignMsg>> result;
-    for (const Outgoing& o : out) {
-      if (o.kind != Outgoing::Kind::kToWorker) continue;
-      if (o.body.Find("type")->as_string() != msg::kAssign) continue;
+    for (const auto& [key, body] : ToWorkers(out, msg::kAssign)) {
       std::string error;
-      std::optional<AssignMsg> a = AssignMsg::FromValue(o.body, &error);
+      std::optional<AssignMsg> a = AssignMsg::FromValue(body, &error);
       REQUIRE(a);
-      result.emplace_back(o.target, *a);
+      result.emplace_back(key, *a);
     }
     return result;
   }
@@ -101,36 +148,36 @@ struct Harness {
   // Published events of a type (e.g. "task_speculated"), in order.
   std::vector<Value> Events(const std::string& type) {
     std::vector<Value> events;
-    for (const Outgoing& o : log) {
-      if (o.kind == Outgoing::Kind::kPublish && o.body.Find("type") != nullptr &&
-          o.body.Find("type")->as_string() == type) {
-        events.push_back(o.body);
+    for (const Publish& p : OfKind<Publish>(log)) {
+      Value body = Published(p).second;
+      if (body.Find("type") != nullptr && body.Find("type")->as_string() == type) {
+        events.push_back(body);
       }
     }
     return events;
   }
 
   std::string State(const std::string& job_id) {
-    return s.JobInfo(job_id, now)->Find("state")->as_string();
+    return JobInfo(job_id, now)->Find("state")->as_string();
   }
 
   // seq values of every event of a job, in publish order.
   std::vector<int64_t> Seqs(const std::string& job_id) {
     std::vector<int64_t> seqs;
-    for (const Outgoing& o : log) {
-      if (o.kind == Outgoing::Kind::kPublish && o.target.rfind("job/" + job_id + "/", 0) == 0) {
-        seqs.push_back(o.body.Find("seq")->as_int());
-      }
+    for (const Publish& p : OfKind<Publish>(log)) {
+      auto [topic, body] = Published(p);
+      if (topic.rfind("job/" + job_id + "/", 0) == 0) seqs.push_back(body.Find("seq")->as_int());
     }
     return seqs;
   }
 
   int CountPublished(const std::string& topic_suffix) {
     int n = 0;
-    for (const Outgoing& o : log) {
-      if (o.kind == Outgoing::Kind::kPublish && o.target.size() >= topic_suffix.size() &&
-          o.target.compare(o.target.size() - topic_suffix.size(), topic_suffix.size(),
-                           topic_suffix) == 0) {
+    for (const Publish& p : OfKind<Publish>(log)) {
+      const std::string topic = Published(p).first;
+      if (topic.size() >= topic_suffix.size() &&
+          topic.compare(topic.size() - topic_suffix.size(), topic_suffix.size(), topic_suffix) ==
+              0) {
         ++n;
       }
     }
@@ -230,12 +277,12 @@ TEST_CASE("a job advances MAPPING to REDUCING to COMPLETED with gapless event se
   h.Done(reduces[1].first, reduces[1].second, 2);
   auto out = h.Take();
   bool commit = false;
-  for (const Outgoing& o : out) commit |= o.kind == Outgoing::Kind::kCommitJob && o.target == job;
+  for (const CommitJob& o : OfKind<CommitJob>(out)) commit |= o.job_id == job;
   REQUIRE(commit);
   h.s.JobCommitted(job, true, "", h.now);
   h.Take();
   CHECK(h.State(job) == "COMPLETED");
-  auto info = *h.s.JobInfo(job, h.now);
+  auto info = *h.JobInfo(job, h.now);
   CHECK(info.Find("counters")->Find("records")->as_int() == 5);
   std::vector<int64_t> seqs = h.Seqs(job);
   REQUIRE(!seqs.empty());
@@ -273,7 +320,7 @@ TEST_CASE("a worker silent for liveness intervals loses its tasks to the queue")
   CHECK(h.CountPublished("/worker_lost") == 1);
   // A late result from the lost registration is ignored.
   h.Done("k1", first[0].second, 1);
-  CHECK(h.s.JobInfo(job, h.now)->Find("maps")->Find("done")->as_int() == 0);
+  CHECK(h.JobInfo(job, h.now)->Find("maps")->Find("done")->as_int() == 0);
 }
 
 TEST_CASE("counters add up over accepted attempts only, never failed or stale ones") {
@@ -293,7 +340,7 @@ TEST_CASE("counters add up over accepted attempts only, never failed or stale on
   h.Done("k1", first[0].second, 1);   // the failed attempt reporting success later: ignored
   h.Done("k1", second[0].second, 1);  // accepted
   h.Done("k1", second[0].second, 1);  // duplicate: ignored
-  CHECK(h.s.JobInfo(job, h.now)->Find("counters")->Find("records")->as_int() == 1);
+  CHECK(h.JobInfo(job, h.now)->Find("counters")->Find("records")->as_int() == 1);
 }
 
 TEST_CASE("results from a replaced registration of the same worker name are ignored") {
@@ -324,7 +371,7 @@ TEST_CASE("a job stays SUBMITTED without workers and starts when one joins") {
   h.s.Tick(h.now);
   CHECK(h.Assigns(h.Take()).empty());
   CHECK(h.State(job) == "SUBMITTED");
-  CHECK(h.s.JobInfo(job, h.now)->Find("waiting_for_workers")->as_bool());
+  CHECK(h.JobInfo(job, h.now)->Find("waiting_for_workers")->as_bool());
   h.Ready("k1", "w1", 2);
   h.s.Tick(h.now);
   CHECK(h.Assigns(h.Take()).size() == 2);
@@ -353,7 +400,7 @@ TEST_CASE("a task that fails max-attempts times fails its job with the task name
     h.s.TaskFailed(a[0].first, f, h.now);
   }
   CHECK(h.State(job) == "FAILED");
-  std::string error = h.s.JobInfo(job, h.now)->Find("error")->as_string();
+  std::string error = h.JobInfo(job, h.now)->Find("error")->as_string();
   CHECK(error.find("m-00000") != std::string::npos);
   // Every attempt's worker and error is named.
   CHECK(error.find("attempt 1 on w") != std::string::npos);
@@ -361,7 +408,7 @@ TEST_CASE("a task that fails max-attempts times fails its job with the task name
   CHECK(error.find("boom 2") != std::string::npos);
   CHECK(error.find("boom 3") != std::string::npos);
   bool abort = false;
-  for (const Outgoing& x : h.Take()) abort |= x.kind == Outgoing::Kind::kAbortJob;
+  abort = !OfKind<AbortJob>(h.Take()).empty();
   CHECK(abort);
 }
 
@@ -376,12 +423,7 @@ TEST_CASE("cancelling a job stops its running attempts and a finished job is lef
   REQUIRE(result);
   CHECK(result->changed);
   CHECK(result->state == JobState::kCancelled);
-  int cancels = 0;
-  for (const Outgoing& o : h.Take()) {
-    if (o.kind == Outgoing::Kind::kToWorker && o.body.Find("type")->as_string() == msg::kCancel) {
-      ++cancels;
-    }
-  }
+  int cancels = static_cast<int>(ToWorkers(h.Take(), msg::kCancel).size());
   CHECK(cancels == 2);
   // The third task is never assigned, and the slots are free for other jobs.
   h.s.Tick(h.now);
@@ -405,7 +447,7 @@ TEST_CASE("a worker speaking another protocol version is refused and not registe
   h.s.WorkerReady("k1", r, h.now);
   auto out = h.Take();
   REQUIRE(out.size() == 1);
-  CHECK(out[0].body.Find("type")->as_string() == msg::kRefused);
+  CHECK(TypeOf(std::get<ToWorker>(out[0])) == msg::kRefused);
   CHECK_FALSE(h.s.IsRegistered("k1"));
 }
 
@@ -420,19 +462,11 @@ TEST_CASE("a map result missing partitions fails that attempt instead of complet
   d.ref = {job, a[0].second.task_id, 1};
   d.outputs.push_back({0, "/x", 1, 1});
   h.s.TaskDone("k1", d, h.now);
-  CHECK(h.s.JobInfo(job, h.now)->Find("maps")->Find("done")->as_int() == 0);
+  CHECK(h.JobInfo(job, h.now)->Find("maps")->Find("done")->as_int() == 0);
   h.s.Tick(h.now);
   auto retry = h.Assigns(h.Take());
   REQUIRE(retry.size() == 1);
   CHECK(retry[0].second.attempt == 2);
-}
-
-std::vector<Outgoing> OfKind(const std::vector<Outgoing>& out, Outgoing::Kind kind) {
-  std::vector<Outgoing> result;
-  for (const Outgoing& o : out) {
-    if (o.kind == kind) result.push_back(o);
-  }
-  return result;
 }
 
 TEST_CASE("the first finished reduce attempt is committed and a later finisher is ignored") {
@@ -447,15 +481,15 @@ TEST_CASE("the first finished reduce attempt is committed and a later finisher i
   REQUIRE(reduces.size() == 1);
   h.Done(reduces[0].first, reduces[0].second, 1);
   auto out = h.Take();
-  auto commits = OfKind(out, Outgoing::Kind::kCommitTask);
+  auto commits = OfKind<CommitTask>(out);
   REQUIRE(commits.size() == 1);
-  CHECK(commits[0].body.Find("to")->as_string() == "/tmp/out/part-00000");
-  CHECK(commits[0].body.Find("from")->as_string().find("/tmp/out/_temporary/r-00000.a1/") == 0);
-  CHECK(OfKind(out, Outgoing::Kind::kCommitJob).size() == 1);
+  CHECK(commits[0].to == "/tmp/out/part-00000");
+  CHECK(commits[0].from.find("/tmp/out/_temporary/r-00000.a1/") == 0);
+  CHECK(OfKind<CommitJob>(out).size() == 1);
   // The same attempt reporting again commits nothing more and is not counted twice.
   h.Done(reduces[0].first, reduces[0].second, 1);
-  CHECK(OfKind(h.Take(), Outgoing::Kind::kCommitTask).empty());
-  CHECK(h.s.JobInfo(job, h.now)->Find("counters")->Find("records")->as_int() == 2);
+  CHECK(OfKind<CommitTask>(h.Take()).empty());
+  CHECK(h.JobInfo(job, h.now)->Find("counters")->Find("records")->as_int() == 2);
 }
 
 TEST_CASE("a map-only job commits one part file per map and never creates reduces") {
@@ -470,16 +504,16 @@ TEST_CASE("a map-only job commits one part file per map and never creates reduce
     h.Done(key, a, 0);
   }
   auto out = h.Take();
-  auto commits = OfKind(out, Outgoing::Kind::kCommitTask);
+  auto commits = OfKind<CommitTask>(out);
   REQUIRE(commits.size() == 3);
   std::set<std::string> targets;
-  for (const Outgoing& c : commits) targets.insert(c.body.Find("to")->as_string());
+  for (const CommitTask& c : commits) targets.insert(c.to);
   CHECK(targets == std::set<std::string>{"/tmp/out/part-00000", "/tmp/out/part-00001",
                                          "/tmp/out/part-00002"});
-  CHECK(OfKind(out, Outgoing::Kind::kCommitJob).size() == 1);
+  CHECK(OfKind<CommitJob>(out).size() == 1);
   h.s.JobCommitted(job, true, "", h.now);
   CHECK(h.State(job) == "COMPLETED");
-  CHECK(h.s.JobInfo(job, h.now)->Find("reduces")->Find("total")->as_int() == 0);
+  CHECK(h.JobInfo(job, h.now)->Find("reduces")->Find("total")->as_int() == 0);
 }
 
 TEST_CASE("a reduce that finds corrupt map output re-runs that map without counting a failure") {
@@ -532,9 +566,7 @@ TEST_CASE("shipped files go to a worker once, before its first attempt of the jo
   h.s.Tick(h.now);
   auto out = h.Take();
   std::vector<std::string> types;
-  for (const Outgoing& o : out) {
-    if (o.kind == Outgoing::Kind::kToWorker) types.push_back(o.body.Find("type")->as_string());
-  }
+  for (const ToWorker& o : OfKind<ToWorker>(out)) types.push_back(TypeOf(o));
   REQUIRE(types.size() == 3);
   CHECK(types[0] == "job_files");
   CHECK(types[1] == "assign");
@@ -545,12 +577,7 @@ TEST_CASE("shipped files go to a worker once, before its first attempt of the jo
   h.Ready("k2", "w1", 2);
   h.s.Tick(h.now);
   auto again = h.Take();
-  int job_files = 0;
-  for (const Outgoing& o : again) {
-    if (o.kind == Outgoing::Kind::kToWorker && o.body.Find("type")->as_string() == "job_files") {
-      ++job_files;
-    }
-  }
+  int job_files = static_cast<int>(ToWorkers(again, "job_files").size());
   CHECK(job_files == 1);
 }
 
@@ -572,17 +599,6 @@ TEST_CASE("a job's own max attempts overrides the coordinator default") {
   CHECK(h.State(job) == "FAILED");
 }
 
-// Messages of a type sent to workers, as (worker key, body).
-std::vector<std::pair<std::string, Value>> ToWorkers(const std::vector<Outgoing>& out,
-                                                     const std::string& type) {
-  std::vector<std::pair<std::string, Value>> result;
-  for (const Outgoing& o : out) {
-    if (o.kind == Outgoing::Kind::kToWorker && o.body.Find("type")->as_string() == type) {
-      result.emplace_back(o.target, o.body);
-    }
-  }
-  return result;
-}
 
 TEST_CASE("a higher-priority job gets free slots before an older job of lower priority") {
   Harness h;
@@ -667,7 +683,7 @@ TEST_CASE("placement prefers the less loaded worker and never exceeds slots") {
   auto rest = h.Assigns(h.Take());
   CHECK(rest.size() == 2);
   std::map<std::string, int> running;
-  Value list = h.s.WorkerList(h.now);
+  Value list = h.WorkerList(h.now);
   for (const Value& w : list.as_array()) {
     running[w.Find("name")->as_string()] = static_cast<int>(w.Find("running")->as_int());
   }
@@ -683,11 +699,11 @@ TEST_CASE("a worker whose host stays saturated by other processes is given fewer
   // A 4-core host, 100% busy, of which the worker and its attempts use half a core: 3.5 cores
   // are taken by something else. One such heartbeat is not enough to call it saturated.
   h.Load("k1", 1.0, 0.5, 4);
-  Value list = h.s.WorkerList(h.now);
+  Value list = h.WorkerList(h.now);
   CHECK_FALSE(list.as_array()[0].Find("saturated")->as_bool());
   h.Load("k1", 1.0, 0.5, 4);
   h.Load("k1", 1.0, 0.5, 4);
-  Value w = h.s.WorkerList(h.now).as_array()[0];
+  Value w = h.WorkerList(h.now).as_array()[0];
   CHECK(w.Find("saturated")->as_bool());
   CHECK(w.Find("capacity")->as_int() == 1);
   std::string job = h.Submit(8, 1);
@@ -697,7 +713,7 @@ TEST_CASE("a worker whose host stays saturated by other processes is given fewer
   h.Load("k1", 0.1, 0.1, 4);
   h.s.Tick(h.now);
   CHECK(h.Assigns(h.Take()).size() == 3);
-  list = h.s.WorkerList(h.now);
+  list = h.WorkerList(h.now);
   CHECK(list.as_array()[0].Find("capacity")->as_int() == 4);
   (void)job;
 }
@@ -719,7 +735,7 @@ TEST_CASE("a worker that says goodbye has its attempts re-queued at once onto an
     CHECK(a.attempt == 2);
   }
   // Neither the lost attempts nor the worker's loss count as task failures.
-  Value info = *h.s.JobInfo(job, h.now);
+  Value info = *h.JobInfo(job, h.now);
   CHECK(info.Find("maps")->Find("failed")->as_int() == 0);
   CHECK(h.Events("task_failed").size() == 2);
   CHECK(h.Events("worker_blacklisted").empty());
@@ -759,7 +775,7 @@ TEST_CASE("a worker that failed three attempts of a job gets no more of its task
   auto listed = h.Events("worker_blacklisted");
   REQUIRE(listed.size() == 1);
   CHECK(listed[0].Find("worker")->as_string() == "w1");
-  Value info = *h.s.JobInfo(job, h.now);
+  Value info = *h.JobInfo(job, h.now);
   REQUIRE(info.Find("blacklisted_workers")->as_array().size() == 1);
   CHECK(info.Find("state")->as_string() == "MAPPING");
   // Another job may still use w1.
@@ -816,7 +832,7 @@ TEST_CASE("a clearly slow map gets one backup on another worker and the first fi
   REQUIRE(speculated.size() == 1);
   CHECK(speculated[0].Find("original_worker")->as_string() == "w4");
   CHECK(speculated[0].Find("attempt")->as_int() == 2);
-  CHECK(h.s.JobInfo(setup.job, h.now)->Find("speculative_attempts")->as_int() == 1);
+  CHECK(h.JobInfo(setup.job, h.now)->Find("speculative_attempts")->as_int() == 1);
   // More ticks launch nothing more: one backup per task.
   h.now += 1000;
   h.s.Tick(h.now);
@@ -831,7 +847,7 @@ TEST_CASE("a clearly slow map gets one backup on another worker and the first fi
   REQUIRE(h.Events("task_killed").size() == 1);
   CHECK(h.State(setup.job) == "REDUCING");
   h.Done(setup.slow.first, setup.slow.second, 1);
-  Value info = *h.s.JobInfo(setup.job, h.now);
+  Value info = *h.JobInfo(setup.job, h.now);
   CHECK(info.Find("counters")->Find("records")->as_int() == 4);
   CHECK(info.Find("running_attempts")->as_int() == 0);
 }
@@ -892,7 +908,7 @@ TEST_CASE("concurrent backups are capped at a tenth of the job's running tasks")
   auto backups = h.Assigns(h.Take());
   CHECK(backups.size() == 2);
   CHECK(h.Events("task_speculated").size() == 2);
-  CHECK(h.s.JobInfo(job, h.now)->Find("speculative_attempts")->as_int() == 2);
+  CHECK(h.JobInfo(job, h.now)->Find("speculative_attempts")->as_int() == 2);
 }
 
 TEST_CASE("cancelling a job kills every running attempt, backups included") {
@@ -909,10 +925,10 @@ TEST_CASE("cancelling a job kills every running attempt, backups included") {
   std::set<int64_t> attempts;
   for (auto& [key, body] : cancels) attempts.insert(body.Find("attempt")->as_int());
   CHECK(attempts == std::set<int64_t>{1, 2});
-  CHECK(OfKind(out, Outgoing::Kind::kAbortJob).size() == 1);
+  CHECK(OfKind<AbortJob>(out).size() == 1);
   CHECK(ToWorkers(out, msg::kCleanup).size() == 4);
   CHECK(h.State(setup.job) == "CANCELLED");
-  CHECK(h.s.JobInfo(setup.job, h.now)->Find("running_attempts")->as_int() == 0);
+  CHECK(h.JobInfo(setup.job, h.now)->Find("running_attempts")->as_int() == 0);
 }
 
 TEST_CASE("a failure names its stage: inputs gone before the start, a map, the commit") {
@@ -930,9 +946,9 @@ TEST_CASE("a failure names its stage: inputs gone before the start, a map, the c
   h.Ready("k1", "w1", 2);
   h.s.Tick(h.now);
   CHECK(h.State(gone) == "FAILED");
-  CHECK(h.s.JobInfo(gone, h.now)->Find("error")->as_string().rfind("SUBMITTED: input", 0) == 0);
-  CHECK(h.s.JobInfo(gone, h.now)->Find("failure")->Find("stage")->as_string() == "SUBMITTED");
-  CHECK(OfKind(h.Take(), Outgoing::Kind::kAbortJob).size() == 1);
+  CHECK(h.JobInfo(gone, h.now)->Find("error")->as_string().rfind("SUBMITTED: input", 0) == 0);
+  CHECK(h.JobInfo(gone, h.now)->Find("failure")->Find("stage")->as_string() == "SUBMITTED");
+  CHECK(OfKind<AbortJob>(h.Take()).size() == 1);
 
   inputs_ok = true;
   std::string bad_map = h.Submit(2, 1);
@@ -940,7 +956,7 @@ TEST_CASE("a failure names its stage: inputs gone before the start, a map, the c
   auto maps = h.Assigns(h.Take());
   REQUIRE(maps.size() == 2);
   h.Fail(maps[1].first, maps[1].second, "exit 1");
-  Value info = *h.s.JobInfo(bad_map, h.now);
+  Value info = *h.JobInfo(bad_map, h.now);
   CHECK(info.Find("state")->as_string() == "FAILED");
   CHECK(info.Find("error")->as_string().rfind("MAPPING: map task m-00001 failed 1 attempts", 0) ==
         0);
@@ -957,15 +973,15 @@ TEST_CASE("a failure names its stage: inputs gone before the start, a map, the c
   h.Done(r[0].first, r[0].second, 1);
   h.Take();
   h.s.JobCommitted(bad_commit, false, "missing /tmp/out/part-00000", h.now);
-  CHECK(h.s.JobInfo(bad_commit, h.now)->Find("error")->as_string() ==
+  CHECK(h.JobInfo(bad_commit, h.now)->Find("error")->as_string() ==
         "COMMITTING: missing /tmp/out/part-00000");
 }
 
 TEST_CASE("the task list shows each task's state, attempts, worker and marks stragglers") {
   SpeculationSetup setup(0.1);
   Harness& h = setup.h;
-  CHECK_FALSE(h.s.TaskList("job_nope", h.now).has_value());
-  std::optional<Value> before = h.s.TaskList(setup.job, h.now);
+  CHECK_FALSE(h.TaskList("job_nope", h.now).has_value());
+  std::optional<Value> before = h.TaskList(setup.job, h.now);
   REQUIRE(before.has_value());
   // Four maps; the reduce is not created until they are all done.
   REQUIRE(before->as_array().size() == 4);
@@ -982,7 +998,7 @@ TEST_CASE("the task list shows each task's state, attempts, worker and marks str
   CHECK_FALSE(slow.Find("speculative")->as_bool());
   CHECK(slow.Find("progress")->as_double() == doctest::Approx(0.1));
   h.s.Tick(h.now);  // launches the backup
-  std::optional<Value> after = h.s.TaskList(setup.job, h.now);
+  std::optional<Value> after = h.TaskList(setup.job, h.now);
   const Value& backed = after->as_array()[3];
   CHECK(backed.Find("attempts")->as_int() == 2);
   CHECK(backed.Find("speculative")->as_bool());
@@ -996,11 +1012,11 @@ TEST_CASE("the job list leaves finished jobs out unless asked for them") {
   std::string cancelled = h.Submit(1, 1);
   h.s.CancelJob(cancelled, h.now);
   h.now += 5000;
-  Value active = h.s.JobList(h.now, Scheduler::Finished::kExclude);
+  Value active = h.JobList(h.now, Scheduler::Finished::kExclude);
   REQUIRE(active.as_array().size() == 1);
   CHECK(active.as_array()[0].Find("job_id")->as_string() == running);
   CHECK(active.as_array()[0].Find("age_ms")->as_int() == 5000);
-  Value all = h.s.JobList(h.now, Scheduler::Finished::kInclude);
+  Value all = h.JobList(h.now, Scheduler::Finished::kInclude);
   REQUIRE(all.as_array().size() == 2);
   CHECK(all.as_array()[1].Find("job_id")->as_string() == cancelled);
 }
@@ -1008,11 +1024,11 @@ TEST_CASE("the job list leaves finished jobs out unless asked for them") {
 TEST_CASE("a waiting job says why: no workers, busy slots") {
   Harness h;
   std::string job = h.Submit(3, 1);
-  CHECK(h.s.JobInfo(job, h.now)->Find("waiting")->as_string() == "no workers connected");
+  CHECK(h.JobInfo(job, h.now)->Find("waiting")->as_string() == "no workers connected");
   h.Ready("k1", "w1", 1);
   h.s.Tick(h.now);
   h.Take();
-  CHECK(h.s.JobInfo(job, h.now)->Find("waiting")->as_string() == "every worker slot is busy");
+  CHECK(h.JobInfo(job, h.now)->Find("waiting")->as_string() == "every worker slot is busy");
 }
 
 TEST_CASE("1,000 workers run a 20,000-task job to the end with every slot used and none exceeded") {
@@ -1072,7 +1088,7 @@ TEST_CASE("a failed job reports every attempt of the task to blame with its work
                                                                std::to_string(attempt)};
     h.s.TaskFailed(a[0].first, f, h.now);
   }
-  Value info = *h.s.JobInfo(job, h.now);
+  Value info = *h.JobInfo(job, h.now);
   CHECK(info.Find("state")->as_string() == "FAILED");
   CHECK(info.Find("failed_attempts")->as_int() == 2);
   const Value& tried = *info.Find("failure")->Find("attempts");
@@ -1111,7 +1127,7 @@ TEST_CASE("recent failures of a running job list the latest failed attempts, los
   h.s.Tick(h.now);
   REQUIRE(h.Assigns(h.Take()).size() == 1);
   h.s.WorkerDisconnected("k1", h.now);
-  Value info = *h.s.JobInfo(job, h.now);
+  Value info = *h.JobInfo(job, h.now);
   CHECK(info.Find("state")->as_string() == "MAPPING");
   CHECK(info.Find("failed_attempts")->as_int() == 21);
   const Array& recent = info.Find("recent_failures")->as_array();
@@ -1120,7 +1136,7 @@ TEST_CASE("recent failures of a running job list the latest failed attempts, los
   CHECK(recent.back().Find("attempt")->as_int() == 21);
   CHECK(recent.back().Find("error")->as_string().find("w1 lost") != std::string::npos);
   // The job list, which may hold a thousand jobs, carries only the latest.
-  Value list = h.s.JobList(h.now, Scheduler::Finished::kInclude);
+  Value list = h.JobList(h.now, Scheduler::Finished::kInclude);
   const Array& listed = list.as_array().at(0).Find("recent_failures")->as_array();
   REQUIRE(listed.size() == 1);
   CHECK(listed[0].Find("attempt")->as_int() == 21);
@@ -1170,7 +1186,7 @@ TEST_CASE("a job's kept events fill a gap after any seq they still cover, and sa
   h.s.Tick(h.now);
   auto a = h.Assigns(h.Take());
   REQUIRE(a.size() == 1);
-  Value events = *h.s.JobEvents(job, 1);
+  Value events = *h.JobEvents(job, 1);
   CHECK(events.Find("complete")->as_bool());
   const int64_t last = events.Find("last_seq")->as_int();
   REQUIRE(static_cast<int64_t>(events.Find("events")->as_array().size()) == last - 1);
@@ -1179,17 +1195,17 @@ TEST_CASE("a job's kept events fill a gap after any seq they still cover, and sa
     CHECK(e.Find("seq")->as_int() == expect++);
   }
   // Nothing after the latest: complete and empty.
-  Value none = *h.s.JobEvents(job, last);
+  Value none = *h.JobEvents(job, last);
   CHECK(none.Find("complete")->as_bool());
   CHECK(none.Find("events")->as_array().empty());
   // Many progress reports push the oldest events out of the history.
   for (int i = 0; i < 400; ++i) h.Progress("k1", a[0].second, i / 400.0);
-  Value old = *h.s.JobEvents(job, 1);
+  Value old = *h.JobEvents(job, 1);
   CHECK_FALSE(old.Find("complete")->as_bool());
-  Value recent = *h.s.JobEvents(job, old.Find("last_seq")->as_int() - 10);
+  Value recent = *h.JobEvents(job, old.Find("last_seq")->as_int() - 10);
   CHECK(recent.Find("complete")->as_bool());
   CHECK(recent.Find("events")->as_array().size() == 10);
-  CHECK_FALSE(h.s.JobEvents("job_nope", 0));
+  CHECK_FALSE(h.JobEvents("job_nope", 0));
 }
 
 }  // namespace

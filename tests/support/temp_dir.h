@@ -7,6 +7,7 @@
 #include <atomic>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <random>
 #include <stdexcept>
 #include <string>
@@ -44,6 +45,20 @@ class TempDir {
 
   const std::filesystem::path& path() const { return path_; }
   std::filesystem::path operator/(std::string_view name) const { return path_ / name; }
+  // The path of `relative` inside the directory, as a string.
+  std::string Path(std::string_view relative) const { return (path_ / relative).string(); }
+
+  // Creates the file `relative` (and its parent directories) holding exactly `content`; returns
+  // its path. Throws std::runtime_error if it cannot be written.
+  std::string Write(std::string_view relative, std::string_view content) const {
+    const std::filesystem::path file = path_ / relative;
+    std::filesystem::create_directories(file.parent_path());
+    std::ofstream out(file, std::ios::binary | std::ios::trunc);
+    out.write(content.data(), static_cast<std::streamsize>(content.size()));
+    out.close();
+    if (!out.good()) throw std::runtime_error("cannot write " + file.string());
+    return file.string();
+  }
 
  private:
   std::filesystem::path path_;
