@@ -21,6 +21,8 @@
 #include <type_traits>
 #include <utility>
 
+#include "runner/varint.h"
+
 namespace zmr {
 
 namespace {
@@ -39,16 +41,6 @@ constexpr std::size_t kMinSpillReadBuffer = 16 << 10;
 
 // ---------------------------------------------------------------------------------------------
 // Small helpers.
-
-std::size_t EncodeVarint(uint64_t v, char* p) {
-  std::size_t n = 0;
-  while (v >= 0x80) {
-    p[n++] = static_cast<char>((v & 0x7F) | 0x80);
-    v >>= 7;
-  }
-  p[n++] = static_cast<char>(v);
-  return n;
-}
 
 void CopyBytes(char* to, const char* from, std::size_t n) {
   if (n > 0) std::memcpy(to, from, n);
