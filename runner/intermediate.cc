@@ -24,6 +24,7 @@
 #include "common/layout.h"
 #include "common/posix/fd.h"
 #include "common/posix/io.h"
+#include "runner/varint.h"
 
 namespace zmr {
 
@@ -85,17 +86,6 @@ constexpr std::size_t kMinReadBufferSize = 4 << 10;
 ReadFault FaultOfErrno(int err) {
   return err == EMFILE || err == ENFILE || err == ENOMEM || err == ENOBUFS ? ReadFault::kLocal
                                                                           : ReadFault::kBadData;
-}
-
-// Appends a LEB128 varint to p, returning the number of bytes written.
-std::size_t EncodeVarint(uint64_t v, char* p) {
-  std::size_t n = 0;
-  while (v >= 0x80) {
-    p[n++] = static_cast<char>((v & 0x7F) | 0x80);
-    v >>= 7;
-  }
-  p[n++] = static_cast<char>(v);
-  return n;
 }
 
 std::size_t VarintSize(uint64_t v) {

@@ -29,7 +29,8 @@
 #include "apps/registry.h"
 #include "common/layout.h"
 #include "common/splits.h"
-#include "runner/spill.h"
+#include "runner/map_output_buffer.h"
+#include "runner/merge.h"
 
 namespace zmr {
 

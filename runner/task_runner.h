@@ -3,7 +3,7 @@
 // file. Called by the worker (or the zmr-task child process) on one thread; it touches no sockets
 // and reports through the callbacks given.
 //
-// Memory: a map buffers its output in at most sort_buffer_bytes (see runner/spill.h), spilling
+// Memory: a map buffers its output in at most sort_buffer_bytes (see runner/map_output_buffer.h), spilling
 // sorted runs under attempt_dir and merging them at the end; merges on both sides read at most
 // merge_fan_in runs at once. So an attempt's memory is about sort_buffer_bytes plus a constant
 // (merge_fan_in read buffers of <= 256 KiB, 1 MiB write buffers), whatever the input size.

@@ -28,7 +28,13 @@ class InputTree {
 
   // Creates the file `relative` (and its parent directories) holding `content`; returns its path.
   std::string Write(const std::string& relative, const std::string& content) const {
-    return dir_.Write(relative, content);
+    const fs::path file = dir_ / relative;
+    fs::create_directories(file.parent_path());
+    std::ofstream out(file, std::ios::binary | std::ios::trunc);
+    out << content;
+    out.close();
+    REQUIRE(out.good());
+    return file.string();
   }
 
   std::string Mkdir(const std::string& relative) const {

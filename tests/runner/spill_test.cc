@@ -1,6 +1,7 @@
 // Spills and merges of map output: whatever the sort buffer size and merge fan-in, a map task's
 // runs equal an in-memory sort (without a combiner) or the same per-key totals (with one).
-#include "runner/spill.h"
+#include "runner/map_output_buffer.h"
+#include "runner/merge.h"
 
 #include <doctest/doctest.h>
 

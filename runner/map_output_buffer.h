@@ -1,25 +1,20 @@
-// Map output with bounded memory, and the run merges built on it: the buffer a map task emits into
-// (it sorts, combines and spills sorted runs to disk whenever its memory budget is reached), the
-// multi-pass merge that turns spills into one sorted run per partition, and the pieces the reduce
-// side shares (merge planning with a bounded fan-in, merging runs into a run, the attempt's
-// scratch directory). Everything here is single-threaded: one instance belongs to one attempt.
+// Map output with bounded memory: the Emitter a map task emits into. It sorts, combines and spills
+// sorted runs to disk whenever its memory budget is reached, and at the end merges the spills into
+// one sorted run per partition (runner/merge.h). Everything here is single-threaded: one instance
+// belongs to one attempt, and runner/task_runner.cc is its caller.
 //
 // Three buffers, chosen by MapOutputBuffer::Create:
-//  - Combining (the app has an in-process combiner): a hash table from key to the key's values.
-//    Equal keys share one entry, and a key's values are combined as they arrive (whenever they
-//    fill the entry's 64-byte slab), so memory grows with distinct keys, not records. No
-//    allocation per record: entries hold short keys and the first slab inline; long keys and
-//    further slabs live in arena chunks reused after every spill.
+//  - Combining (the app has an in-process combiner; runner/combining_buffer.h): a hash table from
+//    key to the key's values, combined as they arrive, so memory grows with distinct keys, not
+//    records.
 //  - Summing (the combiner is declared an int64 sum, App::KnownCombiner() == kInt64Sum, as the
-//    built-in wordcount's): a hash table from key to a running sum and count, in 32-byte slots
-//    that hold keys of up to 16 bytes, with Emits queued a few deep so their slots are
-//    prefetched. Its spills hold exactly the records the combining buffer's would (a lone value
-//    as it came, else the decimal sum), without calling the combiner.
-//  - Sorting (no combiner, or a combiner that is an external command): records are appended to one
-//    buffer of the budget's size (mmap'd, huge pages when large), data growing up from the start
-//    and a fixed-size index growing down from the end; when they meet the index is sorted by
-//    (partition, key, arrival) and written, the records a few entries ahead prefetched. A combiner, if any, gets every key group of the batch (it may hold its output back
-//    until FlushCombine, so nothing is written around it).
+//    built-in wordcount's; runner/summing_buffer.h): a hash table from key to a running sum and
+//    count. Its spills hold exactly the records the combining buffer's would, without calling the
+//    combiner.
+//  - Sorting (no combiner, or a combiner that is an external command; runner/sorting_buffer.h):
+//    records appended to one buffer of the budget's size, sorted by (partition, key, arrival)
+//    when full. A combiner, if any, gets every key group of the batch (it may hold its output
+//    back until FlushCombine, so nothing is written around it).
 // Memory counted against the budget is everything the buffer holds: key and value bytes, the
 // per-record index or per-key entry, the hash table's slots and the value chains' slack.
 //
@@ -35,80 +30,15 @@
 #include <functional>
 #include <memory>
 #include <string>
-#include <utility>
+#include <string_view>
 #include <vector>
 
 #include "common/app.h"
 #include "common/protocol.h"
 #include "runner/intermediate.h"
+#include "runner/merge.h"
 
 namespace zmr {
-
-// The attempt's directory of temporary runs (spills and intermediate merges). Created on first
-// use; the destructor removes it with everything in it, so it must be a directory this attempt
-// owns alone.
-class SpillDir {
- public:
-  explicit SpillDir(std::string path);
-  ~SpillDir();
-  SpillDir(const SpillDir&) = delete;
-  SpillDir& operator=(const SpillDir&) = delete;
-
-  // A new, unused path "<dir>/<prefix>-<seq>.p<partition>.run", creating the directory if needed.
-  // Empty with *error if the directory cannot be created.
-  std::string NewRunPath(const char* prefix, int64_t partition, std::string* error);
-  // Removes a run made here (missing is fine).
-  static void RemoveRun(const std::string& path);
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-  bool created_ = false;
-  int64_t next_ = 0;
-};
-
-// Plans one pass of a merge with bounded fan-in: the consecutive ranges [first, second) of runs to
-// merge into one run each so that the number of runs drops towards fan_in, merging as few runs as
-// possible when this pass can already reach fan_in. Ranges are disjoint, in order, each of at
-// least two runs. Empty when runs <= fan_in. Requires fan_in >= 2.
-std::vector<std::pair<std::size_t, std::size_t>> PlanMergePass(std::size_t runs, int fan_in);
-
-// What a merge checks as it goes.
-struct MergeControl {
-  const std::atomic<bool>* cancelled = nullptr;  // when set the merge stops with "cancelled"
-  // Called now and then with the bytes the merge has read so far.
-  std::function<void(int64_t bytes_read)> progress;
-};
-
-struct MergeStats {
-  int64_t bytes_read = 0;
-  int64_t records_read = 0;
-  int64_t combine_input_records = 0;
-  int64_t combine_output_records = 0;
-};
-
-// Why a merge failed, when a run it read was at fault.
-struct MergeFailure {
-  std::size_t run = SIZE_MAX;          // index into the runs given, or SIZE_MAX (not a read error)
-  ReadFault fault = ReadFault::kNone;
-};
-
-// Which key groups a merge passes through a combiner.
-enum class CombineGroups {
-  kAll,       // every group: for combiners that may hold output back until FlushCombine
-  kMultiple,  // groups of two or more records; a single record is copied as it is (a combiner
-              // known to emit during Combine, so copied records and its output stay in order)
-};
-
-// Merges sorted runs into out (out is not finished here). With combiner non-null, key groups
-// (chosen by `groups`) are passed to combiner->Combine, and combiner->FlushCombine is called once
-// at the end if Combine was called; the combiner's output must come in key order (RunWriter
-// checks it). Returns false with *error on a read error (then *failure names the run), a write
-// error, a combiner failure or cancellation ("cancelled"). A write error caused by records out of
-// order is traced to the run whose checksum then fails, if one does.
-bool MergeRunsInto(std::vector<std::unique_ptr<RunReader>> runs, RunWriter* out, App* combiner,
-                   CombineGroups groups, const MergeControl& control, MergeStats* stats,
-                   MergeFailure* failure, std::string* error);
 
 struct MapOutputOptions {
   int64_t num_partitions = 1;       // R >= 1; keys go to app->Partition(key, R)
@@ -179,13 +109,14 @@ class MapOutputBuffer : public Emitter {
   bool BeginPartition(int64_t partition);
   bool WriteRecord(std::string_view key, std::string_view value);
   // Writes a key's `count` values: through the combiner when combining (for an eager combiner
-  // only when count > 1, as it emits during Combine), else as they are.
-  bool WriteGroup(std::string_view key, ValueStream& values, std::size_t count);
+  // only when count > 1, as it emits during Combine), else as they are. Inline, in
+  // runner/buffer_internal.h: the buffers' spill loops call it per key.
+  inline bool WriteGroup(std::string_view key, ValueStream& values, std::size_t count);
   bool EndPartition();
 
   // Records the first failure; returns false for convenience.
   bool Fail(std::string error);
-  bool Cancelled() const;
+  inline bool Cancelled() const;  // in runner/buffer_internal.h
   // The partition of a key through the app, checked (Fail and -1 if out of range).
   int64_t PartitionOf(std::string_view key);
 
@@ -196,7 +127,7 @@ class MapOutputBuffer : public Emitter {
 
  private:
   enum class Sink { kSpill, kFinal };
-  class RunEmitter;
+  class RunEmitter;  // the combiner's emitter into writer_ (runner/buffer_internal.h)
 
   bool CreateEmptyFinalRun(int64_t partition);
   bool FinishWriter();
