@@ -30,10 +30,15 @@ bool WriteAll(int fd, std::string_view data, int* err, int64_t* written) {
   return ok;
 }
 
-ssize_t ReadFull(int fd, char* buf, std::size_t n, int* err) {
+namespace {
+
+// Calls read_some(buf + done, n - done, done) until n bytes, end of file or an error other than
+// EINTR; the shape of ReadFull and PreadFull.
+template <typename ReadSome>
+ssize_t ReadUntilFull(char* buf, std::size_t n, int* err, ReadSome read_some) {
   std::size_t done = 0;
   while (done < n) {
-    const ssize_t r = ::read(fd, buf + done, n - done);
+    const ssize_t r = read_some(buf + done, n - done, done);
     if (r < 0) {
       if (errno == EINTR) continue;
       *err = errno;
@@ -45,19 +50,18 @@ ssize_t ReadFull(int fd, char* buf, std::size_t n, int* err) {
   return static_cast<ssize_t>(done);
 }
 
+}  // namespace
+
+ssize_t ReadFull(int fd, char* buf, std::size_t n, int* err) {
+  return ReadUntilFull(buf, n, err, [fd](char* p, std::size_t left, std::size_t) {
+    return ::read(fd, p, left);
+  });
+}
+
 ssize_t PreadFull(int fd, char* buf, std::size_t n, off_t offset, int* err) {
-  std::size_t done = 0;
-  while (done < n) {
-    const ssize_t r = ::pread(fd, buf + done, n - done, offset + static_cast<off_t>(done));
-    if (r < 0) {
-      if (errno == EINTR) continue;
-      *err = errno;
-      return -1;
-    }
-    if (r == 0) break;
-    done += static_cast<std::size_t>(r);
-  }
-  return static_cast<ssize_t>(done);
+  return ReadUntilFull(buf, n, err, [fd, offset](char* p, std::size_t left, std::size_t done) {
+    return ::pread(fd, p, left, offset + static_cast<off_t>(done));
+  });
 }
 
 int ReadExactly(int fd, char* buf, std::size_t n) {
