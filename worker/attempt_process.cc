@@ -67,9 +67,6 @@ constexpr int kPollIntervalMs = 100;
 constexpr int64_t kStderrDrainMs = 2000;
 // How long Run waits for the rest of a killed process group to disappear before giving up.
 constexpr int64_t kGroupReapMs = 10000;
-// A stderr line kept for the tail is cut to this many bytes; the joined tail to kTailBytes.
-constexpr std::size_t kTailLineBytes = 500;
-constexpr std::size_t kTailBytes = 2000;
 
 // zmr-task processes started by Run and not yet reaped, guarded by g_children_mutex.
 std::mutex g_children_mutex;
@@ -148,127 +145,6 @@ std::vector<pid_t> ChildPids() {
   if (!have_children_files) return ChildPidsByScan();
   return children;
 }
-
-// The attempt log: the child's stderr, capped, plus the worker's own notes; keeps the last
-// kStderrTailLines lines of the child's stderr for error messages. The file at `path` is created
-// only when there is more to say than the notes of a quiet success: on the child's first stderr
-// bytes, when the notes outgrow kQuietLogMaxBytes, or at destruction unless TakeQuiet() took the
-// notes (a successful attempt that wrote nothing to stderr: its notes go to the job's shared
-// succeeded.log instead, which spares a tiny task an inode creation).
-class AttemptLog {
- public:
-  explicit AttemptLog(std::string path) : path_(std::move(path)) {}
-  ~AttemptLog() {
-    if (!quiet_taken_) Materialise();
-  }
-  AttemptLog(const AttemptLog&) = delete;
-  AttemptLog& operator=(const AttemptLog&) = delete;
-
-  // The notes written so far, if the file was never needed; the log is then done (no file).
-  // "" once the file exists.
-  std::string TakeQuiet() {
-    if (fd_.valid() || create_failed_) return "";
-    quiet_taken_ = true;
-    return std::move(pending_);
-  }
-
-  // Bytes the child wrote to its stderr.
-  void AppendChild(std::string_view data) {
-    if (!data.empty()) Materialise();
-    for (char c : data) {
-      if (c == '\n') {
-        PushLine();
-      } else if (partial_.size() < kTailLineBytes) {
-        partial_ += c;
-      } else {
-        partial_cut_ = true;
-      }
-    }
-    if (truncated_) return;
-    int64_t room = kAttemptLogCapBytes - written_;
-    if (static_cast<int64_t>(data.size()) > room) {
-      Write(data.substr(0, static_cast<std::size_t>(std::max<int64_t>(room, 0))));
-      Write("\n[log truncated]\n");
-      truncated_ = true;
-      return;
-    }
-    Write(data);
-  }
-
-  // A line from the worker itself (not part of the stderr tail, written even past the cap).
-  void Note(const std::string& line) {
-    std::string text = "[zmr-worker " + std::to_string(WallMs()) + "] " + line + "\n";
-    if (!fd_.valid() && !create_failed_) {
-      pending_ += text;
-      if (pending_.size() > kQuietLogMaxBytes) Materialise();
-      return;
-    }
-    if (fd_.valid()) WriteAll(fd_.get(), text);
-  }
-
-  // Ends a last line without newline.
-  void Flush() {
-    if (!partial_.empty() || partial_cut_) PushLine();
-  }
-
-  // The last stderr lines, joined with "; ", at most kTailBytes (the newest lines are kept).
-  std::string Tail() const {
-    std::string joined;
-    for (auto it = tail_.rbegin(); it != tail_.rend(); ++it) {
-      std::string next = joined.empty() ? *it : *it + "; " + joined;
-      if (next.size() > kTailBytes) break;
-      joined = std::move(next);
-    }
-    return joined;
-  }
-  const std::deque<std::string>& tail_lines() const { return tail_; }
-
- private:
-  // Creates the file and writes what was held back. A log that cannot be created loses its
-  // lines (as a full disk does), never the attempt.
-  void Materialise() {
-    if (fd_.valid() || create_failed_ || quiet_taken_) return;
-    std::error_code ec;
-    fs::create_directories(fs::path(path_).parent_path(), ec);
-    fd_ = UniqueFd(open(path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0644));
-    if (!fd_.valid()) {
-      create_failed_ = true;
-      spdlog::warn("cannot create attempt log {}: {}", path_, ErrnoText(errno));
-      return;
-    }
-    std::string pending = std::move(pending_);
-    pending_.clear();
-    WriteAll(fd_.get(), pending);
-  }
-
-  void PushLine() {
-    std::string line = std::move(partial_);
-    partial_.clear();
-    if (partial_cut_) line += "...";
-    partial_cut_ = false;
-    while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
-    if (line.empty()) return;
-    tail_.push_back(std::move(line));
-    if (tail_.size() > static_cast<std::size_t>(kStderrTailLines)) tail_.pop_front();
-  }
-
-  void Write(std::string_view data) {
-    int64_t written = 0;
-    if (fd_.valid()) WriteAll(fd_.get(), data, /*err=*/nullptr, &written);
-    written_ += written;
-  }
-
-  std::string path_;
-  UniqueFd fd_;                    // the file, once created
-  std::string pending_;      // notes written before the file exists
-  bool create_failed_ = false;
-  bool quiet_taken_ = false;  // TakeQuiet() took the notes: no file, ever
-  int64_t written_ = 0;
-  bool truncated_ = false;
-  std::string partial_;
-  bool partial_cut_ = false;
-  std::deque<std::string> tail_;
-};
 
 // What the control frames said.
 struct ChildReport {
@@ -447,21 +323,6 @@ std::string DefaultTaskBinary() {
   return (self.parent_path() / "zmr-task").string();
 }
 
-std::string QuietAttemptLog(const std::string& succeeded_log, const AttemptRef& ref) {
-  const std::string prefix = layout::AttemptName(ref) + " ";
-  std::string out;
-  std::size_t at = 0;
-  while (at < succeeded_log.size()) {
-    std::size_t end = succeeded_log.find('\n', at);
-    end = end == std::string::npos ? succeeded_log.size() : end + 1;
-    if (succeeded_log.compare(at, prefix.size(), prefix) == 0) {
-      out.append(succeeded_log, at + prefix.size(), end - at - prefix.size());
-    }
-    at = end;
-  }
-  return out;
-}
-
 // A zmr-task process and its pipes, busy with one attempt or idle in the pool.
 struct AttemptProcess::Runner {
   SpawnedChild child;      // child.pid is also its process group id
@@ -498,7 +359,8 @@ std::string PaddedTitle(const std::string& title) {
 
 }  // namespace
 
-AttemptProcess::AttemptProcess(AttemptProcessOptions options) : options_(std::move(options)) {
+AttemptProcess::AttemptProcess(AttemptProcessOptions options)
+    : options_(std::move(options)), succeeded_logs_(options_.work_dir) {
   if (options_.task_binary.empty()) options_.task_binary = DefaultTaskBinary();
   options_.attempts_per_runner = std::max(options_.attempts_per_runner, 1);
   options_.max_idle_runners = std::max(options_.max_idle_runners, 0);
@@ -510,39 +372,6 @@ AttemptProcess::~AttemptProcess() {
     for (auto& runner : idle_) EndIdleRunner(runner->child);
     idle_.clear();
   }
-  std::lock_guard<std::mutex> lock(logs_mu_);
-  for (auto& [job_id, fd] : succeeded_logs_) close(fd);
-}
-
-void AttemptProcess::AppendSucceededLog(const AttemptRef& ref, const std::string& notes) {
-  if (notes.empty()) return;
-  const std::string prefix = layout::AttemptName(ref) + " ";
-  std::string text;
-  text.reserve(notes.size() + 4 * prefix.size());
-  std::size_t at = 0;
-  while (at < notes.size()) {
-    std::size_t end = notes.find('\n', at);
-    end = end == std::string::npos ? notes.size() : end + 1;
-    text += prefix;
-    text.append(notes, at, end - at);
-    at = end;
-  }
-  if (text.back() != '\n') text += '\n';
-  std::lock_guard<std::mutex> lock(logs_mu_);
-  auto it = succeeded_logs_.find(ref.job_id);
-  if (it == succeeded_logs_.end()) {
-    const std::string path = layout::SucceededLogPath(options_.work_dir, ref.job_id);
-    std::error_code ec;
-    fs::create_directories(fs::path(path).parent_path(), ec);
-    int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    if (fd < 0) {
-      spdlog::warn("cannot open {}: {}", path, ErrnoText(errno));
-      return;
-    }
-    it = succeeded_logs_.emplace(ref.job_id, fd).first;
-  }
-  // One write per attempt, to an O_APPEND file: lines of attempts never interleave.
-  WriteAll(it->second, text);
 }
 
 std::unique_ptr<AttemptProcess::Runner> AttemptProcess::TakeIdle(const std::string& reuse_key) {
@@ -608,12 +437,7 @@ void AttemptProcess::RetireRunners(const std::string& job_id) {
     }
   }
   for (auto& r : retired) EndIdleRunner(r->child);
-  std::lock_guard<std::mutex> lock(logs_mu_);
-  auto it = succeeded_logs_.find(job_id);
-  if (it != succeeded_logs_.end()) {
-    close(it->second);
-    succeeded_logs_.erase(it);
-  }
+  succeeded_logs_.Close(job_id);
 }
 
 int AttemptProcess::IdleRunners() const {
@@ -644,7 +468,7 @@ bool AttemptProcess::Run(const AssignMsg& task, const std::atomic<bool>& cancell
                          !task.code.files.empty();
   const std::string attempt_dir = layout::AttemptDir(options_.work_dir, ref);
   const std::string log_path = layout::AttemptLogPath(options_.work_dir, ref);
-  // (The logs directory is made when a log is first written: AttemptLog, AppendSucceededLog.)
+  // (The logs directory is made when a log is first written: AttemptLog, SucceededLogs.)
   if (user_code) {
     std::error_code ec;
     fs::remove_all(attempt_dir, ec);  // leftovers of a worker that was killed
@@ -809,7 +633,7 @@ bool AttemptProcess::Run(const AssignMsg& task, const std::atomic<bool>& cancell
         result->outputs = std::move(report.outputs);
         log.Note("attempt succeeded (cpu " + std::to_string(result->counters["task_cpu_ms"]) +
                  " ms, peak rss " + std::to_string(result->counters["peak_rss_kb"]) + " KiB)");
-        AppendSucceededLog(ref, log.TakeQuiet());
+        succeeded_logs_.Append(ref, log.TakeQuiet());
         // Streaming commands may leave descendants behind; reap them now rather than at the
         // next sweep. (Other attempts run no processes but the runner.)
         const bool streaming = !task.code.mapper.empty() || !task.code.reducer.empty();

@@ -38,22 +38,12 @@
 #include "common/protocol.h"
 #include "common/value.h"
 #include "runner/protocol.h"
+#include "worker/attempt_log.h"
 
 namespace zmr {
 
 class BlobCache;
 
-// An attempt log stops growing here (then one "[log truncated]" line), so a chatty task cannot
-// fill the disk.
-inline constexpr int64_t kAttemptLogCapBytes = 8ll << 20;
-// The notes of an attempt that succeeded without writing to stderr go, each line prefixed with
-// "TASK.aN ", to the job's succeeded.log (layout::SucceededLogPath) instead of a log file of their
-// own (a tiny task is spared an inode creation); QuietAttemptLog picks one attempt's lines out of
-// it.
-// An attempt's notes beyond this many bytes go to its own log file even if it succeeds quietly.
-inline constexpr std::size_t kQuietLogMaxBytes = 64 << 10;
-// Lines of the child's stderr kept for error messages.
-inline constexpr int kStderrTailLines = 20;
 // Default --attempts-per-runner: a runner is replaced after this many attempts (bounding what a
 // slow leak in a runner can accumulate), 1 = a fresh process for every attempt.
 inline constexpr int kDefaultAttemptsPerRunner = 1000;
@@ -72,9 +62,6 @@ std::string DefaultTaskBinary();
 // process that starts other children of its own concurrently. Any thread.
 void ReapOrphans();
 
-// The log of attempt `ref` as kept in a job's succeeded.log (the bytes of that file): its lines
-// without their "TASK.aN " prefix, "" if it has none there.
-std::string QuietAttemptLog(const std::string& succeeded_log, const AttemptRef& ref);
 struct AttemptProcessOptions {
   std::string work_dir;                        // WORK_DIR, absolute
   std::string task_binary;                     // zmr-task; "" = DefaultTaskBinary()
@@ -146,14 +133,11 @@ class AttemptProcess {
   std::unique_ptr<Runner> TakeIdle(const std::string& reuse_key);
   // Back to the pool after a successful attempt, or retired (too many attempts, pool full).
   void Release(std::unique_ptr<Runner> runner);
-  // Appends a quietly successful attempt's notes to its job's succeeded.log (kept open).
-  void AppendSucceededLog(const AttemptRef& ref, const std::string& notes);
 
   AttemptProcessOptions options_;
   mutable std::mutex mu_;
   std::vector<std::unique_ptr<Runner>> idle_;  // guarded by mu_; oldest first
-  std::mutex logs_mu_;
-  std::map<std::string, int> succeeded_logs_;  // job_id -> open fd of its succeeded.log; logs_mu_
+  SucceededLogs succeeded_logs_;                // the jobs' succeeded.log files (own mutex)
 };
 
 }  // namespace zmr

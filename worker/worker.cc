@@ -27,6 +27,7 @@
 #include "common/layout.h"
 #include "common/protocol.h"
 #include "runner/protocol.h"
+#include "worker/attempt_log.h"
 #include "worker/attempt_process.h"
 #include "worker/blob_cache.h"
 #include "worker/resources.h"
