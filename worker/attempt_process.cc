@@ -10,9 +10,7 @@
 //      yet) SIGKILL the group to end anything it left behind, drain stderr, reap zmr-task with
 //      wait4 (for its rusage), then reap the rest of the group until it is gone;
 //   5. build the result or the error, remove the attempt directory, reap orphans.
-//
-// Spawning and ReapOrphans share one mutex and a registry of live zmr-task pids, so the orphan
-// sweep never mistakes a zmr-task that was just spawned for a leftover.
+// The runners themselves (spawning, the idle pool, reaping, orphans) are worker/runner_pool.h.
 #include "worker/attempt_process.h"
 
 #include <fcntl.h>
@@ -52,8 +50,6 @@
 #include "common/posix/subprocess.h"
 #include "worker/blob_cache.h"
 
-extern char** environ;
-
 namespace zmr {
 
 namespace fs = std::filesystem;
@@ -67,84 +63,6 @@ constexpr int kPollIntervalMs = 100;
 constexpr int64_t kStderrDrainMs = 2000;
 // How long Run waits for the rest of a killed process group to disappear before giving up.
 constexpr int64_t kGroupReapMs = 10000;
-
-// zmr-task processes started by Run and not yet reaped, guarded by g_children_mutex.
-std::mutex g_children_mutex;
-std::set<pid_t> g_task_pids;
-
-void UnregisterTask(pid_t pid) {
-  std::lock_guard<std::mutex> lock(g_children_mutex);
-  g_task_pids.erase(pid);
-}
-
-// Pids of this process's children from /proc/*/stat (the parent pid is the second field after
-// the parenthesised command name, which may itself contain spaces and parentheses): the fallback
-// for kernels without /proc/PID/task/TID/children.
-std::vector<pid_t> ChildPidsByScan() {
-  std::vector<pid_t> children;
-  const pid_t self = getpid();
-  DIR* proc = opendir("/proc");
-  if (proc == nullptr) return children;
-  while (dirent* entry = readdir(proc)) {
-    char* end = nullptr;
-    long pid = std::strtol(entry->d_name, &end, 10);
-    if (pid <= 0 || *end != '\0') continue;
-    // One read into a stack buffer: this runs over every process of the host (hundreds on a busy
-    // one), so no stream or string per process.
-    char path[300];  // d_name is at most 255 bytes
-    std::snprintf(path, sizeof(path), "/proc/%s/stat", entry->d_name);
-    const int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) continue;
-    char buf[512];
-    const ssize_t n = read(fd, buf, sizeof(buf) - 1);
-    close(fd);
-    if (n <= 0) continue;
-    buf[n] = '\0';
-    // The command name is in parentheses and may contain anything: parse after the last ')'.
-    const char* end_of_comm = std::strrchr(buf, ')');
-    if (end_of_comm == nullptr) continue;
-    char state = 0;
-    long ppid = 0;
-    if (std::sscanf(end_of_comm + 1, " %c %ld", &state, &ppid) != 2) continue;
-    if (ppid == self) children.push_back(static_cast<pid_t>(pid));
-  }
-  closedir(proc);
-  return children;
-}
-
-// Pids of this process's children: the union of /proc/self/task/TID/children over its threads (a
-// child belongs to the thread that started it; an orphan reparented to this subreaper to one of
-// its threads). A dozen small reads instead of a scan of every process of the host.
-std::vector<pid_t> ChildPids() {
-  std::vector<pid_t> children;
-  DIR* tasks = opendir("/proc/self/task");
-  if (tasks == nullptr) return ChildPidsByScan();
-  bool have_children_files = true;
-  while (dirent* entry = readdir(tasks)) {
-    if (entry->d_name[0] == '.') continue;
-    char path[300];
-    std::snprintf(path, sizeof(path), "/proc/self/task/%s/children", entry->d_name);
-    const int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-      if (errno == ENOENT) have_children_files = false;  // CONFIG_PROC_CHILDREN is off
-      continue;  // (or the thread just ended)
-    }
-    std::string text;
-    char buf[4096];
-    ssize_t n;
-    while ((n = read(fd, buf, sizeof(buf))) > 0) text.append(buf, static_cast<std::size_t>(n));
-    close(fd);
-    const char* p = text.c_str();
-    char* end = nullptr;
-    for (long pid = std::strtol(p, &end, 10); end != p; pid = std::strtol(p, &end, 10)) {
-      if (pid > 0) children.push_back(static_cast<pid_t>(pid));
-      p = end;
-    }
-  }
-  closedir(tasks);
-  if (!have_children_files) return ChildPidsByScan();
-  return children;
-}
 
 // What the control frames said.
 struct ChildReport {
@@ -189,62 +107,6 @@ bool HandleFrame(const Value& frame, const std::string& type, const AttemptCallb
   }
   *error = "unknown control frame type '" + type + "'";
   return false;
-}
-
-void BecomeSubreaper() {
-  static std::once_flag once;
-  std::call_once(once, [] {
-    if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0) {
-      spdlog::warn("cannot become a child subreaper: {}; orphans of killed attempts are reaped "
-                   "by init",
-                   ErrnoText(errno));
-    }
-  });
-}
-
-struct SpawnedChild {
-  pid_t pid = -1;
-  UniqueFd stdin_w;
-  UniqueFd control_r;
-  UniqueFd stderr_r;
-};
-
-// Starts `binary` in `cwd`, in a new process group, with the three pipes wired and every signal
-// at its default disposition and unblocked, and registers it as a live zmr-task.
-bool SpawnRunner(const std::string& binary, const std::string& cwd, const std::string& label,
-                 SpawnedChild* child, std::string* error) {
-  UniqueFd stdin_r, stdin_w, control_r, control_w, stderr_r, stderr_w;
-  if (!MakePipe(&stdin_r, &stdin_w, error, kSpawnMinFd) ||
-      !MakePipe(&control_r, &control_w, error, kSpawnMinFd) ||
-      !MakePipe(&stderr_r, &stderr_w, error, kSpawnMinFd)) {
-    return false;
-  }
-  SpawnSpec spec;
-  spec.path = binary;
-  spec.argv = {binary, label};
-  spec.cwd = cwd;
-  spec.fds = {{stdin_r.get(), 0}, {stderr_w.get(), 1}, {stderr_w.get(), 2},
-              {control_w.get(), kTaskControlFd}};
-  SpawnFailure failure;
-  pid_t pid;
-  {
-    std::lock_guard<std::mutex> lock(g_children_mutex);
-    pid = Spawn(spec, &failure);
-    if (pid > 0) g_task_pids.insert(pid);
-  }
-  if (pid < 0) {
-    *error = "cannot start task process " + binary + ": " +
-             (failure.stage == SpawnStage::kEarly ? "it died before exec" : ErrnoText(failure.err));
-    return false;
-  }
-  child->pid = pid;
-  child->stdin_w = std::move(stdin_w);
-  child->control_r = std::move(control_r);
-  child->stderr_r = std::move(stderr_r);
-  SetNonBlocking(child->stdin_w.get());
-  SetNonBlocking(child->control_r.get());
-  SetNonBlocking(child->stderr_r.get());
-  return true;
 }
 
 // Removes a directory tree when it goes out of scope.
@@ -293,157 +155,29 @@ bool Materialise(const JobCode& code, const BlobCache* blobs, const std::string&
   return true;
 }
 
-}  // namespace
-
-void ReapOrphans() {
-  std::lock_guard<std::mutex> lock(g_children_mutex);
-  std::vector<pid_t> orphans;
-  for (pid_t pid : ChildPids()) {
-    if (g_task_pids.count(pid) != 0) continue;
-    kill(pid, SIGKILL);  // harmless for a zombie
-    orphans.push_back(pid);
-  }
-  // SIGKILLed processes die at once unless blocked in the kernel; give them a moment (this holds
-  // up spawning), and leave the slow ones to the next sweep.
-  int64_t deadline = SteadyMs() + 200;
-  while (!orphans.empty()) {
-    std::erase_if(orphans, [](pid_t pid) {
-      pid_t r = waitpid(pid, nullptr, WNOHANG);
-      return r == pid || (r < 0 && errno == ECHILD);
-    });
-    if (orphans.empty() || SteadyMs() >= deadline) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
-}
-
-std::string DefaultTaskBinary() {
-  std::error_code ec;
-  fs::path self = fs::read_symlink("/proc/self/exe", ec);
-  if (ec) return "";
-  return (self.parent_path() / "zmr-task").string();
-}
-
-// A zmr-task process and its pipes, busy with one attempt or idle in the pool.
-struct AttemptProcess::Runner {
-  SpawnedChild child;      // child.pid is also its process group id
-  std::string reuse_key;   // "" : no user code loaded into it; else JOB/PLUGIN_DIGEST
-  int attempts = 0;        // attempts handed to it so far
-};
-
-namespace {
-
-// Ends an idle runner: EOF on its stdin, SIGKILL to its group (nothing of an attempt may run in
-// an idle runner, so nothing is lost), then reaps it.
-void EndIdleRunner(SpawnedChild& child) {
-  child.stdin_w.Reset();
-  KillProcessGroup(child.pid, SIGKILL);
-  Reap(child.pid);
-  UnregisterTask(child.pid);
-  ReapExitedInGroup(child.pid);
-}
-
-// The key that decides which runners may take an attempt: a runner that loads a plugin keeps it
-// (and whatever state it has) in its address space, so it serves only that job and plugin.
-std::string ReuseKey(const AssignMsg& task) {
-  if (task.code.plugin.empty()) return "";
-  return task.job_id + "/" + task.code.plugin;
-}
-
-// The label zmr-task starts with (argv[1]): a title padded to kRunnerTitleBytes with spaces, so
-// it has room to rewrite it in place.
-std::string PaddedTitle(const std::string& title) {
-  std::string padded = title.substr(0, kRunnerTitleBytes);
-  padded.resize(kRunnerTitleBytes, ' ');
-  return padded;
+// The options with their defaults filled in and their bounds applied.
+AttemptProcessOptions Normalised(AttemptProcessOptions options) {
+  if (options.task_binary.empty()) options.task_binary = DefaultTaskBinary();
+  options.attempts_per_runner = std::max(options.attempts_per_runner, 1);
+  options.max_idle_runners = std::max(options.max_idle_runners, 0);
+  return options;
 }
 
 }  // namespace
 
 AttemptProcess::AttemptProcess(AttemptProcessOptions options)
-    : options_(std::move(options)), succeeded_logs_(options_.work_dir) {
-  if (options_.task_binary.empty()) options_.task_binary = DefaultTaskBinary();
-  options_.attempts_per_runner = std::max(options_.attempts_per_runner, 1);
-  options_.max_idle_runners = std::max(options_.max_idle_runners, 0);
-}
+    : options_(Normalised(std::move(options))),
+      succeeded_logs_(options_.work_dir),
+      runners_(options_.attempts_per_runner, options_.max_idle_runners) {}
 
-AttemptProcess::~AttemptProcess() {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    for (auto& runner : idle_) EndIdleRunner(runner->child);
-    idle_.clear();
-  }
-}
-
-std::unique_ptr<AttemptProcess::Runner> AttemptProcess::TakeIdle(const std::string& reuse_key) {
-  std::lock_guard<std::mutex> lock(mu_);
-  // Runners that died while idle would only fail the attempt: end them instead.
-  for (auto it = idle_.begin(); it != idle_.end();) {
-    if (HasExited((*it)->child.pid)) {
-      spdlog::warn("idle task process {} has exited; starting another", (*it)->child.pid);
-      EndIdleRunner((*it)->child);
-      it = idle_.erase(it);
-    } else {
-      ++it;
-    }
-  }
-  // The most recently used first: its pages are the warmest.
-  for (auto it = idle_.rbegin(); it != idle_.rend(); ++it) {
-    if ((*it)->reuse_key != reuse_key) continue;
-    std::unique_ptr<Runner> runner = std::move(*it);
-    idle_.erase(std::next(it).base());
-    return runner;
-  }
-  // A runner without user code can become any job's runner.
-  if (!reuse_key.empty()) {
-    for (auto it = idle_.rbegin(); it != idle_.rend(); ++it) {
-      if (!(*it)->reuse_key.empty()) continue;
-      std::unique_ptr<Runner> runner = std::move(*it);
-      idle_.erase(std::next(it).base());
-      return runner;
-    }
-  }
-  return nullptr;
-}
-
-void AttemptProcess::Release(std::unique_ptr<Runner> runner) {
-  std::vector<std::unique_ptr<Runner>> retired;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (runner->attempts >= options_.attempts_per_runner) {
-      retired.push_back(std::move(runner));
-    } else {
-      idle_.push_back(std::move(runner));
-    }
-    while (static_cast<int>(idle_.size()) > options_.max_idle_runners) {
-      retired.push_back(std::move(idle_.front()));
-      idle_.erase(idle_.begin());
-    }
-  }
-  for (auto& r : retired) EndIdleRunner(r->child);
-}
+AttemptProcess::~AttemptProcess() = default;
 
 void AttemptProcess::RetireRunners(const std::string& job_id) {
-  std::vector<std::unique_ptr<Runner>> retired;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    const std::string prefix = job_id + "/";
-    for (auto it = idle_.begin(); it != idle_.end();) {
-      if ((*it)->reuse_key.rfind(prefix, 0) == 0) {
-        retired.push_back(std::move(*it));
-        it = idle_.erase(it);
-      } else {
-        ++it;
-      }
-    }
-  }
-  for (auto& r : retired) EndIdleRunner(r->child);
+  runners_.RetireJob(job_id);
   succeeded_logs_.Close(job_id);
 }
 
-int AttemptProcess::IdleRunners() const {
-  std::lock_guard<std::mutex> lock(mu_);
-  return static_cast<int>(idle_.size());
-}
+int AttemptProcess::IdleRunners() const { return runners_.IdleCount(); }
 
 bool AttemptProcess::Run(const AssignMsg& task, const std::atomic<bool>& cancelled,
                          const AttemptCallbacks& callbacks, TaskResult* result,
@@ -515,26 +249,25 @@ bool AttemptProcess::Run(const AssignMsg& task, const std::atomic<bool>& cancell
 
   // 2. A runner: an idle one that may take this attempt, or a new one.
   ScopedSigpipeBlock block_sigpipe;
-  const std::string reuse_key = ReuseKey(task);
-  std::unique_ptr<Runner> runner = TakeIdle(reuse_key);
+  const std::string reuse_key = RunnerReuseKey(task);
+  std::unique_ptr<Runner> runner = runners_.TakeIdle(reuse_key);
   if (runner) {
-    log.Note("reusing " + options_.task_binary + " pid " + std::to_string(runner->child.pid) +
+    log.Note("reusing " + options_.task_binary + " pid " + std::to_string(runner->pid) +
              " (attempt " + std::to_string(runner->attempts + 1) + " of that process) for job " +
              ref.job_id + " task " + ref.task_id + " attempt " + std::to_string(ref.attempt));
   } else {
-    runner = std::make_unique<Runner>();
-    if (!SpawnRunner(options_.task_binary, options_.work_dir, PaddedTitle(kIdleRunnerTitle),
-               &runner->child, error)) {
+    runner = SpawnRunner(options_.task_binary, options_.work_dir, error);
+    if (runner == nullptr) {
       log.Note("attempt failed: " + *error);
       return false;
     }
-    log.Note("started " + options_.task_binary + " pid " + std::to_string(runner->child.pid) +
+    log.Note("started " + options_.task_binary + " pid " + std::to_string(runner->pid) +
              " for job " + ref.job_id + " task " + ref.task_id + " attempt " +
              std::to_string(ref.attempt));
   }
   runner->reuse_key = reuse_key;
   ++runner->attempts;
-  SpawnedChild& child = runner->child;
+  Runner& child = *runner;
   const pid_t pid = child.pid;  // also the process group id
   if (callbacks.started) callbacks.started(pid);
 
@@ -637,7 +370,7 @@ bool AttemptProcess::Run(const AssignMsg& task, const std::atomic<bool>& cancell
         // Streaming commands may leave descendants behind; reap them now rather than at the
         // next sweep. (Other attempts run no processes but the runner.)
         const bool streaming = !task.code.mapper.empty() || !task.code.reducer.empty();
-        Release(std::move(runner));
+        runners_.Release(std::move(runner));
         if (streaming) ReapOrphans();
         return true;
       }
@@ -661,11 +394,8 @@ bool AttemptProcess::Run(const AssignMsg& task, const std::atomic<bool>& cancell
     copy_stderr();
   }
   log.Flush();
-  int status = 0;
   rusage usage{};
-  while (wait4(pid, &status, 0, &usage) < 0 && errno == EINTR) {
-  }
-  UnregisterTask(pid);
+  const int status = ReapRunner(pid, &usage);
   int64_t reap_deadline = SteadyMs() + kGroupReapMs;
   for (;;) {
     ReapExitedInGroup(pid);

@@ -18,8 +18,11 @@
 // The pipe protocol between the worker and zmr-task (TaskRequest, TaskResult, frames) is
 // runner/protocol.h, the one runner header the worker includes.
 //
+// Its parts: the attempt log and the jobs' succeeded.log (worker/attempt_log.h), the runner
+// processes and their idle pool (worker/runner_pool.h).
+//
 // Threads: Run may be called from any number of threads at once (one attempt per call); the idle
-// pool is guarded by a mutex. Callbacks run on the calling thread.
+// pool and the succeeded.log files each have their own mutex. Callbacks run on the calling thread.
 #pragma once
 
 #include <sys/types.h>
@@ -27,18 +30,13 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
-#include <map>
-#include <memory>
-#include <mutex>
-#include <optional>
 #include <string>
-#include <string_view>
-#include <vector>
 
 #include "common/protocol.h"
 #include "common/value.h"
 #include "runner/protocol.h"
 #include "worker/attempt_log.h"
+#include "worker/runner_pool.h"
 
 namespace zmr {
 
@@ -52,15 +50,6 @@ inline constexpr int64_t kDefaultTaskTimeoutMs = 600'000;
 // An attempt is stopped with SIGTERM first (zmr-task then SIGKILLs the process groups of its
 // streaming commands, which are not in its own group) and SIGKILLed this long after.
 inline constexpr int64_t kTerminateGraceMs = 2000;
-// zmr-task next to the running executable (dirname of /proc/self/exe), or "" if it cannot be read.
-std::string DefaultTaskBinary();
-
-// Kills (SIGKILL) and reaps every child of this process that is not a live zmr-task runner (busy or
-// idle). Because Run makes this process a child subreaper, such children are
-// what attempts left behind (processes orphaned when their parent in the attempt died), alive or
-// zombie. The worker calls it periodically; Run calls it when it ends. Do not call it from a
-// process that starts other children of its own concurrently. Any thread.
-void ReapOrphans();
 
 struct AttemptProcessOptions {
   std::string work_dir;                        // WORK_DIR, absolute
@@ -127,17 +116,9 @@ class AttemptProcess {
   const AttemptProcessOptions& options() const { return options_; }
 
  private:
-  struct Runner;
-
-  // An idle runner that may run an attempt with this reuse key, or nullptr.
-  std::unique_ptr<Runner> TakeIdle(const std::string& reuse_key);
-  // Back to the pool after a successful attempt, or retired (too many attempts, pool full).
-  void Release(std::unique_ptr<Runner> runner);
-
   AttemptProcessOptions options_;
-  mutable std::mutex mu_;
-  std::vector<std::unique_ptr<Runner>> idle_;  // guarded by mu_; oldest first
-  SucceededLogs succeeded_logs_;                // the jobs' succeeded.log files (own mutex)
+  SucceededLogs succeeded_logs_;  // the jobs' succeeded.log files (own mutex)
+  RunnerPool runners_;            // idle runners (own mutex); ended before the logs close
 };
 
 }  // namespace zmr

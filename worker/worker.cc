@@ -31,6 +31,7 @@
 #include "worker/attempt_process.h"
 #include "worker/blob_cache.h"
 #include "worker/resources.h"
+#include "worker/runner_pool.h"
 
 namespace zmr {
 
