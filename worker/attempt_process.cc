@@ -1,23 +1,24 @@
-// The babysitter of one zmr-task child. Order of events in Run:
-//   1. check the ids, create the attempt and log directories, copy the shipped files in;
-//   2. spawn zmr-task (common/posix/subprocess.h: safe in a multi-threaded process) in a new
-//      process group with stdin = request pipe, fd 1 and 2 = stderr pipe, fd 3 = control pipe,
-//      nothing else open;
+// The babysitter of one zmr-task runner. Run reads as its five steps, one function each:
+//   1. check the ids, create the attempt directory and copy the shipped files in (an attempt of
+//      user code only), open the log, encode the request (CheckAttempt, MakeAttemptDir,
+//      Materialise, EncodeRequest);
+//   2. take an idle runner that may run the attempt, or spawn one (TakeOrSpawnRunner;
+//      worker/runner_pool.h: a new process group with stdin = request pipe, fd 1 and 2 = stderr
+//      pipe, fd 3 = control pipe, nothing else open);
 //   3. one poll loop: write the request, read control frames (progress resets the timeout), copy
 //      stderr to the log; on cancel / timeout / a bad frame SIGTERM the process group (zmr-task
-//      kills its streaming commands' groups and dies), SIGKILL it after a grace period;
+//      kills its streaming commands' groups and dies), SIGKILL it after a grace period; it ends
+//      when the runner reported success (then the runner goes back to the pool) or has exited
+//      (WatchRunner);
 //   4. once zmr-task has exited (seen with WNOWAIT, so its pid and process group cannot be reused
 //      yet) SIGKILL the group to end anything it left behind, drain stderr, reap zmr-task with
-//      wait4 (for its rusage), then reap the rest of the group until it is gone;
-//   5. build the result or the error, remove the attempt directory, reap orphans.
-// The runners themselves (spawning, the idle pool, reaping, orphans) are worker/runner_pool.h.
+//      wait4 (for its rusage), then reap the rest of the group until it is gone (EndRunner);
+//   5. build the result or the error (BuildSuccess, BuildFailure), reap orphans; the attempt
+//      directory is removed as Run returns.
 #include "worker/attempt_process.h"
 
-#include <fcntl.h>
 #include <poll.h>
-#include <pthread.h>
 #include <signal.h>
-#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -28,15 +29,9 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
-#include <cstdio>
-#include <cstdlib>
-#include <cstring>
-#include <deque>
-#include <dirent.h>
 #include <filesystem>
-#include <fstream>
-#include <mutex>
-#include <set>
+#include <optional>
+#include <string_view>
 #include <system_error>
 #include <thread>
 #include <utility>
@@ -126,6 +121,49 @@ class RemoveOnExit {
   std::string path_;
 };
 
+
+// Step 1. Whether the attempt may start: ids that are safe in paths, not cancelled already.
+bool CheckAttempt(const AttemptRef& ref, const std::atomic<bool>& cancelled, std::string* error) {
+  if (!layout::IsSafeComponent(ref.job_id) || !layout::IsSafeComponent(ref.task_id)) {
+    *error = "invalid job or task id";
+    return false;
+  }
+  if (cancelled.load()) {
+    *error = "cancelled";
+    return false;
+  }
+  return true;
+}
+
+// Only user code needs an attempt directory (shipped files, the working directory of streaming
+// commands, a plugin's WorkDir); a built-in app's attempt gets none, which saves a tiny task two
+// of its four file-system updates (its spills, if any, go to WORK_DIR/jobs/<job>/<task>.a<N>.spill,
+// removed by the runner or the job's cleanup).
+bool RunsUserCode(const JobCode& code) {
+  return !code.plugin.empty() || !code.mapper.empty() || !code.combiner.empty() ||
+         !code.reducer.empty() || !code.files.empty();
+}
+
+// Streaming commands may leave descendants behind (other attempts run no processes but the
+// runner).
+bool RunsStreamingCommands(const JobCode& code) {
+  return !code.mapper.empty() || !code.reducer.empty();
+}
+
+// Makes `dir` an empty directory (removing leftovers of a worker that was killed); nothing for "".
+// (The logs directory is made when a log is first written: AttemptLog, SucceededLogs.)
+bool MakeAttemptDir(const std::string& dir, std::string* error) {
+  if (dir.empty()) return true;
+  std::error_code ec;
+  fs::remove_all(dir, ec);
+  fs::create_directories(dir, ec);
+  if (ec) {
+    *error = "cannot create attempt dir " + dir + ": " + ec.message();
+    return false;
+  }
+  return true;
+}
+
 // Copies the job's shipped files into the attempt directory. Returns false with *error naming the
 // first file that is not cached or cannot be copied.
 bool Materialise(const JobCode& code, const BlobCache* blobs, const std::string& attempt_dir,
@@ -155,76 +193,18 @@ bool Materialise(const JobCode& code, const BlobCache* blobs, const std::string&
   return true;
 }
 
-// The options with their defaults filled in and their bounds applied.
-AttemptProcessOptions Normalised(AttemptProcessOptions options) {
-  if (options.task_binary.empty()) options.task_binary = DefaultTaskBinary();
-  options.attempts_per_runner = std::max(options.attempts_per_runner, 1);
-  options.max_idle_runners = std::max(options.max_idle_runners, 0);
-  return options;
-}
 
-}  // namespace
-
-AttemptProcess::AttemptProcess(AttemptProcessOptions options)
-    : options_(Normalised(std::move(options))),
-      succeeded_logs_(options_.work_dir),
-      runners_(options_.attempts_per_runner, options_.max_idle_runners) {}
-
-AttemptProcess::~AttemptProcess() = default;
-
-void AttemptProcess::RetireRunners(const std::string& job_id) {
-  runners_.RetireJob(job_id);
-  succeeded_logs_.Close(job_id);
-}
-
-int AttemptProcess::IdleRunners() const { return runners_.IdleCount(); }
-
-bool AttemptProcess::Run(const AssignMsg& task, const std::atomic<bool>& cancelled,
-                         const AttemptCallbacks& callbacks, TaskResult* result,
-                         std::string* error) {
-  const AttemptRef ref{task.job_id, task.task_id, task.attempt};
-  if (!layout::IsSafeComponent(ref.job_id) || !layout::IsSafeComponent(ref.task_id)) {
-    *error = "invalid job or task id";
-    return false;
-  }
-  if (cancelled.load()) {
-    *error = "cancelled";
-    return false;
-  }
-  BecomeSubreaper();
-
-  // 1. Directories, log, shipped files. Only user code needs an attempt directory (shipped files,
-  // the working directory of streaming commands, a plugin's WorkDir); a built-in app's attempt
-  // gets none, which saves a tiny task two of its four file-system updates (its spills, if any,
-  // go to WORK_DIR/jobs/<job>/<task>.a<N>.spill, removed by the runner or the job's cleanup).
-  const bool user_code = !task.code.plugin.empty() || !task.code.mapper.empty() ||
-                         !task.code.combiner.empty() || !task.code.reducer.empty() ||
-                         !task.code.files.empty();
-  const std::string attempt_dir = layout::AttemptDir(options_.work_dir, ref);
-  const std::string log_path = layout::AttemptLogPath(options_.work_dir, ref);
-  // (The logs directory is made when a log is first written: AttemptLog, SucceededLogs.)
-  if (user_code) {
-    std::error_code ec;
-    fs::remove_all(attempt_dir, ec);  // leftovers of a worker that was killed
-    fs::create_directories(attempt_dir, ec);
-    if (ec) {
-      *error = "cannot create attempt dir " + attempt_dir + ": " + ec.message();
-      return false;
-    }
-  }
-  RemoveOnExit remove_attempt_dir(user_code ? attempt_dir : "");
-  AttemptLog log(log_path);
-  if (!Materialise(task.code, options_.blobs, attempt_dir, error)) {
-    log.Note("attempt failed: " + *error);
-    return false;
-  }
+// The request frame for the runner. attempt_dir: "" for an attempt without user code. Returns
+// false with *error when the plugin is not available.
+bool EncodeRequest(const AssignMsg& task, const AttemptProcessOptions& options,
+                   const std::string& attempt_dir, std::string* frame, std::string* error) {
   TaskRequest request;
   request.assign = task;
-  request.attempt_dir = user_code ? attempt_dir : "";
-  request.work_dir = options_.work_dir;
-  request.sort_buffer_bytes = options_.sort_buffer_bytes;
-  request.merge_fan_in = options_.merge_fan_in;
-  request.memory_limit_bytes = options_.memory_limit_bytes;
+  request.attempt_dir = attempt_dir;
+  request.work_dir = options.work_dir;
+  request.sort_buffer_bytes = options.sort_buffer_bytes;
+  request.merge_fan_in = options.merge_fan_in;
+  request.memory_limit_bytes = options.memory_limit_bytes;
   request.parent_pid = getpid();
   if (!task.code.plugin.empty()) {
     // Prefer the copy in the attempt dir: it has the user's file name, which the loader's errors
@@ -236,76 +216,70 @@ bool AttemptProcess::Run(const AssignMsg& task, const std::atomic<bool>& cancell
         request.plugin_path = attempt_dir + "/" + f.name;
       }
     }
-    if (request.plugin_path.empty() && options_.blobs != nullptr) {
-      request.plugin_path = options_.blobs->Path(task.code.plugin);
+    if (request.plugin_path.empty() && options.blobs != nullptr) {
+      request.plugin_path = options.blobs->Path(task.code.plugin);
     }
     if (request.plugin_path.empty()) {
       *error = "shipped file " + name + " not available";
-      log.Note("attempt failed: " + *error);
       return false;
     }
   }
-  const std::string request_frame = EncodeControlFrame(request.ToValue());
+  *frame = EncodeControlFrame(request.ToValue());
+  return true;
+}
 
-  // 2. A runner: an idle one that may take this attempt, or a new one.
-  ScopedSigpipeBlock block_sigpipe;
-  const std::string reuse_key = RunnerReuseKey(task);
-  std::unique_ptr<Runner> runner = runners_.TakeIdle(reuse_key);
-  if (runner) {
-    log.Note("reusing " + options_.task_binary + " pid " + std::to_string(runner->pid) +
-             " (attempt " + std::to_string(runner->attempts + 1) + " of that process) for job " +
-             ref.job_id + " task " + ref.task_id + " attempt " + std::to_string(ref.attempt));
-  } else {
-    runner = SpawnRunner(options_.task_binary, options_.work_dir, error);
-    if (runner == nullptr) {
-      log.Note("attempt failed: " + *error);
-      return false;
-    }
-    log.Note("started " + options_.task_binary + " pid " + std::to_string(runner->pid) +
-             " for job " + ref.job_id + " task " + ref.task_id + " attempt " +
-             std::to_string(ref.attempt));
-  }
-  runner->reuse_key = reuse_key;
-  ++runner->attempts;
+// Copies what the runner's stderr has now to the log; closes the pipe at its end.
+void CopyStderr(Runner* runner, AttemptLog* log) {
+  std::string data;
+  bool open = ReadAvailable(runner->stderr_r.get(), &data);
+  log->AppendChild(data);
+  if (!open) runner->stderr_r.Reset();
+}
+
+// What the poll loop (step 3) learnt.
+struct Watch {
+  ChildReport report;       // what the control frames said
+  std::string kill_reason;  // non-empty once the attempt was stopped
+  bool succeeded = false;   // success reported whole and before any stop: the runner is reusable
+};
+
+// Step 3. Writes the request, reads control frames and stderr, and stops the attempt on cancel,
+// timeout or a bad frame, until the runner reported success (its stderr copied to the log
+// first: it writes the frame last) or has exited (not yet reaped).
+Watch WatchRunner(Runner* runner, const std::string& request_frame,
+                  const std::atomic<bool>& cancelled, const AttemptCallbacks& callbacks,
+                  int64_t task_timeout_ms, AttemptLog* log) {
+  Watch watch;
+  ChildReport& report = watch.report;
+  std::string& kill_reason = watch.kill_reason;
   Runner& child = *runner;
   const pid_t pid = child.pid;  // also the process group id
-  if (callbacks.started) callbacks.started(pid);
-
-  // 3. The poll loop, until the runner reported success or has exited (not yet reaped).
-  ChildReport report;
   FrameReader control;
-  std::string kill_reason;  // non-empty once we stop the attempt
   int64_t sigkill_at_ms = 0;  // when SIGTERM has not ended it by then, SIGKILL
   bool sigkill_sent = false;
   std::size_t request_written = 0;
   bool control_eof = false;
-  int64_t progress_deadline = SteadyMs() + options_.task_timeout_ms;
+  int64_t progress_deadline = SteadyMs() + task_timeout_ms;
   auto stop = [&](const std::string& reason) {
     if (!kill_reason.empty()) return;
     kill_reason = reason;
-    log.Note("stopping process group " + std::to_string(pid) + ": " + reason);
+    log->Note("stopping process group " + std::to_string(pid) + ": " + reason);
     KillProcessGroup(pid, SIGTERM);
     sigkill_at_ms = SteadyMs() + kTerminateGraceMs;
-  };
-  auto copy_stderr = [&] {
-    std::string data;
-    bool open = ReadAvailable(child.stderr_r.get(), &data);
-    log.AppendChild(data);
-    if (!open) child.stderr_r.Reset();
   };
   for (;;) {
     int64_t now = SteadyMs();
     if (cancelled.load()) stop("cancelled");
     if (now >= progress_deadline) {
-      stop("task timed out after " + std::to_string(options_.task_timeout_ms / 1000) +
+      stop("task timed out after " + std::to_string(task_timeout_ms / 1000) +
            " s without progress");
     }
     if (!kill_reason.empty() && !sigkill_sent && now >= sigkill_at_ms) {
-      log.Note("process group " + std::to_string(pid) + " still running; sending SIGKILL");
+      log->Note("process group " + std::to_string(pid) + " still running; sending SIGKILL");
       KillProcessGroup(pid, SIGKILL);
       sigkill_sent = true;
     }
-    if (control_eof && HasExited(pid)) break;
+    if (control_eof && HasExited(pid)) return watch;
     pollfd fds[3];
     int nfds = 0;
     int stdin_index = -1, control_index = -1, stderr_index = -1;
@@ -339,7 +313,7 @@ bool AttemptProcess::Run(const AssignMsg& task, const std::atomic<bool>& cancell
       if (n > 0) request_written += static_cast<std::size_t>(n);
       if (n < 0 && errno != EINTR && errno != EAGAIN) child.stdin_w.Reset();  // gone: EPIPE
     }
-    if (stderr_index >= 0 && fds[stderr_index].revents != 0) copy_stderr();
+    if (stderr_index >= 0 && fds[stderr_index].revents != 0) CopyStderr(runner, log);
     if (control_index >= 0 && fds[control_index].revents != 0) {
       std::string data;
       control_eof = !ReadAvailable(child.control_r.get(), &data);
@@ -352,27 +326,18 @@ bool AttemptProcess::Run(const AssignMsg& task, const std::atomic<bool>& cancell
           got = -1;
           break;
         }
-        if (type == task_frame::kProgress) progress_deadline = SteadyMs() + options_.task_timeout_ms;
+        if (type == task_frame::kProgress) progress_deadline = SteadyMs() + task_timeout_ms;
         if (report.done || report.failed) break;
       }
       if (got < 0) stop("task process sent a bad control frame: " + frame_error);
       if (control_eof && !control.empty() && !report.failed) report.done = false;  // torn frame
       // A runner that reported success has written everything of the attempt to its stderr
-      // already (it writes the frame last): copy it and hand the runner back.
+      // already (it writes the frame last): copy it; the runner can be handed back.
       if (report.done && kill_reason.empty() && control.empty() && !control_eof) {
-        if (child.stderr_r.valid()) copy_stderr();
-        log.Flush();
-        result->counters = std::move(report.counters);
-        result->outputs = std::move(report.outputs);
-        log.Note("attempt succeeded (cpu " + std::to_string(result->counters["task_cpu_ms"]) +
-                 " ms, peak rss " + std::to_string(result->counters["peak_rss_kb"]) + " KiB)");
-        succeeded_logs_.Append(ref, log.TakeQuiet());
-        // Streaming commands may leave descendants behind; reap them now rather than at the
-        // next sweep. (Other attempts run no processes but the runner.)
-        const bool streaming = !task.code.mapper.empty() || !task.code.reducer.empty();
-        runners_.Release(std::move(runner));
-        if (streaming) ReapOrphans();
-        return true;
+        if (child.stderr_r.valid()) CopyStderr(runner, log);
+        log->Flush();
+        watch.succeeded = true;
+        return watch;
       }
       if (report.done) report.done = false;  // success reported, but torn or after a stop
       if (report.failed && !control_eof) {
@@ -381,21 +346,30 @@ bool AttemptProcess::Run(const AssignMsg& task, const std::atomic<bool>& cancell
       }
     }
   }
+}
 
-  // 4. End whatever is left of the group while zmr-task's zombie still holds the group id, drain
-  // stderr, reap zmr-task and then the rest of the group.
+// How the runner ended (step 4).
+struct RunnerExit {
+  int status = 0;   // its wait status
+  rusage usage{};   // its resource use, as wait4 reported it
+};
+
+// Step 4. Ends whatever is left of the runner's group while zmr-task's zombie still holds the
+// group id, drains stderr into the log, reaps zmr-task and then the rest of the group.
+RunnerExit EndRunner(std::unique_ptr<Runner> runner, const AttemptRef& ref, AttemptLog* log) {
+  const pid_t pid = runner->pid;
   KillProcessGroup(pid, SIGKILL);
   int64_t drain_deadline = SteadyMs() + kStderrDrainMs;
-  while (child.stderr_r.valid() && SteadyMs() < drain_deadline) {
-    pollfd pfd{child.stderr_r.get(), POLLIN, 0};
+  while (runner->stderr_r.valid() && SteadyMs() < drain_deadline) {
+    pollfd pfd{runner->stderr_r.get(), POLLIN, 0};
     int ready = poll(&pfd, 1, 50);
     if (ready < 0 && errno != EINTR) break;
     if (ready <= 0) continue;
-    copy_stderr();
+    CopyStderr(runner.get(), log);
   }
-  log.Flush();
-  rusage usage{};
-  const int status = ReapRunner(pid, &usage);
+  log->Flush();
+  RunnerExit exit;
+  exit.status = ReapRunner(pid, &exit.usage);
   int64_t reap_deadline = SteadyMs() + kGroupReapMs;
   for (;;) {
     ReapExitedInGroup(pid);
@@ -408,11 +382,27 @@ bool AttemptProcess::Run(const AssignMsg& task, const std::atomic<bool>& cancell
     KillProcessGroup(pid, SIGKILL);
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
   }
-  runner.reset();
+  return exit;
+}
 
-  ReapOrphans();
+// Step 5 of a successful attempt: its outputs and counters (with the runner's own task_cpu_ms
+// and peak_rss_kb) into *result, noted in the log.
+void BuildSuccess(ChildReport* report, AttemptLog* log, TaskResult* result) {
+  result->counters = std::move(report->counters);
+  result->outputs = std::move(report->outputs);
+  log->Note("attempt succeeded (cpu " + std::to_string(result->counters["task_cpu_ms"]) +
+            " ms, peak rss " + std::to_string(result->counters["peak_rss_kb"]) + " KiB)");
+}
 
-  // 5. The outcome: a failure (a success was returned above).
+// Step 5 of a failed attempt: the one-line error (noted in the log; see Run in the header), and
+// into *result the counters, the runner's cpu and peak rss from wait4, the task's bad inputs and
+// the stderr tail.
+std::string BuildFailure(Watch* watch, const RunnerExit& exit, AttemptLog* log,
+                         TaskResult* result) {
+  ChildReport& report = watch->report;
+  const std::string& kill_reason = watch->kill_reason;
+  const rusage& usage = exit.usage;
+  const int status = exit.status;
   int64_t cpu_ms = (usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) * 1000 +
                    (usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1000;
   result->counters = std::move(report.counters);
@@ -433,16 +423,109 @@ bool AttemptProcess::Run(const AssignMsg& task, const std::atomic<bool>& cancell
   } else {
     message = "task process ended with wait status " + std::to_string(status);
   }
-  if (append_tail && !log.tail_lines().empty() &&
-      message.find(log.tail_lines().back()) == std::string::npos) {
-    message += " | stderr: " + log.Tail();
+  if (append_tail && !log->tail_lines().empty() &&
+      message.find(log->tail_lines().back()) == std::string::npos) {
+    message += " | stderr: " + log->Tail();
   }
   for (char& c : message) {
     if (c == '\n' || c == '\r') c = ' ';
   }
-  log.Note("attempt failed: " + message);
-  result->stderr_tail.assign(log.tail_lines().begin(), log.tail_lines().end());
-  *error = std::move(message);
+  log->Note("attempt failed: " + message);
+  result->stderr_tail.assign(log->tail_lines().begin(), log->tail_lines().end());
+  return message;
+}
+
+// The options with their defaults filled in and their bounds applied.
+AttemptProcessOptions Normalised(AttemptProcessOptions options) {
+  if (options.task_binary.empty()) options.task_binary = DefaultTaskBinary();
+  options.attempts_per_runner = std::max(options.attempts_per_runner, 1);
+  options.max_idle_runners = std::max(options.max_idle_runners, 0);
+  return options;
+}
+
+}  // namespace
+
+AttemptProcess::AttemptProcess(AttemptProcessOptions options)
+    : options_(Normalised(std::move(options))),
+      succeeded_logs_(options_.work_dir),
+      runners_(options_.attempts_per_runner, options_.max_idle_runners) {}
+
+AttemptProcess::~AttemptProcess() = default;
+
+void AttemptProcess::RetireRunners(const std::string& job_id) {
+  runners_.RetireJob(job_id);
+  succeeded_logs_.Close(job_id);
+}
+
+int AttemptProcess::IdleRunners() const { return runners_.IdleCount(); }
+
+std::unique_ptr<Runner> AttemptProcess::TakeOrSpawnRunner(const AssignMsg& task, AttemptLog* log,
+                                                          std::string* error) {
+  const std::string reuse_key = RunnerReuseKey(task);
+  std::unique_ptr<Runner> runner = runners_.TakeIdle(reuse_key);
+  if (runner) {
+    log->Note("reusing " + options_.task_binary + " pid " + std::to_string(runner->pid) +
+              " (attempt " + std::to_string(runner->attempts + 1) + " of that process) for job " +
+              task.job_id + " task " + task.task_id + " attempt " + std::to_string(task.attempt));
+  } else {
+    runner = SpawnRunner(options_.task_binary, options_.work_dir, error);
+    if (runner == nullptr) return nullptr;
+    log->Note("started " + options_.task_binary + " pid " + std::to_string(runner->pid) +
+              " for job " + task.job_id + " task " + task.task_id + " attempt " +
+              std::to_string(task.attempt));
+  }
+  runner->reuse_key = reuse_key;
+  ++runner->attempts;
+  return runner;
+}
+
+bool AttemptProcess::Run(const AssignMsg& task, const std::atomic<bool>& cancelled,
+                         const AttemptCallbacks& callbacks, TaskResult* result,
+                         std::string* error) {
+  // 1. Check the ids; the attempt directory (user code only), its log, the request.
+  const AttemptRef ref{task.job_id, task.task_id, task.attempt};
+  if (!CheckAttempt(ref, cancelled, error)) return false;
+  BecomeSubreaper();
+  const std::string attempt_dir =
+      RunsUserCode(task.code) ? layout::AttemptDir(options_.work_dir, ref) : "";
+  if (!MakeAttemptDir(attempt_dir, error)) return false;
+  RemoveOnExit remove_attempt_dir(attempt_dir);
+  AttemptLog log(layout::AttemptLogPath(options_.work_dir, ref));
+  std::string request_frame;
+  if (!Materialise(task.code, options_.blobs, attempt_dir, error) ||
+      !EncodeRequest(task, options_, attempt_dir, &request_frame, error)) {
+    log.Note("attempt failed: " + *error);
+    return false;
+  }
+
+  // 2. A runner: an idle one that may take this attempt, or a new one.
+  ScopedSigpipeBlock block_sigpipe;
+  std::unique_ptr<Runner> runner = TakeOrSpawnRunner(task, &log, error);
+  if (runner == nullptr) {
+    log.Note("attempt failed: " + *error);
+    return false;
+  }
+  if (callbacks.started) callbacks.started(runner->pid);
+
+  // 3. The poll loop, until the runner reported success or has exited (not yet reaped).
+  Watch watch = WatchRunner(runner.get(), request_frame, cancelled, callbacks,
+                            options_.task_timeout_ms, &log);
+  if (watch.succeeded) {
+    // 5. The outcome of a success: the result; the runner goes back to the pool, and what
+    // streaming commands left behind is reaped now rather than at the next sweep.
+    BuildSuccess(&watch.report, &log, result);
+    succeeded_logs_.Append(ref, log.TakeQuiet());
+    runners_.Release(std::move(runner));
+    if (RunsStreamingCommands(task.code)) ReapOrphans();
+    return true;
+  }
+
+  // 4. End the group, drain stderr, reap the runner and the rest of its group.
+  const RunnerExit exit = EndRunner(std::move(runner), ref, &log);
+  ReapOrphans();
+
+  // 5. The outcome of a failure.
+  *error = BuildFailure(&watch, exit, &log, result);
   return false;
 }
 

@@ -30,6 +30,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 
 #include "common/protocol.h"
@@ -116,6 +117,11 @@ class AttemptProcess {
   const AttemptProcessOptions& options() const { return options_; }
 
  private:
+  // Step 2 of Run: an idle runner that may take `task`, or a new one, counted as running it and
+  // noted in *log. nullptr with a one-line *error when none can be started.
+  std::unique_ptr<Runner> TakeOrSpawnRunner(const AssignMsg& task, AttemptLog* log,
+                                            std::string* error);
+
   AttemptProcessOptions options_;
   SucceededLogs succeeded_logs_;  // the jobs' succeeded.log files (own mutex)
   RunnerPool runners_;            // idle runners (own mutex); ended before the logs close
