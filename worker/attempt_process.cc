@@ -1,25 +1,24 @@
-// The babysitter of one zmr-task child. Order of events in Run:
-//   1. check the ids, create the attempt and log directories, copy the shipped files in;
-//   2. spawn zmr-task (common/posix/subprocess.h: safe in a multi-threaded process) in a new
-//      process group with stdin = request pipe, fd 1 and 2 = stderr pipe, fd 3 = control pipe,
-//      nothing else open;
+// The babysitter of one zmr-task runner. Run reads as its five steps, one function each:
+//   1. check the ids, create the attempt directory and copy the shipped files in (an attempt of
+//      user code only), open the log, encode the request (CheckAttempt, MakeAttemptDir,
+//      Materialise, EncodeRequest);
+//   2. take an idle runner that may run the attempt, or spawn one (TakeOrSpawnRunner;
+//      worker/runner_pool.h: a new process group with stdin = request pipe, fd 1 and 2 = stderr
+//      pipe, fd 3 = control pipe, nothing else open);
 //   3. one poll loop: write the request, read control frames (progress resets the timeout), copy
 //      stderr to the log; on cancel / timeout / a bad frame SIGTERM the process group (zmr-task
-//      kills its streaming commands' groups and dies), SIGKILL it after a grace period;
+//      kills its streaming commands' groups and dies), SIGKILL it after a grace period; it ends
+//      when the runner reported success (then the runner goes back to the pool) or has exited
+//      (WatchRunner);
 //   4. once zmr-task has exited (seen with WNOWAIT, so its pid and process group cannot be reused
 //      yet) SIGKILL the group to end anything it left behind, drain stderr, reap zmr-task with
-//      wait4 (for its rusage), then reap the rest of the group until it is gone;
-//   5. build the result or the error, remove the attempt directory, reap orphans.
-//
-// Spawning and ReapOrphans share one mutex and a registry of live zmr-task pids, so the orphan
-// sweep never mistakes a zmr-task that was just spawned for a leftover.
+//      wait4 (for its rusage), then reap the rest of the group until it is gone (EndRunner);
+//   5. build the result or the error (BuildSuccess, BuildFailure), reap orphans; the attempt
+//      directory is removed as Run returns.
 #include "worker/attempt_process.h"
 
-#include <fcntl.h>
 #include <poll.h>
-#include <pthread.h>
 #include <signal.h>
-#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -30,15 +29,9 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
-#include <cstdio>
-#include <cstdlib>
-#include <cstring>
-#include <deque>
-#include <dirent.h>
 #include <filesystem>
-#include <fstream>
-#include <mutex>
-#include <set>
+#include <optional>
+#include <string_view>
 #include <system_error>
 #include <thread>
 #include <utility>
@@ -51,8 +44,6 @@
 #include "common/posix/signals.h"
 #include "common/posix/subprocess.h"
 #include "worker/blob_cache.h"
-
-extern char** environ;
 
 namespace zmr {
 
@@ -67,208 +58,6 @@ constexpr int kPollIntervalMs = 100;
 constexpr int64_t kStderrDrainMs = 2000;
 // How long Run waits for the rest of a killed process group to disappear before giving up.
 constexpr int64_t kGroupReapMs = 10000;
-// A stderr line kept for the tail is cut to this many bytes; the joined tail to kTailBytes.
-constexpr std::size_t kTailLineBytes = 500;
-constexpr std::size_t kTailBytes = 2000;
-
-// zmr-task processes started by Run and not yet reaped, guarded by g_children_mutex.
-std::mutex g_children_mutex;
-std::set<pid_t> g_task_pids;
-
-void UnregisterTask(pid_t pid) {
-  std::lock_guard<std::mutex> lock(g_children_mutex);
-  g_task_pids.erase(pid);
-}
-
-// Pids of this process's children from /proc/*/stat (the parent pid is the second field after
-// the parenthesised command name, which may itself contain spaces and parentheses): the fallback
-// for kernels without /proc/PID/task/TID/children.
-std::vector<pid_t> ChildPidsByScan() {
-  std::vector<pid_t> children;
-  const pid_t self = getpid();
-  DIR* proc = opendir("/proc");
-  if (proc == nullptr) return children;
-  while (dirent* entry = readdir(proc)) {
-    char* end = nullptr;
-    long pid = std::strtol(entry->d_name, &end, 10);
-    if (pid <= 0 || *end != '\0') continue;
-    // One read into a stack buffer: this runs over every process of the host (hundreds on a busy
-    // one), so no stream or string per process.
-    char path[300];  // d_name is at most 255 bytes
-    std::snprintf(path, sizeof(path), "/proc/%s/stat", entry->d_name);
-    const int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) continue;
-    char buf[512];
-    const ssize_t n = read(fd, buf, sizeof(buf) - 1);
-    close(fd);
-    if (n <= 0) continue;
-    buf[n] = '\0';
-    // The command name is in parentheses and may contain anything: parse after the last ')'.
-    const char* end_of_comm = std::strrchr(buf, ')');
-    if (end_of_comm == nullptr) continue;
-    char state = 0;
-    long ppid = 0;
-    if (std::sscanf(end_of_comm + 1, " %c %ld", &state, &ppid) != 2) continue;
-    if (ppid == self) children.push_back(static_cast<pid_t>(pid));
-  }
-  closedir(proc);
-  return children;
-}
-
-// Pids of this process's children: the union of /proc/self/task/TID/children over its threads (a
-// child belongs to the thread that started it; an orphan reparented to this subreaper to one of
-// its threads). A dozen small reads instead of a scan of every process of the host.
-std::vector<pid_t> ChildPids() {
-  std::vector<pid_t> children;
-  DIR* tasks = opendir("/proc/self/task");
-  if (tasks == nullptr) return ChildPidsByScan();
-  bool have_children_files = true;
-  while (dirent* entry = readdir(tasks)) {
-    if (entry->d_name[0] == '.') continue;
-    char path[300];
-    std::snprintf(path, sizeof(path), "/proc/self/task/%s/children", entry->d_name);
-    const int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-      if (errno == ENOENT) have_children_files = false;  // CONFIG_PROC_CHILDREN is off
-      continue;  // (or the thread just ended)
-    }
-    std::string text;
-    char buf[4096];
-    ssize_t n;
-    while ((n = read(fd, buf, sizeof(buf))) > 0) text.append(buf, static_cast<std::size_t>(n));
-    close(fd);
-    const char* p = text.c_str();
-    char* end = nullptr;
-    for (long pid = std::strtol(p, &end, 10); end != p; pid = std::strtol(p, &end, 10)) {
-      if (pid > 0) children.push_back(static_cast<pid_t>(pid));
-      p = end;
-    }
-  }
-  closedir(tasks);
-  if (!have_children_files) return ChildPidsByScan();
-  return children;
-}
-
-// The attempt log: the child's stderr, capped, plus the worker's own notes; keeps the last
-// kStderrTailLines lines of the child's stderr for error messages. The file at `path` is created
-// only when there is more to say than the notes of a quiet success: on the child's first stderr
-// bytes, when the notes outgrow kQuietLogMaxBytes, or at destruction unless TakeQuiet() took the
-// notes (a successful attempt that wrote nothing to stderr: its notes go to the job's shared
-// succeeded.log instead, which spares a tiny task an inode creation).
-class AttemptLog {
- public:
-  explicit AttemptLog(std::string path) : path_(std::move(path)) {}
-  ~AttemptLog() {
-    if (!quiet_taken_) Materialise();
-  }
-  AttemptLog(const AttemptLog&) = delete;
-  AttemptLog& operator=(const AttemptLog&) = delete;
-
-  // The notes written so far, if the file was never needed; the log is then done (no file).
-  // "" once the file exists.
-  std::string TakeQuiet() {
-    if (fd_.valid() || create_failed_) return "";
-    quiet_taken_ = true;
-    return std::move(pending_);
-  }
-
-  // Bytes the child wrote to its stderr.
-  void AppendChild(std::string_view data) {
-    if (!data.empty()) Materialise();
-    for (char c : data) {
-      if (c == '\n') {
-        PushLine();
-      } else if (partial_.size() < kTailLineBytes) {
-        partial_ += c;
-      } else {
-        partial_cut_ = true;
-      }
-    }
-    if (truncated_) return;
-    int64_t room = kAttemptLogCapBytes - written_;
-    if (static_cast<int64_t>(data.size()) > room) {
-      Write(data.substr(0, static_cast<std::size_t>(std::max<int64_t>(room, 0))));
-      Write("\n[log truncated]\n");
-      truncated_ = true;
-      return;
-    }
-    Write(data);
-  }
-
-  // A line from the worker itself (not part of the stderr tail, written even past the cap).
-  void Note(const std::string& line) {
-    std::string text = "[zmr-worker " + std::to_string(WallMs()) + "] " + line + "\n";
-    if (!fd_.valid() && !create_failed_) {
-      pending_ += text;
-      if (pending_.size() > kQuietLogMaxBytes) Materialise();
-      return;
-    }
-    if (fd_.valid()) WriteAll(fd_.get(), text);
-  }
-
-  // Ends a last line without newline.
-  void Flush() {
-    if (!partial_.empty() || partial_cut_) PushLine();
-  }
-
-  // The last stderr lines, joined with "; ", at most kTailBytes (the newest lines are kept).
-  std::string Tail() const {
-    std::string joined;
-    for (auto it = tail_.rbegin(); it != tail_.rend(); ++it) {
-      std::string next = joined.empty() ? *it : *it + "; " + joined;
-      if (next.size() > kTailBytes) break;
-      joined = std::move(next);
-    }
-    return joined;
-  }
-  const std::deque<std::string>& tail_lines() const { return tail_; }
-
- private:
-  // Creates the file and writes what was held back. A log that cannot be created loses its
-  // lines (as a full disk does), never the attempt.
-  void Materialise() {
-    if (fd_.valid() || create_failed_ || quiet_taken_) return;
-    std::error_code ec;
-    fs::create_directories(fs::path(path_).parent_path(), ec);
-    fd_ = UniqueFd(open(path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0644));
-    if (!fd_.valid()) {
-      create_failed_ = true;
-      spdlog::warn("cannot create attempt log {}: {}", path_, ErrnoText(errno));
-      return;
-    }
-    std::string pending = std::move(pending_);
-    pending_.clear();
-    WriteAll(fd_.get(), pending);
-  }
-
-  void PushLine() {
-    std::string line = std::move(partial_);
-    partial_.clear();
-    if (partial_cut_) line += "...";
-    partial_cut_ = false;
-    while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
-    if (line.empty()) return;
-    tail_.push_back(std::move(line));
-    if (tail_.size() > static_cast<std::size_t>(kStderrTailLines)) tail_.pop_front();
-  }
-
-  void Write(std::string_view data) {
-    int64_t written = 0;
-    if (fd_.valid()) WriteAll(fd_.get(), data, /*err=*/nullptr, &written);
-    written_ += written;
-  }
-
-  std::string path_;
-  UniqueFd fd_;                    // the file, once created
-  std::string pending_;      // notes written before the file exists
-  bool create_failed_ = false;
-  bool quiet_taken_ = false;  // TakeQuiet() took the notes: no file, ever
-  int64_t written_ = 0;
-  bool truncated_ = false;
-  std::string partial_;
-  bool partial_cut_ = false;
-  std::deque<std::string> tail_;
-};
 
 // What the control frames said.
 struct ChildReport {
@@ -315,62 +104,6 @@ bool HandleFrame(const Value& frame, const std::string& type, const AttemptCallb
   return false;
 }
 
-void BecomeSubreaper() {
-  static std::once_flag once;
-  std::call_once(once, [] {
-    if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0) {
-      spdlog::warn("cannot become a child subreaper: {}; orphans of killed attempts are reaped "
-                   "by init",
-                   ErrnoText(errno));
-    }
-  });
-}
-
-struct SpawnedChild {
-  pid_t pid = -1;
-  UniqueFd stdin_w;
-  UniqueFd control_r;
-  UniqueFd stderr_r;
-};
-
-// Starts `binary` in `cwd`, in a new process group, with the three pipes wired and every signal
-// at its default disposition and unblocked, and registers it as a live zmr-task.
-bool SpawnRunner(const std::string& binary, const std::string& cwd, const std::string& label,
-                 SpawnedChild* child, std::string* error) {
-  UniqueFd stdin_r, stdin_w, control_r, control_w, stderr_r, stderr_w;
-  if (!MakePipe(&stdin_r, &stdin_w, error, kSpawnMinFd) ||
-      !MakePipe(&control_r, &control_w, error, kSpawnMinFd) ||
-      !MakePipe(&stderr_r, &stderr_w, error, kSpawnMinFd)) {
-    return false;
-  }
-  SpawnSpec spec;
-  spec.path = binary;
-  spec.argv = {binary, label};
-  spec.cwd = cwd;
-  spec.fds = {{stdin_r.get(), 0}, {stderr_w.get(), 1}, {stderr_w.get(), 2},
-              {control_w.get(), kTaskControlFd}};
-  SpawnFailure failure;
-  pid_t pid;
-  {
-    std::lock_guard<std::mutex> lock(g_children_mutex);
-    pid = Spawn(spec, &failure);
-    if (pid > 0) g_task_pids.insert(pid);
-  }
-  if (pid < 0) {
-    *error = "cannot start task process " + binary + ": " +
-             (failure.stage == SpawnStage::kEarly ? "it died before exec" : ErrnoText(failure.err));
-    return false;
-  }
-  child->pid = pid;
-  child->stdin_w = std::move(stdin_w);
-  child->control_r = std::move(control_r);
-  child->stderr_r = std::move(stderr_r);
-  SetNonBlocking(child->stdin_w.get());
-  SetNonBlocking(child->control_r.get());
-  SetNonBlocking(child->stderr_r.get());
-  return true;
-}
-
 // Removes a directory tree when it goes out of scope.
 class RemoveOnExit {
  public:
@@ -387,6 +120,49 @@ class RemoveOnExit {
  private:
   std::string path_;
 };
+
+
+// Step 1. Whether the attempt may start: ids that are safe in paths, not cancelled already.
+bool CheckAttempt(const AttemptRef& ref, const std::atomic<bool>& cancelled, std::string* error) {
+  if (!layout::IsSafeComponent(ref.job_id) || !layout::IsSafeComponent(ref.task_id)) {
+    *error = "invalid job or task id";
+    return false;
+  }
+  if (cancelled.load()) {
+    *error = "cancelled";
+    return false;
+  }
+  return true;
+}
+
+// Only user code needs an attempt directory (shipped files, the working directory of streaming
+// commands, a plugin's WorkDir); a built-in app's attempt gets none, which saves a tiny task two
+// of its four file-system updates (its spills, if any, go to WORK_DIR/jobs/<job>/<task>.a<N>.spill,
+// removed by the runner or the job's cleanup).
+bool RunsUserCode(const JobCode& code) {
+  return !code.plugin.empty() || !code.mapper.empty() || !code.combiner.empty() ||
+         !code.reducer.empty() || !code.files.empty();
+}
+
+// Streaming commands may leave descendants behind (other attempts run no processes but the
+// runner).
+bool RunsStreamingCommands(const JobCode& code) {
+  return !code.mapper.empty() || !code.reducer.empty();
+}
+
+// Makes `dir` an empty directory (removing leftovers of a worker that was killed); nothing for "".
+// (The logs directory is made when a log is first written: AttemptLog, SucceededLogs.)
+bool MakeAttemptDir(const std::string& dir, std::string* error) {
+  if (dir.empty()) return true;
+  std::error_code ec;
+  fs::remove_all(dir, ec);
+  fs::create_directories(dir, ec);
+  if (ec) {
+    *error = "cannot create attempt dir " + dir + ": " + ec.message();
+    return false;
+  }
+  return true;
+}
 
 // Copies the job's shipped files into the attempt directory. Returns false with *error naming the
 // first file that is not cached or cannot be copied.
@@ -417,256 +193,18 @@ bool Materialise(const JobCode& code, const BlobCache* blobs, const std::string&
   return true;
 }
 
-}  // namespace
 
-void ReapOrphans() {
-  std::lock_guard<std::mutex> lock(g_children_mutex);
-  std::vector<pid_t> orphans;
-  for (pid_t pid : ChildPids()) {
-    if (g_task_pids.count(pid) != 0) continue;
-    kill(pid, SIGKILL);  // harmless for a zombie
-    orphans.push_back(pid);
-  }
-  // SIGKILLed processes die at once unless blocked in the kernel; give them a moment (this holds
-  // up spawning), and leave the slow ones to the next sweep.
-  int64_t deadline = SteadyMs() + 200;
-  while (!orphans.empty()) {
-    std::erase_if(orphans, [](pid_t pid) {
-      pid_t r = waitpid(pid, nullptr, WNOHANG);
-      return r == pid || (r < 0 && errno == ECHILD);
-    });
-    if (orphans.empty() || SteadyMs() >= deadline) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
-}
-
-std::string DefaultTaskBinary() {
-  std::error_code ec;
-  fs::path self = fs::read_symlink("/proc/self/exe", ec);
-  if (ec) return "";
-  return (self.parent_path() / "zmr-task").string();
-}
-
-std::string QuietAttemptLog(const std::string& succeeded_log, const AttemptRef& ref) {
-  const std::string prefix = layout::AttemptName(ref) + " ";
-  std::string out;
-  std::size_t at = 0;
-  while (at < succeeded_log.size()) {
-    std::size_t end = succeeded_log.find('\n', at);
-    end = end == std::string::npos ? succeeded_log.size() : end + 1;
-    if (succeeded_log.compare(at, prefix.size(), prefix) == 0) {
-      out.append(succeeded_log, at + prefix.size(), end - at - prefix.size());
-    }
-    at = end;
-  }
-  return out;
-}
-
-// A zmr-task process and its pipes, busy with one attempt or idle in the pool.
-struct AttemptProcess::Runner {
-  SpawnedChild child;      // child.pid is also its process group id
-  std::string reuse_key;   // "" : no user code loaded into it; else JOB/PLUGIN_DIGEST
-  int attempts = 0;        // attempts handed to it so far
-};
-
-namespace {
-
-// Ends an idle runner: EOF on its stdin, SIGKILL to its group (nothing of an attempt may run in
-// an idle runner, so nothing is lost), then reaps it.
-void EndIdleRunner(SpawnedChild& child) {
-  child.stdin_w.Reset();
-  KillProcessGroup(child.pid, SIGKILL);
-  Reap(child.pid);
-  UnregisterTask(child.pid);
-  ReapExitedInGroup(child.pid);
-}
-
-// The key that decides which runners may take an attempt: a runner that loads a plugin keeps it
-// (and whatever state it has) in its address space, so it serves only that job and plugin.
-std::string ReuseKey(const AssignMsg& task) {
-  if (task.code.plugin.empty()) return "";
-  return task.job_id + "/" + task.code.plugin;
-}
-
-// The label zmr-task starts with (argv[1]): a title padded to kRunnerTitleBytes with spaces, so
-// it has room to rewrite it in place.
-std::string PaddedTitle(const std::string& title) {
-  std::string padded = title.substr(0, kRunnerTitleBytes);
-  padded.resize(kRunnerTitleBytes, ' ');
-  return padded;
-}
-
-}  // namespace
-
-AttemptProcess::AttemptProcess(AttemptProcessOptions options) : options_(std::move(options)) {
-  if (options_.task_binary.empty()) options_.task_binary = DefaultTaskBinary();
-  options_.attempts_per_runner = std::max(options_.attempts_per_runner, 1);
-  options_.max_idle_runners = std::max(options_.max_idle_runners, 0);
-}
-
-AttemptProcess::~AttemptProcess() {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    for (auto& runner : idle_) EndIdleRunner(runner->child);
-    idle_.clear();
-  }
-  std::lock_guard<std::mutex> lock(logs_mu_);
-  for (auto& [job_id, fd] : succeeded_logs_) close(fd);
-}
-
-void AttemptProcess::AppendSucceededLog(const AttemptRef& ref, const std::string& notes) {
-  if (notes.empty()) return;
-  const std::string prefix = layout::AttemptName(ref) + " ";
-  std::string text;
-  text.reserve(notes.size() + 4 * prefix.size());
-  std::size_t at = 0;
-  while (at < notes.size()) {
-    std::size_t end = notes.find('\n', at);
-    end = end == std::string::npos ? notes.size() : end + 1;
-    text += prefix;
-    text.append(notes, at, end - at);
-    at = end;
-  }
-  if (text.back() != '\n') text += '\n';
-  std::lock_guard<std::mutex> lock(logs_mu_);
-  auto it = succeeded_logs_.find(ref.job_id);
-  if (it == succeeded_logs_.end()) {
-    const std::string path = layout::SucceededLogPath(options_.work_dir, ref.job_id);
-    std::error_code ec;
-    fs::create_directories(fs::path(path).parent_path(), ec);
-    int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    if (fd < 0) {
-      spdlog::warn("cannot open {}: {}", path, ErrnoText(errno));
-      return;
-    }
-    it = succeeded_logs_.emplace(ref.job_id, fd).first;
-  }
-  // One write per attempt, to an O_APPEND file: lines of attempts never interleave.
-  WriteAll(it->second, text);
-}
-
-std::unique_ptr<AttemptProcess::Runner> AttemptProcess::TakeIdle(const std::string& reuse_key) {
-  std::lock_guard<std::mutex> lock(mu_);
-  // Runners that died while idle would only fail the attempt: end them instead.
-  for (auto it = idle_.begin(); it != idle_.end();) {
-    if (HasExited((*it)->child.pid)) {
-      spdlog::warn("idle task process {} has exited; starting another", (*it)->child.pid);
-      EndIdleRunner((*it)->child);
-      it = idle_.erase(it);
-    } else {
-      ++it;
-    }
-  }
-  // The most recently used first: its pages are the warmest.
-  for (auto it = idle_.rbegin(); it != idle_.rend(); ++it) {
-    if ((*it)->reuse_key != reuse_key) continue;
-    std::unique_ptr<Runner> runner = std::move(*it);
-    idle_.erase(std::next(it).base());
-    return runner;
-  }
-  // A runner without user code can become any job's runner.
-  if (!reuse_key.empty()) {
-    for (auto it = idle_.rbegin(); it != idle_.rend(); ++it) {
-      if (!(*it)->reuse_key.empty()) continue;
-      std::unique_ptr<Runner> runner = std::move(*it);
-      idle_.erase(std::next(it).base());
-      return runner;
-    }
-  }
-  return nullptr;
-}
-
-void AttemptProcess::Release(std::unique_ptr<Runner> runner) {
-  std::vector<std::unique_ptr<Runner>> retired;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (runner->attempts >= options_.attempts_per_runner) {
-      retired.push_back(std::move(runner));
-    } else {
-      idle_.push_back(std::move(runner));
-    }
-    while (static_cast<int>(idle_.size()) > options_.max_idle_runners) {
-      retired.push_back(std::move(idle_.front()));
-      idle_.erase(idle_.begin());
-    }
-  }
-  for (auto& r : retired) EndIdleRunner(r->child);
-}
-
-void AttemptProcess::RetireRunners(const std::string& job_id) {
-  std::vector<std::unique_ptr<Runner>> retired;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    const std::string prefix = job_id + "/";
-    for (auto it = idle_.begin(); it != idle_.end();) {
-      if ((*it)->reuse_key.rfind(prefix, 0) == 0) {
-        retired.push_back(std::move(*it));
-        it = idle_.erase(it);
-      } else {
-        ++it;
-      }
-    }
-  }
-  for (auto& r : retired) EndIdleRunner(r->child);
-  std::lock_guard<std::mutex> lock(logs_mu_);
-  auto it = succeeded_logs_.find(job_id);
-  if (it != succeeded_logs_.end()) {
-    close(it->second);
-    succeeded_logs_.erase(it);
-  }
-}
-
-int AttemptProcess::IdleRunners() const {
-  std::lock_guard<std::mutex> lock(mu_);
-  return static_cast<int>(idle_.size());
-}
-
-bool AttemptProcess::Run(const AssignMsg& task, const std::atomic<bool>& cancelled,
-                         const AttemptCallbacks& callbacks, TaskResult* result,
-                         std::string* error) {
-  const AttemptRef ref{task.job_id, task.task_id, task.attempt};
-  if (!layout::IsSafeComponent(ref.job_id) || !layout::IsSafeComponent(ref.task_id)) {
-    *error = "invalid job or task id";
-    return false;
-  }
-  if (cancelled.load()) {
-    *error = "cancelled";
-    return false;
-  }
-  BecomeSubreaper();
-
-  // 1. Directories, log, shipped files. Only user code needs an attempt directory (shipped files,
-  // the working directory of streaming commands, a plugin's WorkDir); a built-in app's attempt
-  // gets none, which saves a tiny task two of its four file-system updates (its spills, if any,
-  // go to WORK_DIR/jobs/<job>/<task>.a<N>.spill, removed by the runner or the job's cleanup).
-  const bool user_code = !task.code.plugin.empty() || !task.code.mapper.empty() ||
-                         !task.code.combiner.empty() || !task.code.reducer.empty() ||
-                         !task.code.files.empty();
-  const std::string attempt_dir = layout::AttemptDir(options_.work_dir, ref);
-  const std::string log_path = layout::AttemptLogPath(options_.work_dir, ref);
-  // (The logs directory is made when a log is first written: AttemptLog, AppendSucceededLog.)
-  if (user_code) {
-    std::error_code ec;
-    fs::remove_all(attempt_dir, ec);  // leftovers of a worker that was killed
-    fs::create_directories(attempt_dir, ec);
-    if (ec) {
-      *error = "cannot create attempt dir " + attempt_dir + ": " + ec.message();
-      return false;
-    }
-  }
-  RemoveOnExit remove_attempt_dir(user_code ? attempt_dir : "");
-  AttemptLog log(log_path);
-  if (!Materialise(task.code, options_.blobs, attempt_dir, error)) {
-    log.Note("attempt failed: " + *error);
-    return false;
-  }
+// The request frame for the runner. attempt_dir: "" for an attempt without user code. Returns
+// false with *error when the plugin is not available.
+bool EncodeRequest(const AssignMsg& task, const AttemptProcessOptions& options,
+                   const std::string& attempt_dir, std::string* frame, std::string* error) {
   TaskRequest request;
   request.assign = task;
-  request.attempt_dir = user_code ? attempt_dir : "";
-  request.work_dir = options_.work_dir;
-  request.sort_buffer_bytes = options_.sort_buffer_bytes;
-  request.merge_fan_in = options_.merge_fan_in;
-  request.memory_limit_bytes = options_.memory_limit_bytes;
+  request.attempt_dir = attempt_dir;
+  request.work_dir = options.work_dir;
+  request.sort_buffer_bytes = options.sort_buffer_bytes;
+  request.merge_fan_in = options.merge_fan_in;
+  request.memory_limit_bytes = options.memory_limit_bytes;
   request.parent_pid = getpid();
   if (!task.code.plugin.empty()) {
     // Prefer the copy in the attempt dir: it has the user's file name, which the loader's errors
@@ -678,77 +216,70 @@ bool AttemptProcess::Run(const AssignMsg& task, const std::atomic<bool>& cancell
         request.plugin_path = attempt_dir + "/" + f.name;
       }
     }
-    if (request.plugin_path.empty() && options_.blobs != nullptr) {
-      request.plugin_path = options_.blobs->Path(task.code.plugin);
+    if (request.plugin_path.empty() && options.blobs != nullptr) {
+      request.plugin_path = options.blobs->Path(task.code.plugin);
     }
     if (request.plugin_path.empty()) {
       *error = "shipped file " + name + " not available";
-      log.Note("attempt failed: " + *error);
       return false;
     }
   }
-  const std::string request_frame = EncodeControlFrame(request.ToValue());
+  *frame = EncodeControlFrame(request.ToValue());
+  return true;
+}
 
-  // 2. A runner: an idle one that may take this attempt, or a new one.
-  ScopedSigpipeBlock block_sigpipe;
-  const std::string reuse_key = ReuseKey(task);
-  std::unique_ptr<Runner> runner = TakeIdle(reuse_key);
-  if (runner) {
-    log.Note("reusing " + options_.task_binary + " pid " + std::to_string(runner->child.pid) +
-             " (attempt " + std::to_string(runner->attempts + 1) + " of that process) for job " +
-             ref.job_id + " task " + ref.task_id + " attempt " + std::to_string(ref.attempt));
-  } else {
-    runner = std::make_unique<Runner>();
-    if (!SpawnRunner(options_.task_binary, options_.work_dir, PaddedTitle(kIdleRunnerTitle),
-               &runner->child, error)) {
-      log.Note("attempt failed: " + *error);
-      return false;
-    }
-    log.Note("started " + options_.task_binary + " pid " + std::to_string(runner->child.pid) +
-             " for job " + ref.job_id + " task " + ref.task_id + " attempt " +
-             std::to_string(ref.attempt));
-  }
-  runner->reuse_key = reuse_key;
-  ++runner->attempts;
-  SpawnedChild& child = runner->child;
+// Copies what the runner's stderr has now to the log; closes the pipe at its end.
+void CopyStderr(Runner* runner, AttemptLog* log) {
+  std::string data;
+  bool open = ReadAvailable(runner->stderr_r.get(), &data);
+  log->AppendChild(data);
+  if (!open) runner->stderr_r.Reset();
+}
+
+// What the poll loop (step 3) learnt.
+struct Watch {
+  ChildReport report;       // what the control frames said
+  std::string kill_reason;  // non-empty once the attempt was stopped
+  bool succeeded = false;   // success reported whole and before any stop: the runner is reusable
+};
+
+// Step 3. Writes the request, reads control frames and stderr, and stops the attempt on cancel,
+// timeout or a bad frame, until the runner reported success (its stderr copied to the log
+// first: it writes the frame last) or has exited (not yet reaped).
+Watch WatchRunner(Runner* runner, const std::string& request_frame,
+                  const std::atomic<bool>& cancelled, const AttemptCallbacks& callbacks,
+                  int64_t task_timeout_ms, AttemptLog* log) {
+  Watch watch;
+  ChildReport& report = watch.report;
+  std::string& kill_reason = watch.kill_reason;
+  Runner& child = *runner;
   const pid_t pid = child.pid;  // also the process group id
-  if (callbacks.started) callbacks.started(pid);
-
-  // 3. The poll loop, until the runner reported success or has exited (not yet reaped).
-  ChildReport report;
   FrameReader control;
-  std::string kill_reason;  // non-empty once we stop the attempt
   int64_t sigkill_at_ms = 0;  // when SIGTERM has not ended it by then, SIGKILL
   bool sigkill_sent = false;
   std::size_t request_written = 0;
   bool control_eof = false;
-  int64_t progress_deadline = SteadyMs() + options_.task_timeout_ms;
+  int64_t progress_deadline = SteadyMs() + task_timeout_ms;
   auto stop = [&](const std::string& reason) {
     if (!kill_reason.empty()) return;
     kill_reason = reason;
-    log.Note("stopping process group " + std::to_string(pid) + ": " + reason);
+    log->Note("stopping process group " + std::to_string(pid) + ": " + reason);
     KillProcessGroup(pid, SIGTERM);
     sigkill_at_ms = SteadyMs() + kTerminateGraceMs;
-  };
-  auto copy_stderr = [&] {
-    std::string data;
-    bool open = ReadAvailable(child.stderr_r.get(), &data);
-    log.AppendChild(data);
-    if (!open) child.stderr_r.Reset();
   };
   for (;;) {
     int64_t now = SteadyMs();
     if (cancelled.load()) stop("cancelled");
     if (now >= progress_deadline) {
-      stop("task timed out after " + std::to_string(options_.task_timeout_ms / 1000) +
+      stop("task timed out after " + std::to_string(task_timeout_ms / 1000) +
            " s without progress");
     }
     if (!kill_reason.empty() && !sigkill_sent && now >= sigkill_at_ms) {
-      log.Note("process group " + std::to_string(pid) + " still running; sending SIGKILL");
+      log->Note("process group " + std::to_string(pid) + " still running; sending SIGKILL");
       KillProcessGroup(pid, SIGKILL);
       sigkill_sent = true;
     }
-    if (control_eof && HasExited(pid)) break;
+    if (control_eof && HasExited(pid)) return watch;
     pollfd fds[3];
     int nfds = 0;
     int stdin_index = -1, control_index = -1, stderr_index = -1;
@@ -782,7 +313,7 @@ bool AttemptProcess::Run(const AssignMsg& task, const std::atomic<bool>& cancell
       if (n > 0) request_written += static_cast<std::size_t>(n);
       if (n < 0 && errno != EINTR && errno != EAGAIN) child.stdin_w.Reset();  // gone: EPIPE
     }
-    if (stderr_index >= 0 && fds[stderr_index].revents != 0) copy_stderr();
+    if (stderr_index >= 0 && fds[stderr_index].revents != 0) CopyStderr(runner, log);
     if (control_index >= 0 && fds[control_index].revents != 0) {
       std::string data;
       control_eof = !ReadAvailable(child.control_r.get(), &data);
@@ -795,27 +326,18 @@ bool AttemptProcess::Run(const AssignMsg& task, const std::atomic<bool>& cancell
           got = -1;
           break;
         }
-        if (type == task_frame::kProgress) progress_deadline = SteadyMs() + options_.task_timeout_ms;
+        if (type == task_frame::kProgress) progress_deadline = SteadyMs() + task_timeout_ms;
         if (report.done || report.failed) break;
       }
       if (got < 0) stop("task process sent a bad control frame: " + frame_error);
       if (control_eof && !control.empty() && !report.failed) report.done = false;  // torn frame
       // A runner that reported success has written everything of the attempt to its stderr
-      // already (it writes the frame last): copy it and hand the runner back.
+      // already (it writes the frame last): copy it; the runner can be handed back.
       if (report.done && kill_reason.empty() && control.empty() && !control_eof) {
-        if (child.stderr_r.valid()) copy_stderr();
-        log.Flush();
-        result->counters = std::move(report.counters);
-        result->outputs = std::move(report.outputs);
-        log.Note("attempt succeeded (cpu " + std::to_string(result->counters["task_cpu_ms"]) +
-                 " ms, peak rss " + std::to_string(result->counters["peak_rss_kb"]) + " KiB)");
-        AppendSucceededLog(ref, log.TakeQuiet());
-        // Streaming commands may leave descendants behind; reap them now rather than at the
-        // next sweep. (Other attempts run no processes but the runner.)
-        const bool streaming = !task.code.mapper.empty() || !task.code.reducer.empty();
-        Release(std::move(runner));
-        if (streaming) ReapOrphans();
-        return true;
+        if (child.stderr_r.valid()) CopyStderr(runner, log);
+        log->Flush();
+        watch.succeeded = true;
+        return watch;
       }
       if (report.done) report.done = false;  // success reported, but torn or after a stop
       if (report.failed && !control_eof) {
@@ -824,24 +346,30 @@ bool AttemptProcess::Run(const AssignMsg& task, const std::atomic<bool>& cancell
       }
     }
   }
+}
 
-  // 4. End whatever is left of the group while zmr-task's zombie still holds the group id, drain
-  // stderr, reap zmr-task and then the rest of the group.
+// How the runner ended (step 4).
+struct RunnerExit {
+  int status = 0;   // its wait status
+  rusage usage{};   // its resource use, as wait4 reported it
+};
+
+// Step 4. Ends whatever is left of the runner's group while zmr-task's zombie still holds the
+// group id, drains stderr into the log, reaps zmr-task and then the rest of the group.
+RunnerExit EndRunner(std::unique_ptr<Runner> runner, const AttemptRef& ref, AttemptLog* log) {
+  const pid_t pid = runner->pid;
   KillProcessGroup(pid, SIGKILL);
   int64_t drain_deadline = SteadyMs() + kStderrDrainMs;
-  while (child.stderr_r.valid() && SteadyMs() < drain_deadline) {
-    pollfd pfd{child.stderr_r.get(), POLLIN, 0};
+  while (runner->stderr_r.valid() && SteadyMs() < drain_deadline) {
+    pollfd pfd{runner->stderr_r.get(), POLLIN, 0};
     int ready = poll(&pfd, 1, 50);
     if (ready < 0 && errno != EINTR) break;
     if (ready <= 0) continue;
-    copy_stderr();
+    CopyStderr(runner.get(), log);
   }
-  log.Flush();
-  int status = 0;
-  rusage usage{};
-  while (wait4(pid, &status, 0, &usage) < 0 && errno == EINTR) {
-  }
-  UnregisterTask(pid);
+  log->Flush();
+  RunnerExit exit;
+  exit.status = ReapRunner(pid, &exit.usage);
   int64_t reap_deadline = SteadyMs() + kGroupReapMs;
   for (;;) {
     ReapExitedInGroup(pid);
@@ -854,11 +382,27 @@ bool AttemptProcess::Run(const AssignMsg& task, const std::atomic<bool>& cancell
     KillProcessGroup(pid, SIGKILL);
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
   }
-  runner.reset();
+  return exit;
+}
 
-  ReapOrphans();
+// Step 5 of a successful attempt: its outputs and counters (with the runner's own task_cpu_ms
+// and peak_rss_kb) into *result, noted in the log.
+void BuildSuccess(ChildReport* report, AttemptLog* log, TaskResult* result) {
+  result->counters = std::move(report->counters);
+  result->outputs = std::move(report->outputs);
+  log->Note("attempt succeeded (cpu " + std::to_string(result->counters["task_cpu_ms"]) +
+            " ms, peak rss " + std::to_string(result->counters["peak_rss_kb"]) + " KiB)");
+}
 
-  // 5. The outcome: a failure (a success was returned above).
+// Step 5 of a failed attempt: the one-line error (noted in the log; see Run in the header), and
+// into *result the counters, the runner's cpu and peak rss from wait4, the task's bad inputs and
+// the stderr tail.
+std::string BuildFailure(Watch* watch, const RunnerExit& exit, AttemptLog* log,
+                         TaskResult* result) {
+  ChildReport& report = watch->report;
+  const std::string& kill_reason = watch->kill_reason;
+  const rusage& usage = exit.usage;
+  const int status = exit.status;
   int64_t cpu_ms = (usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) * 1000 +
                    (usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1000;
   result->counters = std::move(report.counters);
@@ -879,16 +423,109 @@ bool AttemptProcess::Run(const AssignMsg& task, const std::atomic<bool>& cancell
   } else {
     message = "task process ended with wait status " + std::to_string(status);
   }
-  if (append_tail && !log.tail_lines().empty() &&
-      message.find(log.tail_lines().back()) == std::string::npos) {
-    message += " | stderr: " + log.Tail();
+  if (append_tail && !log->tail_lines().empty() &&
+      message.find(log->tail_lines().back()) == std::string::npos) {
+    message += " | stderr: " + log->Tail();
   }
   for (char& c : message) {
     if (c == '\n' || c == '\r') c = ' ';
   }
-  log.Note("attempt failed: " + message);
-  result->stderr_tail.assign(log.tail_lines().begin(), log.tail_lines().end());
-  *error = std::move(message);
+  log->Note("attempt failed: " + message);
+  result->stderr_tail.assign(log->tail_lines().begin(), log->tail_lines().end());
+  return message;
+}
+
+// The options with their defaults filled in and their bounds applied.
+AttemptProcessOptions Normalised(AttemptProcessOptions options) {
+  if (options.task_binary.empty()) options.task_binary = DefaultTaskBinary();
+  options.attempts_per_runner = std::max(options.attempts_per_runner, 1);
+  options.max_idle_runners = std::max(options.max_idle_runners, 0);
+  return options;
+}
+
+}  // namespace
+
+AttemptProcess::AttemptProcess(AttemptProcessOptions options)
+    : options_(Normalised(std::move(options))),
+      succeeded_logs_(options_.work_dir),
+      runners_(options_.attempts_per_runner, options_.max_idle_runners) {}
+
+AttemptProcess::~AttemptProcess() = default;
+
+void AttemptProcess::RetireRunners(const std::string& job_id) {
+  runners_.RetireJob(job_id);
+  succeeded_logs_.Close(job_id);
+}
+
+int AttemptProcess::IdleRunners() const { return runners_.IdleCount(); }
+
+std::unique_ptr<Runner> AttemptProcess::TakeOrSpawnRunner(const AssignMsg& task, AttemptLog* log,
+                                                          std::string* error) {
+  const std::string reuse_key = RunnerReuseKey(task);
+  std::unique_ptr<Runner> runner = runners_.TakeIdle(reuse_key);
+  if (runner) {
+    log->Note("reusing " + options_.task_binary + " pid " + std::to_string(runner->pid) +
+              " (attempt " + std::to_string(runner->attempts + 1) + " of that process) for job " +
+              task.job_id + " task " + task.task_id + " attempt " + std::to_string(task.attempt));
+  } else {
+    runner = SpawnRunner(options_.task_binary, options_.work_dir, error);
+    if (runner == nullptr) return nullptr;
+    log->Note("started " + options_.task_binary + " pid " + std::to_string(runner->pid) +
+              " for job " + task.job_id + " task " + task.task_id + " attempt " +
+              std::to_string(task.attempt));
+  }
+  runner->reuse_key = reuse_key;
+  ++runner->attempts;
+  return runner;
+}
+
+bool AttemptProcess::Run(const AssignMsg& task, const std::atomic<bool>& cancelled,
+                         const AttemptCallbacks& callbacks, TaskResult* result,
+                         std::string* error) {
+  // 1. Check the ids; the attempt directory (user code only), its log, the request.
+  const AttemptRef ref{task.job_id, task.task_id, task.attempt};
+  if (!CheckAttempt(ref, cancelled, error)) return false;
+  BecomeSubreaper();
+  const std::string attempt_dir =
+      RunsUserCode(task.code) ? layout::AttemptDir(options_.work_dir, ref) : "";
+  if (!MakeAttemptDir(attempt_dir, error)) return false;
+  RemoveOnExit remove_attempt_dir(attempt_dir);
+  AttemptLog log(layout::AttemptLogPath(options_.work_dir, ref));
+  std::string request_frame;
+  if (!Materialise(task.code, options_.blobs, attempt_dir, error) ||
+      !EncodeRequest(task, options_, attempt_dir, &request_frame, error)) {
+    log.Note("attempt failed: " + *error);
+    return false;
+  }
+
+  // 2. A runner: an idle one that may take this attempt, or a new one.
+  ScopedSigpipeBlock block_sigpipe;
+  std::unique_ptr<Runner> runner = TakeOrSpawnRunner(task, &log, error);
+  if (runner == nullptr) {
+    log.Note("attempt failed: " + *error);
+    return false;
+  }
+  if (callbacks.started) callbacks.started(runner->pid);
+
+  // 3. The poll loop, until the runner reported success or has exited (not yet reaped).
+  Watch watch = WatchRunner(runner.get(), request_frame, cancelled, callbacks,
+                            options_.task_timeout_ms, &log);
+  if (watch.succeeded) {
+    // 5. The outcome of a success: the result; the runner goes back to the pool, and what
+    // streaming commands left behind is reaped now rather than at the next sweep.
+    BuildSuccess(&watch.report, &log, result);
+    succeeded_logs_.Append(ref, log.TakeQuiet());
+    runners_.Release(std::move(runner));
+    if (RunsStreamingCommands(task.code)) ReapOrphans();
+    return true;
+  }
+
+  // 4. End the group, drain stderr, reap the runner and the rest of its group.
+  const RunnerExit exit = EndRunner(std::move(runner), ref, &log);
+  ReapOrphans();
+
+  // 5. The outcome of a failure.
+  *error = BuildFailure(&watch, exit, &log, result);
   return false;
 }
 

@@ -18,8 +18,11 @@
 // The pipe protocol between the worker and zmr-task (TaskRequest, TaskResult, frames) is
 // runner/protocol.h, the one runner header the worker includes.
 //
+// Its parts: the attempt log and the jobs' succeeded.log (worker/attempt_log.h), the runner
+// processes and their idle pool (worker/runner_pool.h).
+//
 // Threads: Run may be called from any number of threads at once (one attempt per call); the idle
-// pool is guarded by a mutex. Callbacks run on the calling thread.
+// pool and the succeeded.log files each have their own mutex. Callbacks run on the calling thread.
 #pragma once
 
 #include <sys/types.h>
@@ -27,33 +30,19 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
-#include <map>
 #include <memory>
-#include <mutex>
-#include <optional>
 #include <string>
-#include <string_view>
-#include <vector>
 
 #include "common/protocol.h"
 #include "common/value.h"
 #include "runner/protocol.h"
+#include "worker/attempt_log.h"
+#include "worker/runner_pool.h"
 
 namespace zmr {
 
 class BlobCache;
 
-// An attempt log stops growing here (then one "[log truncated]" line), so a chatty task cannot
-// fill the disk.
-inline constexpr int64_t kAttemptLogCapBytes = 8ll << 20;
-// The notes of an attempt that succeeded without writing to stderr go, each line prefixed with
-// "TASK.aN ", to the job's succeeded.log (layout::SucceededLogPath) instead of a log file of their
-// own (a tiny task is spared an inode creation); QuietAttemptLog picks one attempt's lines out of
-// it.
-// An attempt's notes beyond this many bytes go to its own log file even if it succeeds quietly.
-inline constexpr std::size_t kQuietLogMaxBytes = 64 << 10;
-// Lines of the child's stderr kept for error messages.
-inline constexpr int kStderrTailLines = 20;
 // Default --attempts-per-runner: a runner is replaced after this many attempts (bounding what a
 // slow leak in a runner can accumulate), 1 = a fresh process for every attempt.
 inline constexpr int kDefaultAttemptsPerRunner = 1000;
@@ -62,19 +51,7 @@ inline constexpr int64_t kDefaultTaskTimeoutMs = 600'000;
 // An attempt is stopped with SIGTERM first (zmr-task then SIGKILLs the process groups of its
 // streaming commands, which are not in its own group) and SIGKILLed this long after.
 inline constexpr int64_t kTerminateGraceMs = 2000;
-// zmr-task next to the running executable (dirname of /proc/self/exe), or "" if it cannot be read.
-std::string DefaultTaskBinary();
 
-// Kills (SIGKILL) and reaps every child of this process that is not a live zmr-task runner (busy or
-// idle). Because Run makes this process a child subreaper, such children are
-// what attempts left behind (processes orphaned when their parent in the attempt died), alive or
-// zombie. The worker calls it periodically; Run calls it when it ends. Do not call it from a
-// process that starts other children of its own concurrently. Any thread.
-void ReapOrphans();
-
-// The log of attempt `ref` as kept in a job's succeeded.log (the bytes of that file): its lines
-// without their "TASK.aN " prefix, "" if it has none there.
-std::string QuietAttemptLog(const std::string& succeeded_log, const AttemptRef& ref);
 struct AttemptProcessOptions {
   std::string work_dir;                        // WORK_DIR, absolute
   std::string task_binary;                     // zmr-task; "" = DefaultTaskBinary()
@@ -140,20 +117,14 @@ class AttemptProcess {
   const AttemptProcessOptions& options() const { return options_; }
 
  private:
-  struct Runner;
-
-  // An idle runner that may run an attempt with this reuse key, or nullptr.
-  std::unique_ptr<Runner> TakeIdle(const std::string& reuse_key);
-  // Back to the pool after a successful attempt, or retired (too many attempts, pool full).
-  void Release(std::unique_ptr<Runner> runner);
-  // Appends a quietly successful attempt's notes to its job's succeeded.log (kept open).
-  void AppendSucceededLog(const AttemptRef& ref, const std::string& notes);
+  // Step 2 of Run: an idle runner that may take `task`, or a new one, counted as running it and
+  // noted in *log. nullptr with a one-line *error when none can be started.
+  std::unique_ptr<Runner> TakeOrSpawnRunner(const AssignMsg& task, AttemptLog* log,
+                                            std::string* error);
 
   AttemptProcessOptions options_;
-  mutable std::mutex mu_;
-  std::vector<std::unique_ptr<Runner>> idle_;  // guarded by mu_; oldest first
-  std::mutex logs_mu_;
-  std::map<std::string, int> succeeded_logs_;  // job_id -> open fd of its succeeded.log; logs_mu_
+  SucceededLogs succeeded_logs_;  // the jobs' succeeded.log files (own mutex)
+  RunnerPool runners_;            // idle runners (own mutex); ended before the logs close
 };
 
 }  // namespace zmr

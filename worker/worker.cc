@@ -1,21 +1,18 @@
+// The worker's loop: its DEALER to the coordinator (connect, heartbeats, reconnect with backoff),
+// the coordinator's messages, and the attempt threads' reports (worker/attempt_threads.h). What
+// a job keeps on disk is worker/job_data.h; running one attempt is worker/attempt_process.h.
 #include "worker/worker.h"
 
 #include <spdlog/spdlog.h>
-#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
-#include <cstdio>
-#include <condition_variable>
 #include <cstring>
-#include <deque>
 #include <filesystem>
-#include <fstream>
-#include <iterator>
 #include <map>
-#include <mutex>
+#include <optional>
 #include <set>
 #include <system_error>
 #include <thread>
@@ -28,8 +25,11 @@
 #include "common/protocol.h"
 #include "runner/protocol.h"
 #include "worker/attempt_process.h"
+#include "worker/attempt_threads.h"
 #include "worker/blob_cache.h"
+#include "worker/job_data.h"
 #include "worker/resources.h"
+#include "worker/runner_pool.h"
 
 namespace zmr {
 
@@ -41,345 +41,11 @@ namespace {
 constexpr int64_t kOrphanSweepMs = 1000;
 // How often finished jobs' attempt logs past their retention are looked for.
 constexpr int64_t kLogSweepMs = 60000;
-// Left in WORK_DIR/jobs/<job>/ when a finished job's data is removed but its logs/ are kept: its
-// age is the logs' retention clock.
-constexpr const char* kCleanedMarker = ".cleaned";
-
-// Removes a finished job's data from WORK_DIR/jobs/<job>: intermediate runs and attempt
-// directories. With keep_logs, logs/ stays and the marker starts its retention; without, or when
-// there are no logs, the whole directory goes.
-void RemoveJobData(const std::string& work_dir, const std::string& job_id, bool keep_logs) {
-  if (!layout::IsSafeComponent(job_id)) return;
-  const fs::path dir = layout::JobWorkDir(work_dir, job_id);
-  std::error_code ec;
-  const fs::path logs = layout::JobLogsDir(work_dir, job_id);
-  if (!keep_logs || !fs::is_directory(logs, ec) || fs::is_empty(logs, ec)) {
-    fs::remove_all(dir, ec);
-    return;
-  }
-  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
-    if (it->path().filename() == layout::kLogsDirName) continue;
-    std::error_code remove_ec;
-    fs::remove_all(it->path(), remove_ec);
-  }
-  std::FILE* marker = std::fopen((dir / kCleanedMarker).c_str(), "w");
-  if (marker != nullptr) std::fclose(marker);
-}
-
-// Removes the directories of finished jobs (those with the marker) whose logs are older than
-// retention_s.
-void SweepExpiredLogs(const std::string& work_dir, int64_t retention_s) {
-  std::error_code ec;
-  const auto now = fs::file_time_type::clock::now();
-  for (fs::directory_iterator it(layout::JobsDir(work_dir), ec), end; !ec && it != end;
-       it.increment(ec)) {
-    std::error_code marker_ec;
-    const auto cleaned = fs::last_write_time(it->path() / kCleanedMarker, marker_ec);
-    if (marker_ec || now - cleaned < std::chrono::seconds(retention_s)) continue;
-    fs::remove_all(it->path(), marker_ec);
-    spdlog::info("job {}: attempt logs removed after {} s", it->path().filename().string(),
-                 retention_s);
-  }
-}
-
-// The answer to a fetch_log: this worker's log of the attempt, its last kLogFetchMaxBytes. An
-// attempt that succeeded without writing to stderr has its lines in the job's succeeded.log.
-LogMsg ReadAttemptLog(const std::string& work_dir, const FetchLogMsg& fetch) {
-  LogMsg log;
-  log.request_id = fetch.request_id;
-  log.ref = fetch.ref;
-  if (!layout::IsSafeComponent(fetch.ref.job_id) || !layout::IsSafeComponent(fetch.ref.task_id)) {
-    return log;
-  }
-  std::FILE* file = std::fopen(layout::AttemptLogPath(work_dir, fetch.ref).c_str(), "rb");
-  if (file == nullptr) {
-    std::ifstream in(layout::SucceededLogPath(work_dir, fetch.ref.job_id), std::ios::binary);
-    if (!in) return log;
-    const std::string all((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    std::string mine = QuietAttemptLog(all, fetch.ref);
-    if (mine.empty()) return log;
-    log.found = true;
-    log.size = static_cast<int64_t>(mine.size());
-    log.truncated = log.size > kLogFetchMaxBytes;
-    log.data = log.truncated ? mine.substr(mine.size() - kLogFetchMaxBytes) : std::move(mine);
-    return log;
-  }
-  log.found = true;
-  if (std::fseek(file, 0, SEEK_END) == 0) log.size = std::ftell(file);
-  const int64_t start = std::max<int64_t>(0, log.size - kLogFetchMaxBytes);
-  log.truncated = start > 0;
-  if (std::fseek(file, start, SEEK_SET) == 0) {
-    log.data.resize(static_cast<std::size_t>(log.size - start));
-    log.data.resize(std::fread(log.data.data(), 1, log.data.size(), file));
-  }
-  std::fclose(file);
-  return log;
-}
-
-// One attempt, run by a thread of AttemptThreads.
-struct Attempt {
-  AssignMsg task;
-  std::atomic<bool> cancelled{false};
-  // Set by its thread after its last report; from then on the thread no longer touches it.
-  std::atomic<bool> finished{false};
-  bool abandoned = false;   // results are dropped (cancelled, or from before a re-registration)
-  bool holding = false;     // it holds one of the worker's slots; guarded by AttemptThreads::mu_
-  bool done_forwarded = false;  // its task_done went to the coordinator, which may commit it
-};
 
 std::string Hostname() {
   char buf[256] = {0};
   if (gethostname(buf, sizeof(buf) - 1) != 0) return "localhost";
   return buf;
-}
-
-// What an attempt thread reports to the worker loop: a message for the coordinator, packed.
-struct Report {
-  enum class Kind { kProgress, kDone, kFailed };
-  AttemptRef ref;
-  Kind kind = Kind::kProgress;
-  std::string error;  // kFailed: the attempt's error, for the loop's log line
-  std::string bytes;  // the task_progress, task_done or task_failed message
-};
-
-// Attempt threads -> the worker loop: a queue behind a mutex, and an eventfd that is readable
-// while reports may be waiting (the loop polls it beside the DEALER). A thread costs one
-// eventfd write per report that finds the queue empty; the loop takes everything at once and
-// forwards the bytes as they are.
-class ReportQueue {
- public:
-  // Throws std::system_error (at start-up) when no eventfd can be made.
-  ReportQueue() : fd_(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {
-    if (fd_ < 0) throw std::system_error(errno, std::generic_category(), "eventfd");
-  }
-  ~ReportQueue() { close(fd_); }
-  ReportQueue(const ReportQueue&) = delete;
-  ReportQueue& operator=(const ReportQueue&) = delete;
-
-  int fd() const { return fd_; }
-
-  // Any thread.
-  void Push(Report report) {
-    bool was_empty = false;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      was_empty = reports_.empty();
-      reports_.push_back(std::move(report));
-    }
-    if (!was_empty) return;  // the loop has not taken the earlier ones yet: it will take this too
-    const uint64_t one = 1;
-    while (write(fd_, &one, sizeof(one)) < 0 && errno == EINTR) {
-    }
-  }
-
-  // The loop thread: every report pushed so far, oldest first. Clears the eventfd before taking
-  // them, so a report pushed after the take wakes the loop again.
-  std::deque<Report> TakeAll() {
-    uint64_t count = 0;
-    while (read(fd_, &count, sizeof(count)) < 0 && errno == EINTR) {
-    }
-    std::deque<Report> taken;
-    std::lock_guard<std::mutex> lock(mu_);
-    taken.swap(reports_);
-    return taken;
-  }
-
- private:
-  const int fd_;
-  std::mutex mu_;
-  std::deque<Report> reports_;  // guarded by mu_
-};
-
-// Runs an attempt in a zmr-task runner and reports progress and the outcome to the loop.
-void RunAttempt(ReportQueue* reports, AttemptProcess* runner, Attempt* attempt) {
-  const AssignMsg& task = attempt->task;
-  AttemptRef ref{task.job_id, task.task_id, task.attempt};
-  AttemptCallbacks callbacks;
-  callbacks.progress = [&](double fraction, const std::string& status) {
-    TaskProgressMsg p;
-    p.ref = ref;
-    p.progress = std::clamp(fraction, 0.0, 1.0);
-    p.status = status;
-    reports->Push({ref, Report::Kind::kProgress, "", Pack(p.ToValue())});
-  };
-  TaskResult result;
-  std::string error;
-  bool ok = false;
-  try {
-    ok = runner->Run(task, attempt->cancelled, callbacks, &result, &error);
-  } catch (const std::exception& e) {
-    error = std::string("attempt threw: ") + e.what();
-  }
-  if (ok) {
-    TaskDoneMsg done;
-    done.ref = ref;
-    done.outputs = std::move(result.outputs);
-    done.counters = std::move(result.counters);
-    reports->Push({ref, Report::Kind::kDone, "", Pack(done.ToValue())});
-  } else {
-    TaskFailedMsg failed;
-    failed.ref = ref;
-    failed.error = error.empty() ? "unknown error" : error;
-    failed.bad_inputs = std::move(result.bad_inputs);
-    failed.stderr_tail = std::move(result.stderr_tail);
-    reports->Push({ref, Report::Kind::kFailed, failed.error, Pack(failed.ToValue())});
-  }
-}
-
-// The threads that run attempts, and the worker's slots. At most `slots` attempts hold a slot at
-// once; an attempt assigned while every slot is held waits in a queue (the coordinator sends such
-// assignments only for short tasks, up to WorkerOptions::queue) and the thread whose attempt just
-// ended takes it at once, without a round trip through the worker loop or the coordinator.
-// An abandoned attempt gives its slot back at once, though its process may still be ending, so
-// there can be more threads than slots. Threads are kept between attempts (a tiny task costs no
-// thread start). Start and Abandon are called by the worker loop only.
-class AttemptThreads {
- public:
-  AttemptThreads(ReportQueue* reports, AttemptProcess* runner, int slots)
-      : reports_(reports), runner_(runner), slots_(slots) {}
-  // Joins every thread; their attempts must have been cancelled (they finish quickly then).
-  ~AttemptThreads() {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      stop_ = true;
-    }
-    cv_.notify_all();
-    for (std::thread& t : threads_) t.join();
-  }
-  AttemptThreads(const AttemptThreads&) = delete;
-  AttemptThreads& operator=(const AttemptThreads&) = delete;
-
-  // Runs `attempt` on a slot: at once when one is free (returns true), else when one frees
-  // (returns false). It must stay alive until its `finished` is set.
-  bool Start(Attempt* attempt) {
-    bool now = false;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      queue_.push_back(attempt);
-      now = holding_ + static_cast<int>(queue_.size()) <= slots_;
-    }
-    Wake();
-    return now;
-  }
-
-  // Gives back the slot of an abandoned attempt. An attempt still queued is taken out of the
-  // queue: then true is returned and no thread will touch it (the caller marks it finished).
-  bool Abandon(Attempt* attempt) {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      auto it = std::find(queue_.begin(), queue_.end(), attempt);
-      if (it != queue_.end()) {
-        queue_.erase(it);
-        return true;
-      }
-      if (attempt->holding) {
-        attempt->holding = false;
-        --holding_;
-      }
-    }
-    Wake();
-    return false;
-  }
-
- private:
-  // Makes sure a thread takes each queued attempt that may start now: notifies an idle thread,
-  // or starts one when none is idle.
-  void Wake() {
-    int startable = 0, idle = 0;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      startable = std::min(static_cast<int>(queue_.size()), slots_ - holding_);
-      idle = idle_;
-    }
-    if (startable <= 0) return;
-    for (int i = idle; i < startable; ++i) threads_.emplace_back([this] { Loop(); });
-    if (idle > 1 && startable > 1) {
-      cv_.notify_all();
-    } else if (idle > 0) {
-      cv_.notify_one();
-    }
-  }
-
-  void Loop() {
-    std::unique_lock<std::mutex> lock(mu_);
-    for (;;) {
-      ++idle_;
-      cv_.wait(lock, [this] { return stop_ || (!queue_.empty() && holding_ < slots_); });
-      --idle_;
-      if (stop_) return;
-      Attempt* attempt = queue_.front();
-      queue_.pop_front();
-      attempt->holding = true;
-      ++holding_;
-      lock.unlock();
-      RunAttempt(reports_, runner_, attempt);
-      lock.lock();
-      if (attempt->holding) {
-        attempt->holding = false;
-        --holding_;
-      }
-      // Its reports are queued already; from here on the loop may delete it.
-      attempt->finished.store(true);
-    }
-  }
-
-  ReportQueue* reports_;
-  AttemptProcess* runner_;
-  const int slots_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<Attempt*> queue_;   // assigned, not started; guarded by mu_
-  int holding_ = 0;              // attempts holding a slot; guarded by mu_
-  int idle_ = 0;                 // threads waiting for an attempt; guarded by mu_
-  bool stop_ = false;            // guarded by mu_
-  std::vector<std::thread> threads_;  // touched by the worker loop only
-};
-
-// The directory in which an attempt writes its uncommitted part file,
-// OUTPUT/_temporary/<task_id>.a<attempt> (the formula of runner/task_runner.cc), or "" when the
-// attempt writes no job output (a map of a job with reduces) or that path would not be a
-// directory strictly inside OUTPUT/_temporary (a relative output, an odd task id).
-fs::path AttemptOutputDir(const AssignMsg& task) {
-  if (task.kind != TaskKind::kReduce && task.num_reduces != 0) return {};
-  const fs::path output(task.output_dir);
-  // The coordinator sends absolute output paths; zmr-task would resolve a relative one against
-  // its own working directory, not ours.
-  if (!output.is_absolute()) return {};
-  if (!layout::IsSafeComponent(task.task_id)) return {};
-  const fs::path temporary = output.lexically_normal() / layout::kTemporaryDir;
-  const fs::path dir = temporary / layout::AttemptName(task.task_id, task.attempt);
-  if (dir.parent_path() != temporary || dir.filename() == "." || dir.filename() == "..") return {};
-  return dir;
-}
-
-// Removes what an attempt whose task_done was not forwarded (failed, cancelled, abandoned) left in
-// OUTPUT/_temporary: its own directory, then _temporary itself if that is now empty (other
-// attempts and the coordinator's commit own whatever else is there). Call only after the attempt's
-// zmr-task is reaped, so that nothing writes there any more. A killed attempt can have (re)created
-// _temporary after the coordinator removed it at the end of the job; this is what cleans that up.
-void RemoveUncommittedOutput(const AssignMsg& task) {
-  const fs::path dir = AttemptOutputDir(task);
-  if (dir.empty()) return;
-  const fs::path temporary = dir.parent_path();
-  std::error_code ec;
-  // Only a real directory: never follow a symlink named _temporary out of the output dir.
-  if (!fs::is_directory(fs::symlink_status(temporary, ec))) return;
-  std::uintmax_t removed = fs::remove_all(dir, ec);
-  if (ec) {
-    spdlog::warn("job {} task {} attempt {}: cannot remove {}: {}", task.job_id, task.task_id,
-                 task.attempt, dir.string(), ec.message());
-    return;
-  }
-  if (removed > 0) {
-    spdlog::info("job {} task {} attempt {}: removed uncommitted output {}", task.job_id,
-                 task.task_id, task.attempt, dir.string());
-  }
-  if (::rmdir(temporary.c_str()) != 0 && errno != ENOTEMPTY && errno != EEXIST &&
-      errno != ENOENT) {
-    int err = errno;
-    spdlog::debug("job {}: cannot remove {}: {}", task.job_id, temporary.string(),
-                  std::strerror(err));
-  }
 }
 
 }  // namespace

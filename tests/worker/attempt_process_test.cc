@@ -26,7 +26,9 @@
 #include "common/splits.h"
 #include "runner/intermediate.h"
 #include "runner/task_runner.h"
+#include "worker/attempt_log.h"
 #include "worker/blob_cache.h"
+#include "worker/runner_pool.h"
 #include "tests/support/temp_dir.h"
 
 namespace zmr {
