@@ -11,6 +11,8 @@
 //   jobs/<job>/attempts/<task>.a<N>/.zmr-spill/  its spills
 //   jobs/<job>/logs/<task>.a<N>.log          an attempt's log
 //   jobs/<job>/logs/succeeded.log            the notes of attempts that succeeded quietly
+//   jobs/<job>/.cleaned                      the job's data is gone, its logs/ kept; the marker's
+//                                            age is the logs' retention clock
 // OUTPUT (the job's, on a file system the coordinator and workers see):
 //   _temporary/<task>.a<N>/part-<NNNNN>      an attempt's uncommitted part file
 //   part-<NNNNN>                             a committed part file (NNNNN: the reduce partition,
@@ -51,6 +53,7 @@ inline constexpr const char* kTemporaryDir = "_temporary";  // OUTPUT/_temporary
 inline constexpr const char* kSuccessFile = "_SUCCESS";     // OUTPUT/_SUCCESS
 inline constexpr const char* kSpillSubdir = ".zmr-spill";   // inside an attempt dir
 inline constexpr const char* kSucceededLogName = "succeeded.log";
+inline constexpr const char* kCleanedMarker = ".cleaned";  // WORK_DIR/jobs/<job>/.cleaned
 
 // OUTPUT/_temporary, OUTPUT/_temporary/<task>.a<N>, OUTPUT/part-NNNNN, OUTPUT/_SUCCESS.
 std::string OutputTemporaryDir(std::string_view output);

@@ -23,10 +23,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// Left in WORK_DIR/jobs/<job>/ when a finished job's data is removed but its logs/ are kept: its
-// age is the logs' retention clock.
-constexpr const char* kCleanedMarker = ".cleaned";
-
 // The directory in which an attempt writes its uncommitted part file,
 // OUTPUT/_temporary/<task_id>.a<attempt> (the formula of runner/task_runner.cc), or "" when the
 // attempt writes no job output (a map of a job with reduces) or that path would not be a
@@ -60,7 +56,7 @@ void RemoveJobData(const std::string& work_dir, const std::string& job_id, bool 
     std::error_code remove_ec;
     fs::remove_all(it->path(), remove_ec);
   }
-  std::FILE* marker = std::fopen((dir / kCleanedMarker).c_str(), "w");
+  std::FILE* marker = std::fopen((dir / layout::kCleanedMarker).c_str(), "w");
   if (marker != nullptr) std::fclose(marker);
 }
 
@@ -70,7 +66,7 @@ void SweepExpiredLogs(const std::string& work_dir, int64_t retention_s) {
   for (fs::directory_iterator it(layout::JobsDir(work_dir), ec), end; !ec && it != end;
        it.increment(ec)) {
     std::error_code marker_ec;
-    const auto cleaned = fs::last_write_time(it->path() / kCleanedMarker, marker_ec);
+    const auto cleaned = fs::last_write_time(it->path() / layout::kCleanedMarker, marker_ec);
     if (marker_ec || now - cleaned < std::chrono::seconds(retention_s)) continue;
     fs::remove_all(it->path(), marker_ec);
     spdlog::info("job {}: attempt logs removed after {} s", it->path().filename().string(),
