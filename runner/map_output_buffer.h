@@ -18,7 +18,7 @@
 // Memory counted against the budget is everything the buffer holds: key and value bytes, the
 // per-record index or per-key entry, the hash table's slots and the value chains' slack.
 //
-// Spill files are ordinary run files (runner/intermediate.h), one per partition that has records,
+// Spill files are ordinary run files (runner/run_file.h), one per partition that has records,
 // named spill-<seq>.p<partition>.run in the spill directory. Records with equal keys keep their
 // arrival order through sorting and merging (merges take consecutive runs and break ties by run
 // order), so without a combiner the final run equals a stable sort of the map output.
@@ -35,8 +35,9 @@
 
 #include "common/app.h"
 #include "common/protocol.h"
-#include "runner/intermediate.h"
 #include "runner/merge.h"
+#include "runner/run_file.h"
+#include "runner/shuffle_store.h"
 
 namespace zmr {
 

@@ -31,6 +31,7 @@
 #include "common/splits.h"
 #include "runner/map_output_buffer.h"
 #include "runner/merge.h"
+#include "runner/merge_reader.h"
 
 namespace zmr {
 

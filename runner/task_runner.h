@@ -18,8 +18,8 @@
 #include <vector>
 
 #include "common/protocol.h"
-#include "runner/intermediate.h"
 #include "runner/protocol.h"
+#include "runner/shuffle_store.h"
 
 namespace zmr {
 
