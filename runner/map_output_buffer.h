@@ -1,7 +1,7 @@
 // Map output with bounded memory: the Emitter a map task emits into. It sorts, combines and spills
 // sorted runs to disk whenever its memory budget is reached, and at the end merges the spills into
 // one sorted run per partition (runner/merge.h). Everything here is single-threaded: one instance
-// belongs to one attempt, and runner/task_runner.cc is its caller.
+// belongs to one attempt, and runner/map_task.cc is its caller.
 //
 // Three buffers, chosen by MapOutputBuffer::Create:
 //  - Combining (the app has an in-process combiner; runner/combining_buffer.h): a hash table from
