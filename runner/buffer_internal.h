@@ -19,8 +19,8 @@
 #include <string_view>
 
 #include "common/app.h"
-#include "runner/intermediate.h"
 #include "runner/map_output_buffer.h"
+#include "runner/run_file.h"
 
 namespace zmr {
 

@@ -1,7 +1,7 @@
 // Map output with bounded memory: the Emitter a map task emits into. It sorts, combines and spills
 // sorted runs to disk whenever its memory budget is reached, and at the end merges the spills into
 // one sorted run per partition (runner/merge.h). Everything here is single-threaded: one instance
-// belongs to one attempt, and runner/task_runner.cc is its caller.
+// belongs to one attempt, and runner/map_task.cc is its caller.
 //
 // Three buffers, chosen by MapOutputBuffer::Create:
 //  - Combining (the app has an in-process combiner; runner/combining_buffer.h): a hash table from
@@ -18,7 +18,7 @@
 // Memory counted against the budget is everything the buffer holds: key and value bytes, the
 // per-record index or per-key entry, the hash table's slots and the value chains' slack.
 //
-// Spill files are ordinary run files (runner/intermediate.h), one per partition that has records,
+// Spill files are ordinary run files (runner/run_file.h), one per partition that has records,
 // named spill-<seq>.p<partition>.run in the spill directory. Records with equal keys keep their
 // arrival order through sorting and merging (merges take consecutive runs and break ties by run
 // order), so without a combiner the final run equals a stable sort of the map output.
@@ -35,8 +35,9 @@
 
 #include "common/app.h"
 #include "common/protocol.h"
-#include "runner/intermediate.h"
 #include "runner/merge.h"
+#include "runner/run_file.h"
+#include "runner/shuffle_store.h"
 
 namespace zmr {
 

@@ -9,6 +9,7 @@
 #include <utility>
 
 #include "runner/buffer_internal.h"
+#include "runner/merge_reader.h"
 
 namespace zmr {
 

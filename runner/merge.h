@@ -1,6 +1,6 @@
-// Merging sorted runs (runner/intermediate.h), for both sides of the shuffle: a map merges its
+// Merging sorted runs (runner/run_file.h), for both sides of the shuffle: a map merges its
 // spills into its final runs (runner/map_output_buffer.h), a reduce merges the maps' runs into its
-// input (runner/task_runner.cc). Here are the attempt's scratch directory of temporary runs
+// input (runner/reduce_task.cc). Here are the attempt's scratch directory of temporary runs
 // (SpillDir), the plan of a multi-pass merge with bounded fan-in (PlanMergePass) and one merge of
 // runs into a run, through the app's combiner if asked (MergeRunsInto). Records with equal keys
 // keep their order: a merge takes consecutive runs and breaks ties by run order.
@@ -17,7 +17,7 @@
 #include <vector>
 
 #include "common/app.h"
-#include "runner/intermediate.h"
+#include "runner/run_file.h"
 
 namespace zmr {
 

@@ -29,9 +29,9 @@
 #include "common/posix/signals.h"
 #include "common/protocol.h"
 #include "common/value.h"
-#include "runner/intermediate.h"
 #include "runner/plugin_loader.h"
 #include "runner/protocol.h"
+#include "runner/shuffle_store.h"
 #include "runner/streaming.h"
 #include "runner/task_runner.h"
 

@@ -35,9 +35,13 @@
 //
 // A command is finished when /bin/sh exits: what it left running in its process group (background
 // jobs) is then killed, and output still buffered in the pipes is read.
+//
+// The App is runner/streaming.cc; one command's driver runner/streaming_process.h; the stderr
+// lines' sink (and ParseReporterLine) runner/stderr_sink.h.
 #pragma once
 
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -59,7 +63,19 @@ inline constexpr std::size_t kStreamingStderrTailBytes = 4 << 10;
 
 // Splits one stdout line of a command (without its "\n") at the first TAB. Returns true if the
 // line had a TAB; otherwise *key is the whole line and *value is empty. The views point into line.
-bool ParseStreamingLine(std::string_view line, std::string_view* key, std::string_view* value);
+// Inline: every output record of a command goes through it.
+inline bool ParseStreamingLine(std::string_view line, std::string_view* key,
+                               std::string_view* value) {
+  std::size_t tab = line.find('\t');
+  if (tab == std::string_view::npos) {
+    *key = line;
+    *value = std::string_view();
+    return false;
+  }
+  *key = line.substr(0, tab);
+  *value = line.substr(tab + 1);
+  return true;
+}
 
 // One stderr line of a command, as the streaming protocol reads it.
 struct ReporterLine {

@@ -1,7 +1,9 @@
 // Runs one map or reduce attempt to completion on the calling thread: reads the split or the
 // partition's runs, applies the app, writes intermediate runs or the attempt's uncommitted part
 // file. Called by the worker (or the zmr-task child process) on one thread; it touches no sockets
-// and reports through the callbacks given.
+// and reports through the callbacks given. RunMapTask is runner/map_task.cc, RunReduceTask
+// runner/reduce_task.cc; the steps they share are runner/task_attempt.h, the part file
+// runner/part_file.h.
 //
 // Memory: a map buffers its output in at most sort_buffer_bytes (see runner/map_output_buffer.h), spilling
 // sorted runs under attempt_dir and merging them at the end; merges on both sides read at most
@@ -18,8 +20,8 @@
 #include <vector>
 
 #include "common/protocol.h"
-#include "runner/intermediate.h"
 #include "runner/protocol.h"
+#include "runner/shuffle_store.h"
 
 namespace zmr {
 

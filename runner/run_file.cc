@@ -1,14 +1,15 @@
-// Run files, their reader and writer, the k-way merge and the local-file shuffle store.
+// Run files: their writer and reader, and the CRC32C over their records.
 //
 // Reading is defensive: a run comes from another process (possibly killed mid-write, possibly on a
 // bad disk), so every length is checked against the bytes left before the record region ends, the
 // trailer is located from the file size, and the count and CRC32C are verified at the end.
-#include "runner/intermediate.h"
+#include "runner/run_file.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #if defined(__x86_64__)
 #include <nmmintrin.h>
@@ -16,12 +17,9 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
-#include <filesystem>
-#include <queue>
-#include <system_error>
 #include <utility>
+#include <vector>
 
-#include "common/layout.h"
 #include "common/posix/fd.h"
 #include "common/posix/io.h"
 #include "runner/varint.h"
@@ -76,7 +74,6 @@ constexpr char kHeaderMagic[4] = {'Z', 'M', 'R', 'I'};
 constexpr char kTrailerMagic[4] = {'Z', 'M', 'R', 'E'};
 constexpr int64_t kHeaderSize = 8;    // magic + u32 version
 constexpr int64_t kTrailerSize = 16;  // magic + u64 count + u32 crc
-constexpr std::size_t kMaxVarintBytes = 10;
 
 constexpr std::size_t kWriteBufferSize = 1 << 20;  // 1 MiB: few syscalls, bounded memory
 constexpr std::size_t kInitialWriteBufferSize = 4 << 10;
@@ -87,37 +84,6 @@ ReadFault FaultOfErrno(int err) {
   return err == EMFILE || err == ENFILE || err == ENOMEM || err == ENOBUFS ? ReadFault::kLocal
                                                                           : ReadFault::kBadData;
 }
-
-std::size_t VarintSize(uint64_t v) {
-  std::size_t n = 1;
-  while (v >= 0x80) {
-    v >>= 7;
-    ++n;
-  }
-  return n;
-}
-
-enum class VarintResult { kOk, kNeedMore, kBad };
-
-// Decodes a varint from [p, end). kNeedMore when the bytes stop mid-varint, kBad when it is longer
-// than 10 bytes or overflows 64 bits.
-VarintResult DecodeVarint(const unsigned char* p, const unsigned char* end, uint64_t* value,
-                          std::size_t* used) {
-  uint64_t result = 0;
-  for (std::size_t i = 0; i < kMaxVarintBytes; ++i) {
-    if (p + i >= end) return VarintResult::kNeedMore;
-    uint64_t byte = p[i];
-    if (i == kMaxVarintBytes - 1 && byte > 1) return VarintResult::kBad;
-    result |= (byte & 0x7F) << (7 * i);
-    if ((byte & 0x80) == 0) {
-      *value = result;
-      *used = i + 1;
-      return VarintResult::kOk;
-    }
-  }
-  return VarintResult::kBad;
-}
-
 
 // CRC32C, slicing-by-8 over the tables: the portable path.
 uint32_t Crc32cTables(uint32_t crc, const unsigned char* p, std::size_t size) {
@@ -578,143 +544,5 @@ int64_t RunReader::bytes_read() const {
 }
 int64_t RunReader::size() const { return impl_->size; }
 const std::string& RunReader::path() const { return impl_->path; }
-
-// =============================================================================================
-// MergeReader
-
-struct MergeReader::Impl {
-  struct Head {
-    std::string_view key;
-    std::string_view value;
-  };
-  // Orders run indices so the priority queue's top is the smallest key, then the lowest run.
-  struct After {
-    const std::vector<Head>* heads;
-    bool operator()(std::size_t a, std::size_t b) const {
-      int c = (*heads)[a].key.compare((*heads)[b].key);
-      return c > 0 || (c == 0 && a > b);
-    }
-  };
-
-  std::vector<std::unique_ptr<RunReader>> runs;
-  std::vector<Head> heads;  // current record of each run in the heap (views into its reader)
-  std::priority_queue<std::size_t, std::vector<std::size_t>, After> heap;
-  bool started = false;
-  bool failed = false;
-  std::size_t last = SIZE_MAX;  // run whose head was returned last (advanced on the next call)
-  std::string error;
-  std::size_t failed_run = SIZE_MAX;
-  ReadFault fault = ReadFault::kNone;
-  int64_t total_bytes = 0;
-
-  explicit Impl(std::vector<std::unique_ptr<RunReader>> r)
-      : runs(std::move(r)), heads(runs.size()), heap(After{&heads}) {
-    for (const auto& run : runs) total_bytes += run ? run->size() : 0;
-  }
-
-  // Advances run i and pushes it back if it has a record. False on a run error.
-  bool Advance(std::size_t i) {
-    if (!runs[i]) return true;
-    Head& h = heads[i];
-    if (runs[i]->Next(&h.key, &h.value)) {
-      heap.push(i);
-      return true;
-    }
-    if (!runs[i]->error().empty()) {
-      error = runs[i]->error();
-      failed_run = i;
-      fault = runs[i]->fault();
-      failed = true;
-      return false;
-    }
-    return true;
-  }
-};
-
-MergeReader::MergeReader(std::vector<std::unique_ptr<RunReader>> runs)
-    : impl_(std::make_unique<Impl>(std::move(runs))) {}
-MergeReader::~MergeReader() = default;
-
-bool MergeReader::Next(std::string_view* key, std::string_view* value) {
-  Impl& m = *impl_;
-  if (m.failed) return false;
-  if (!m.started) {
-    m.started = true;
-    for (std::size_t i = 0; i < m.runs.size(); ++i) {
-      if (!m.Advance(i)) return false;
-    }
-  } else if (m.last != SIZE_MAX) {
-    std::size_t i = m.last;
-    m.last = SIZE_MAX;
-    if (!m.Advance(i)) return false;
-  }
-  if (m.heap.empty()) return false;
-  std::size_t top = m.heap.top();
-  m.heap.pop();
-  m.last = top;
-  *key = m.heads[top].key;
-  *value = m.heads[top].value;
-  return true;
-}
-
-const std::string& MergeReader::error() const { return impl_->error; }
-std::size_t MergeReader::failed_run() const { return impl_->failed_run; }
-ReadFault MergeReader::fault() const { return impl_->fault; }
-
-int64_t MergeReader::bytes_read() const {
-  int64_t sum = 0;
-  for (const auto& run : impl_->runs) sum += run ? run->bytes_read() : 0;
-  return sum;
-}
-
-int64_t MergeReader::total_bytes() const { return impl_->total_bytes; }
-
-// =============================================================================================
-// LocalFileStore
-
-LocalFileStore::LocalFileStore(std::string work_dir) {
-  std::error_code ec;
-  std::filesystem::path abs = std::filesystem::absolute(work_dir, ec);
-  work_dir_ = ec ? std::move(work_dir) : abs.lexically_normal().string();
-}
-
-std::unique_ptr<RunWriter> LocalFileStore::CreatePartition(const std::string& job_id,
-                                                           const std::string& task_id,
-                                                           int64_t attempt, int64_t partition,
-                                                           std::string* location,
-                                                           std::string* error) {
-  if (!layout::IsSafeComponent(job_id) || !layout::IsSafeComponent(task_id)) {
-    *error = "invalid job or task id '" + job_id + "' / '" + task_id + "'";
-    return nullptr;
-  }
-  if (partition < 0) {
-    *error = "invalid partition " + std::to_string(partition);
-    return nullptr;
-  }
-  // One directory per job (not per attempt): a tiny map then creates one file, not a directory
-  // and a file.
-  const std::string dir = layout::JobWorkDir(work_dir_, job_id);
-  std::error_code ec;
-  std::filesystem::create_directories(dir, ec);
-  if (ec) {
-    *error = "cannot create directory " + dir + ": " + ec.message();
-    return nullptr;
-  }
-  std::string path = layout::MapRunPath(work_dir_, job_id, task_id, attempt, partition);
-  auto writer = RunWriter::Create(path, error);
-  if (writer) *location = path;
-  return writer;
-}
-
-std::unique_ptr<RunReader> LocalFileStore::OpenPartition(const std::string& location,
-                                                         std::string* error, ReadFault* fault) {
-  return RunReader::Open(location, error, fault);
-}
-
-void LocalFileStore::RemoveJob(const std::string& job_id) {
-  if (!layout::IsSafeComponent(job_id)) return;
-  std::error_code ec;
-  std::filesystem::remove_all(layout::JobWorkDir(work_dir_, job_id), ec);
-}
 
 }  // namespace zmr
