@@ -24,11 +24,6 @@
 
 namespace zmr {
 
-// The error of a spill or merge stopped by the cancel flag.
-inline constexpr const char* kCancelledError = "cancelled";
-// Records (or groups) between checks of the cancel flag and progress during spills and merges.
-inline constexpr int64_t kCheckEveryRecords = 1024;
-
 // memcpy that accepts null pointers when n is 0.
 inline void CopyBytes(char* to, const char* from, std::size_t n) {
   if (n > 0) std::memcpy(to, from, n);

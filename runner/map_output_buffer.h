@@ -41,6 +41,12 @@
 
 namespace zmr {
 
+// The error of an attempt (or of a spill or merge inside it) stopped by the cancel flag.
+inline constexpr const char* kCancelledError = "cancelled";
+// Lines (map), records or groups (reduce, spills, merges) between checks of the cancel flag, app
+// failure and progress.
+inline constexpr int64_t kCheckEveryRecords = 1024;
+
 struct MapOutputOptions {
   int64_t num_partitions = 1;       // R >= 1; keys go to app->Partition(key, R)
   int64_t buffer_bytes = 64 << 20;  // memory budget of the buffered records (a minimum applies)

@@ -12,6 +12,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/layout.h"
 #include "common/posix/signals.h"
 #include "runner/stderr_sink.h"
 #include "runner/streaming_process.h"
@@ -34,7 +35,7 @@ std::vector<std::string> BuildEnvironment(const AttemptInfo& info, const std::st
   }
   vars["mapreduce_job_id"] = info.job_id;
   vars["mapreduce_task_id"] = info.task_id;
-  vars["mapreduce_task_attempt_id"] = info.task_id + ".a" + std::to_string(info.attempt);
+  vars["mapreduce_task_attempt_id"] = layout::AttemptName(info.task_id, info.attempt);
   vars["mapreduce_task_partition"] = std::to_string(info.partition);
   vars["mapreduce_task_is_map"] = info.is_map ? "true" : "false";
   vars["mapreduce_job_reduces"] = std::to_string(info.num_reduces);

@@ -3,7 +3,8 @@
 // reporting progress, and where the attempt's spills go. For those two files only; everyone else
 // calls runner/task_runner.h. Everything here runs on the attempt's thread.
 //
-// The checks are made every kCheckEveryRecords records, so they are defined here, inline.
+// The checks are made every kCheckEveryRecords records (runner/map_output_buffer.h), so they are
+// defined here, inline.
 #pragma once
 
 #include <algorithm>
@@ -16,14 +17,10 @@
 
 #include "common/app.h"
 #include "common/protocol.h"
+#include "runner/map_output_buffer.h"
 #include "runner/task_runner.h"
 
 namespace zmr {
-
-// The error of an attempt stopped by the cancel flag.
-inline constexpr const char* kCancelledError = "cancelled";
-// Lines (map) or records (reduce) between checks of the cancel flag, app failure and progress.
-inline constexpr int64_t kCheckEveryRecords = 1024;
 
 // Whether the attempt's cancel flag is set.
 inline bool IsCancelled(const TaskContext& ctx) {

@@ -24,7 +24,7 @@ namespace fs = std::filesystem;
 namespace {
 
 // The directory in which an attempt writes its uncommitted part file,
-// OUTPUT/_temporary/<task_id>.a<attempt> (the formula of runner/task_runner.cc), or "" when the
+// OUTPUT/_temporary/<task_id>.a<attempt> (layout::AttemptOutputDir, as runner/part_file.cc uses it), or "" when the
 // attempt writes no job output (a map of a job with reduces) or that path would not be a
 // directory strictly inside OUTPUT/_temporary (a relative output, an odd task id).
 fs::path AttemptOutputDir(const AssignMsg& task) {

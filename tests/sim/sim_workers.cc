@@ -206,7 +206,7 @@ double CpuSeconds() {
 }
 
 // Creates the empty part file a real attempt would leave for the coordinator to commit:
-// OUTPUT/_temporary/<task_id>.a<attempt>/part-NNNNN (as runner/task_runner.cc names it).
+// OUTPUT/_temporary/<task_id>.a<attempt>/part-NNNNN (common/layout.h names it).
 bool CreatePartFile(const SimAttempt& a, std::string* path, std::string* error) {
   if (a.output_dir.empty() || a.output_dir[0] != '/' || !layout::IsSafeComponent(a.ref.task_id)) {
     *error = "unsafe output dir or task id in assign";
