@@ -104,9 +104,11 @@ int RunSubmit(Session& session) {
   submit.params = std::move(params);
   submit.maps = options.maps;
   submit.reduces = options.reduces;
-  Value reply;
-  if (int rc = session.Request(submit.ToValue(), msg::kSubmitted, &reply); rc != kExitOk) return rc;
-  const std::string job_id = GetString(reply, "job_id");
+  SubmittedReply submitted;
+  if (int rc = session.RequestView(submit.ToValue(), msg::kSubmitted, &submitted); rc != kExitOk) {
+    return rc;
+  }
+  const std::string& job_id = submitted.job_id;
   if (job_id.empty()) {
     err << "zmr: coordinator at " << options.coordinator << " accepted the job without an id\n";
     return kExitUnreachable;
@@ -114,8 +116,8 @@ int RunSubmit(Session& session) {
   if (options.json) {
     Value doc;
     doc.Set("job_id", job_id);
-    doc.Set("maps", GetInt(reply, "maps"));
-    doc.Set("reduces", GetInt(reply, "reduces"));
+    doc.Set("maps", submitted.maps);
+    doc.Set("reduces", submitted.reduces);
     out << ToJson(doc) << "\n";
   } else {
     out << job_id << "\n";

@@ -58,19 +58,19 @@ class Waiter {
     }
     int poll_ms = kWaitFirstPollMs;
     for (;;) {
-      Value job;
+      JobInfo job;
       // On an error the block stays on screen and the message goes below it.
       if (int rc = session_.QueryStatus(job_id, &job); rc != kExitOk) return rc;
       const auto now = Clock::now();
       tracker.Update(job, std::chrono::duration_cast<milliseconds>(now.time_since_epoch()).count());
-      const std::string state = GetString(job, "state");
+      const std::string state = JobStateName(job.state);
       if (std::optional<int> code = ExitCodeForState(state)) {
         session_.live_block().Erase();
         ShowFailureLines(tracker);
         result << FormatSummary(job);
         result.flush();
-        if (state == "FAILED") {
-          err_ << "zmr: job " << job_id << " failed: " << OneLine(GetString(job, "error")) << "\n";
+        if (job.state == JobState::kFailed) {
+          err_ << "zmr: job " << job_id << " failed: " << OneLine(job.error) << "\n";
         }
         return *code;
       }

@@ -6,8 +6,10 @@
 #include <cstdio>
 #include <ctime>
 #include <sstream>
+#include <optional>
 #include <string_view>
 #include <utility>
+#include <variant>
 
 #include "client/views_read.h"
 
@@ -93,27 +95,19 @@ std::string FormatTable(const std::vector<std::string>& header,
   return text;
 }
 
-std::string FormatJobsTable(const Value& jobs) {
+std::string FormatJobsTable(const std::vector<JobInfo>& jobs) {
   std::vector<std::vector<std::string>> rows;
-  if (jobs.is_array()) {
-    for (const Value& job : jobs.as_array()) {
-      const Value& maps = GetField(job, "maps");
-      const Value& reduces = GetField(job, "reduces");
-      // Overall progress: every task weighs the same.
-      const double m = static_cast<double>(GetInt(maps, "total"));
-      const double r = static_cast<double>(GetInt(reduces, "total"));
-      const double progress =
-          m + r > 0 ? (GetDouble(job, "map_progress") * m + GetDouble(job, "reduce_progress") * r) /
-                          (m + r)
-                    : 0.0;
-      rows.push_back(
-          {GetString(job, "job_id"), GetString(job, "name"), GetString(job, "app"),
-           GetString(job, "state"), std::to_string(Percent(progress)) + "%",
-           std::to_string(GetInt(maps, "done")) + "/" + std::to_string(GetInt(maps, "total")),
-           std::to_string(GetInt(reduces, "done")) + "/" + std::to_string(GetInt(reduces, "total")),
-           FormatDuration(GetInt(job, "elapsed_ms")),
-           job.Find("age_ms") != nullptr ? FormatAge(GetInt(job, "age_ms")) : ""});
-    }
+  for (const JobInfo& job : jobs) {
+    // Overall progress: every task weighs the same.
+    const double m = static_cast<double>(job.maps.total);
+    const double r = static_cast<double>(job.reduces.total);
+    const double progress =
+        m + r > 0 ? (job.map_progress * m + job.reduce_progress * r) / (m + r) : 0.0;
+    rows.push_back({job.job_id, job.name, job.app, JobStateName(job.state),
+                    std::to_string(Percent(progress)) + "%",
+                    std::to_string(job.maps.done) + "/" + std::to_string(job.maps.total),
+                    std::to_string(job.reduces.done) + "/" + std::to_string(job.reduces.total),
+                    FormatDuration(job.elapsed_ms), FormatAge(job.age_ms)});
   }
   return FormatTable(
       {"JOB ID", "NAME", "APP", "STATE", "PROGRESS", "MAPS", "REDUCES", "ELAPSED", "SUBMITTED"},
@@ -144,65 +138,37 @@ std::string FormatPercent(double fraction) {
 
 }  // namespace
 
-std::string FormatWorkersTable(const Value& workers) {
+std::string FormatWorkersTable(const std::vector<WorkerInfo>& workers) {
   std::vector<std::vector<std::string>> rows;
-  if (workers.is_array()) {
-    for (const Value& w : workers.as_array()) {
-      // Assignments beyond the slots wait in the worker's queue (short tasks only).
-      const int64_t assigned = GetInt(w, "running");
-      const int64_t slot_count = GetInt(w, "slots");
-      const int64_t running = std::min(assigned, slot_count);
-      std::string slots = std::to_string(running) + "/" + std::to_string(slot_count);
-      if (assigned > running) slots += " +" + std::to_string(assigned - running) + " queued";
-      const Value* capacity = w.Find("capacity");
-      if (capacity != nullptr && capacity->is_int() && capacity->as_int() < GetInt(w, "slots")) {
-        slots += " (cap " + std::to_string(capacity->as_int()) + ")";
-      }
-      const Value* saturated = w.Find("saturated");
-      std::string host_cpu = FormatPercent(w.Find("host_cpu") ? GetDouble(w, "host_cpu") : -1);
-      if (saturated != nullptr && saturated->is_bool() && saturated->as_bool()) {
-        host_cpu += " saturated";
-      }
-      const Value* load = w.Find("load1");
-      char load_text[32] = "-";
-      if (load != nullptr && load->is_number() && load->as_double() >= 0) {
-        std::snprintf(load_text, sizeof load_text, "%.2f", load->as_double());
-      }
-      const Value* rss = w.Find("rss_kb");
-      int64_t rss_bytes = rss != nullptr && rss->is_int() && rss->as_int() >= 0
-                              ? rss->as_int() * 1024 : -1;
-      const Value* disk = w.Find("disk_free_bytes");
-      int64_t disk_bytes = disk != nullptr && disk->is_int() ? disk->as_int() : -1;
-      rows.push_back({GetString(w, "name"), GetString(w, "host"), std::to_string(GetInt(w, "pid")),
-                      slots, FormatPercent(w.Find("cpu") ? GetDouble(w, "cpu") : -1), host_cpu,
-                      load_text, FormatBytes(rss_bytes), FormatBytes(disk_bytes),
-                      std::to_string(GetInt(w, "tasks_done")),
-                      std::to_string(GetInt(w, "tasks_failed")),
-                      FormatAge(GetInt(w, "heartbeat_age_ms"))});
-    }
+  for (const WorkerInfo& w : workers) {
+    // Assignments beyond the slots wait in the worker's queue (short tasks only).
+    const int64_t running = std::min(w.running, w.slots);
+    std::string slots = std::to_string(running) + "/" + std::to_string(w.slots);
+    if (w.running > running) slots += " +" + std::to_string(w.running - running) + " queued";
+    if (w.capacity < w.slots) slots += " (cap " + std::to_string(w.capacity) + ")";
+    std::string host_cpu = FormatPercent(w.host_cpu);
+    if (w.saturated) host_cpu += " saturated";
+    char load_text[32] = "-";
+    if (w.load1 >= 0) std::snprintf(load_text, sizeof load_text, "%.2f", w.load1);
+    rows.push_back({w.name, w.host, std::to_string(w.pid), slots, FormatPercent(w.cpu), host_cpu,
+                    load_text, FormatBytes(w.rss_kb >= 0 ? w.rss_kb * 1024 : -1),
+                    FormatBytes(w.disk_free_bytes), std::to_string(w.tasks_done),
+                    std::to_string(w.tasks_failed), FormatAge(w.heartbeat_age_ms)});
   }
   return FormatTable({"NAME", "HOST", "PID", "SLOTS", "CPU", "HOST CPU", "LOAD", "RSS",
                       "DISK FREE", "TASKS DONE", "FAILED", "LAST HEARTBEAT"},
                      rows);
 }
 
-std::string FormatTasksTable(const Value& tasks) {
+std::string FormatTasksTable(const std::vector<TaskInfo>& tasks) {
   std::vector<std::vector<std::string>> rows;
-  if (tasks.is_array()) {
-    for (const Value& t : tasks.as_array()) {
-      std::string state = GetString(t, "state");
-      const Value* straggler = t.Find("straggler");
-      if (straggler != nullptr && straggler->is_bool() && straggler->as_bool()) state += "*";
-      const Value* backup = t.Find("speculative");
-      if (backup != nullptr && backup->is_bool() && backup->as_bool()) state += " +backup";
-      const Value* bytes = t.Find("input_bytes");
-      rows.push_back({GetString(t, "task_id"), GetString(t, "kind"), state,
-                      std::to_string(GetInt(t, "attempts")), GetString(t, "worker"),
-                      std::to_string(Percent(GetDouble(t, "progress"))) + "%",
-                      FormatBytes(bytes != nullptr && bytes->is_int() ? bytes->as_int() : -1),
-                      std::to_string(GetInt(t, "records")),
-                      FormatDuration(GetInt(t, "duration_ms"))});
-    }
+  for (const TaskInfo& t : tasks) {
+    std::string state = TaskStateName(t.state);
+    if (t.straggler) state += "*";
+    if (t.speculative) state += " +backup";
+    rows.push_back({t.task_id, TaskKindName(t.kind), state, std::to_string(t.attempts), t.worker,
+                    std::to_string(Percent(t.progress)) + "%", FormatBytes(t.input_bytes),
+                    std::to_string(t.records), FormatDuration(t.duration_ms)});
   }
   return FormatTable({"TASK", "KIND", "STATE", "ATTEMPTS", "WORKER", "PROGRESS", "INPUT",
                       "RECORDS", "DURATION"},
@@ -211,249 +177,294 @@ std::string FormatTasksTable(const Value& tasks) {
 
 namespace {
 
-std::string TaskCountsLine(const Value& counts, double progress) {
+std::string TaskCountsLine(const TaskCounts& counts, double progress) {
   std::ostringstream s;
-  s << GetInt(counts, "total") << " total, " << GetInt(counts, "pending") << " pending, "
-    << GetInt(counts, "running") << " running, " << GetInt(counts, "done") << " done, "
-    << GetInt(counts, "failed") << " failed (" << Percent(progress) << "%)";
+  s << counts.total << " total, " << counts.pending << " pending, " << counts.running
+    << " running, " << counts.done << " done, " << counts.failed << " failed ("
+    << Percent(progress) << "%)";
   return s.str();
 }
 
-// Non-zero integer counters sorted by name.
-std::vector<std::pair<std::string, int64_t>> NonZeroCounters(const Value& job) {
-  std::vector<std::pair<std::string, int64_t>> counters;
-  const Value& map = GetField(job, "counters");
-  if (map.is_map()) {
-    for (const auto& [name, value] : map.as_map()) {
-      if (value.is_int() && value.as_int() != 0) counters.emplace_back(name, value.as_int());
-    }
-  }
-  std::sort(counters.begin(), counters.end());
-  return counters;
+// Rows after the first line of a headerless table: aligned "key  value" lines.
+std::string AlignedRows(const std::vector<std::string>& header,
+                        const std::vector<std::vector<std::string>>& rows) {
+  const std::string table = FormatTable(header, rows);
+  return table.substr(table.find('\n') + 1);
 }
 
 }  // namespace
 
-std::string FormatStatus(const Value& job) {
+std::string FormatStatus(const JobInfo& job) {
   std::vector<std::vector<std::string>> rows;
-  rows.push_back({"job", GetString(job, "job_id")});
-  rows.push_back({"name", GetString(job, "name")});
-  rows.push_back({"app", GetString(job, "app")});
-  rows.push_back({"state", GetString(job, "state")});
-  rows.push_back({"inputs", std::to_string(GetInt(job, "input_files")) + " files, " +
-                                std::to_string(GetInt(job, "input_bytes")) + " bytes"});
-  rows.push_back({"maps", TaskCountsLine(GetField(job, "maps"), GetDouble(job, "map_progress"))});
-  rows.push_back(
-      {"reduces", TaskCountsLine(GetField(job, "reduces"), GetDouble(job, "reduce_progress"))});
-  rows.push_back({"elapsed", FormatDuration(GetInt(job, "elapsed_ms"))});
-  rows.push_back({"output", GetString(job, "output")});
-  if (GetInt(job, "priority") != 0) rows.push_back({"priority", std::to_string(GetInt(job, "priority"))});
-  const std::string waiting = GetString(job, "waiting");
-  if (!waiting.empty()) rows.push_back({"waiting", waiting});
-  const Value& attempts = GetField(job, "attempts");
-  if (attempts.is_array()) {
-    for (const Value& a : attempts.as_array()) {
-      std::string line = GetString(a, "task_id") + ".a" + std::to_string(GetInt(a, "attempt")) +
-                         " on " + GetString(a, "worker") + "  " +
-                         std::to_string(Percent(GetDouble(a, "progress"))) + "%  " +
-                         FormatDuration(GetInt(a, "elapsed_ms"));
-      const Value* speculative = a.Find("speculative");
-      if (speculative != nullptr && speculative->is_bool() && speculative->as_bool()) {
-        line += "  (speculative backup)";
-      }
-      rows.push_back({"running", line});
-    }
+  rows.push_back({"job", job.job_id});
+  rows.push_back({"name", job.name});
+  rows.push_back({"app", job.app});
+  rows.push_back({"state", JobStateName(job.state)});
+  rows.push_back({"inputs", std::to_string(job.input_files) + " files, " +
+                                std::to_string(job.input_bytes) + " bytes"});
+  rows.push_back({"maps", TaskCountsLine(job.maps, job.map_progress)});
+  rows.push_back({"reduces", TaskCountsLine(job.reduces, job.reduce_progress)});
+  rows.push_back({"elapsed", FormatDuration(job.elapsed_ms)});
+  rows.push_back({"output", job.output});
+  if (job.priority != 0) rows.push_back({"priority", std::to_string(job.priority)});
+  if (!job.waiting.empty()) rows.push_back({"waiting", job.waiting});
+  for (const RunningAttemptInfo& a : job.attempts) {
+    std::string line = a.task_id + ".a" + std::to_string(a.attempt) + " on " + a.worker + "  " +
+                       std::to_string(Percent(a.progress)) + "%  " + FormatDuration(a.elapsed_ms);
+    if (a.speculative) line += "  (speculative backup)";
+    rows.push_back({"running", line});
   }
-  if (GetInt(job, "backups_launched") > 0) {
-    rows.push_back({"backups", std::to_string(GetInt(job, "backups_launched")) +
-                                   " launched for stragglers"});
+  if (job.backups_launched > 0) {
+    rows.push_back(
+        {"backups", std::to_string(job.backups_launched) + " launched for stragglers"});
   }
-  const Value& blacklist = GetField(job, "blacklisted_workers");
-  if (blacklist.is_array() && !blacklist.as_array().empty()) {
+  if (!job.blacklisted_workers.empty()) {
     std::string names;
-    for (const Value& name : blacklist.as_array()) {
-      if (name.is_string()) names += (names.empty() ? "" : ", ") + name.as_string();
+    for (const std::string& name : job.blacklisted_workers) {
+      names += (names.empty() ? "" : ", ") + name;
     }
     rows.push_back({"blacklisted", names + " (too many failed attempts of this job)"});
   }
-  const std::string error = GetString(job, "error");
-  if (!error.empty()) rows.push_back({"error", OneLine(error)});
-  const Value& failure = GetField(job, "failure");
-  const std::string failed_task = GetString(failure, "task_id");
-  if (!failed_task.empty()) {
+  if (!job.error.empty()) rows.push_back({"error", OneLine(job.error)});
+  if (job.failure && !job.failure->task_id.empty()) {
     // Each attempt of the task to blame: where it ran, how it ended, its last stderr lines.
-    const Value& tried = GetField(failure, "attempts");
-    if (tried.is_array()) {
-      for (const Value& a : tried.as_array()) {
-        std::string line = failed_task + ".a" + std::to_string(GetInt(a, "attempt")) + " on " +
-                           GetString(a, "worker") + "  " + GetString(a, "state");
-        const std::string why = GetString(a, "error");
-        if (!why.empty()) line += ": " + OneLine(why);
-        rows.push_back({"attempt", line});
-        const Value& tail = GetField(a, "stderr_tail");
-        if (tail.is_array()) {
-          for (const Value& l : tail.as_array()) {
-            if (l.is_string()) rows.push_back({"", "  stderr| " + OneLine(l.as_string())});
-          }
-        }
-      }
+    const std::string& failed_task = job.failure->task_id;
+    for (const AttemptRecordInfo& a : job.failure->attempts) {
+      std::string line =
+          failed_task + ".a" + std::to_string(a.attempt) + " on " + a.worker + "  " + a.state;
+      if (!a.error.empty()) line += ": " + OneLine(a.error);
+      rows.push_back({"attempt", line});
+      for (const std::string& l : a.stderr_tail) rows.push_back({"", "  stderr| " + OneLine(l)});
     }
-    rows.push_back({"logs", "zmr logs " + GetString(job, "job_id") + " " + failed_task +
-                                " [--attempt N]"});
-  } else if (GetInt(job, "failed_attempts") > 0) {
-    std::string line = std::to_string(GetInt(job, "failed_attempts")) + " failed attempt" +
-                       (GetInt(job, "failed_attempts") == 1 ? "" : "s");
-    const Value& recent = GetField(job, "recent_failures");
-    if (recent.is_array() && !recent.as_array().empty()) {
-      const Value& last = recent.as_array().back();
-      line += "; latest " + GetString(last, "task_id") + ".a" +
-              std::to_string(GetInt(last, "attempt")) + " on " + GetString(last, "worker") +
-              ": " + OneLine(GetString(last, "error"));
+    rows.push_back({"logs", "zmr logs " + job.job_id + " " + failed_task + " [--attempt N]"});
+  } else if (job.failed_attempts > 0) {
+    std::string line = std::to_string(job.failed_attempts) + " failed attempt" +
+                       (job.failed_attempts == 1 ? "" : "s");
+    if (!job.recent_failures.empty()) {
+      const FailedAttemptInfo& last = job.recent_failures.back();
+      line += "; latest " + last.task_id + ".a" + std::to_string(last.attempt) + " on " +
+              last.worker + ": " + OneLine(last.error);
     }
     rows.push_back({"failures", line});
   }
-  std::string text;
-  // Reuse the table layout for aligned "key  value" lines, without a header line.
-  std::string table = FormatTable({"", ""}, rows);
-  text = table.substr(table.find('\n') + 1);
-  const auto counters = NonZeroCounters(job);
-  if (!counters.empty()) {
-    text += "counters\n";
-    std::vector<std::vector<std::string>> counter_rows;
-    for (const auto& [name, value] : counters)
-      counter_rows.push_back({"", name, std::to_string(value)});
-    std::string ctable = FormatTable({"", "", ""}, counter_rows);
-    text += ctable.substr(ctable.find('\n') + 1);
+  std::string text = AlignedRows({"", ""}, rows);
+  // Non-zero counters, by name.
+  std::vector<std::vector<std::string>> counter_rows;
+  for (const auto& [name, value] : job.counters) {
+    if (value != 0) counter_rows.push_back({"", name, std::to_string(value)});
   }
+  if (!counter_rows.empty()) text += "counters\n" + AlignedRows({"", "", ""}, counter_rows);
   return text;
 }
 
-std::string FormatProgressLine(const Value& job) {
-  const Value& maps = GetField(job, "maps");
-  const Value& reduces = GetField(job, "reduces");
+std::string FormatProgressLine(const JobInfo& job) {
   std::ostringstream s;
-  s << GetString(job, "job_id") << ' ' << GetString(job, "state") << "  map "
-    << GetInt(maps, "done") << '/' << GetInt(maps, "total") << " ("
-    << Percent(GetDouble(job, "map_progress")) << "%)  reduce " << GetInt(reduces, "done") << '/'
-    << GetInt(reduces, "total") << " (" << Percent(GetDouble(job, "reduce_progress")) << "%)  "
-    << FormatDuration(GetInt(job, "elapsed_ms"));
+  s << job.job_id << ' ' << JobStateName(job.state) << "  map " << job.maps.done << '/'
+    << job.maps.total << " (" << Percent(job.map_progress) << "%)  reduce " << job.reduces.done
+    << '/' << job.reduces.total << " (" << Percent(job.reduce_progress) << "%)  "
+    << FormatDuration(job.elapsed_ms);
   return s.str();
 }
 
-std::string FormatSummary(const Value& job) {
-  const std::string state = GetString(job, "state");
-  std::string text = GetString(job, "job_id") + " " + state +
-                     (state == "COMPLETED" ? " in " : " after ") +
-                     FormatDuration(GetInt(job, "elapsed_ms"));
-  const int64_t started = GetInt(job, "started_ms");
-  const int64_t queued = started > 0 ? started - GetInt(job, "submitted_ms") : 0;
+std::string FormatSummary(const JobInfo& job) {
+  const bool completed = job.state == JobState::kCompleted;
+  std::string text = job.job_id + " " + JobStateName(job.state) +
+                     (completed ? " in " : " after ") + FormatDuration(job.elapsed_ms);
+  const int64_t queued = job.started_ms > 0 ? job.started_ms - job.submitted_ms : 0;
   if (queued >= 1000) text += " (" + FormatDuration(queued) + " before the first attempt)";
   text += "\n";
   std::vector<std::vector<std::string>> rows;
-  rows.push_back({"", "output", GetString(job, "output")});
-  const Value& maps = GetField(job, "maps");
-  const Value& reduces = GetField(job, "reduces");
-  std::string tasks = state == "COMPLETED"
-                          ? std::to_string(GetInt(maps, "total")) + " maps, " +
-                                std::to_string(GetInt(reduces, "total")) + " reduces"
-                          : std::to_string(GetInt(maps, "done")) + "/" +
-                                std::to_string(GetInt(maps, "total")) + " maps, " +
-                                std::to_string(GetInt(reduces, "done")) + "/" +
-                                std::to_string(GetInt(reduces, "total")) + " reduces done";
+  rows.push_back({"", "output", job.output});
+  const TaskCounts& maps = job.maps;
+  const TaskCounts& reduces = job.reduces;
+  std::string tasks = completed ? std::to_string(maps.total) + " maps, " +
+                                      std::to_string(reduces.total) + " reduces"
+                                : std::to_string(maps.done) + "/" + std::to_string(maps.total) +
+                                      " maps, " + std::to_string(reduces.done) + "/" +
+                                      std::to_string(reduces.total) + " reduces done";
   rows.push_back({"", "tasks", tasks});
-  rows.push_back({"", "input", std::to_string(GetInt(job, "input_files")) + " files, " +
-                                   FormatBytes(std::max<int64_t>(0, GetInt(job, "input_bytes")))});
-  if (GetInt(job, "failed_attempts") > 0) {
-    rows.push_back({"", "failed attempts", std::to_string(GetInt(job, "failed_attempts"))});
+  rows.push_back({"", "input", std::to_string(job.input_files) + " files, " +
+                                   FormatBytes(std::max<int64_t>(0, job.input_bytes))});
+  if (job.failed_attempts > 0) {
+    rows.push_back({"", "failed attempts", std::to_string(job.failed_attempts)});
   }
-  if (GetInt(job, "backups_launched") > 0) {
-    rows.push_back({"", "backups", std::to_string(GetInt(job, "backups_launched")) + " launched"});
+  if (job.backups_launched > 0) {
+    rows.push_back({"", "backups", std::to_string(job.backups_launched) + " launched"});
   }
-  if (state == "FAILED") rows.push_back({"", "error", OneLine(GetString(job, "error"))});
-  if (state == "COMPLETED") {
-    static constexpr std::string_view kKeyCounters[] = {
+  if (job.state == JobState::kFailed) rows.push_back({"", "error", OneLine(job.error)});
+  if (completed) {
+    static constexpr const char* kKeyCounters[] = {
         "map_input_records", "map_output_records", "reduce_input_groups", "reduce_output_records",
         "reduce_output_bytes"};
-    const Value& counters = GetField(job, "counters");
-    for (std::string_view name : kKeyCounters) {
-      const Value* v = counters.Find(name);
-      if (v && v->is_int()) rows.push_back({"", std::string(name), std::to_string(v->as_int())});
+    for (const char* name : kKeyCounters) {
+      if (auto it = job.counters.find(name); it != job.counters.end()) {
+        rows.push_back({"", name, std::to_string(it->second)});
+      }
     }
   }
-  std::string table = FormatTable({"", "", ""}, rows);
-  text += table.substr(table.find('\n') + 1);
-  return text;
+  return text + AlignedRows({"", "", ""}, rows);
 }
 
-std::string FormatEvent(const Value& event) {
-  const std::string type = GetString(event, "type");
-  if (type == "heartbeat") return "";
-  std::string line = FormatClock(GetInt(event, "ts_ms"));
-  const std::string job_id = GetString(event, "job_id");
-  const std::string worker = GetString(event, "worker");
-  if (!job_id.empty()) {
-    line += " " + job_id + " " + type;
-    if (type == "job_state") {
-      line += " " + GetString(event, "state");
-      const std::string prev = GetString(event, "prev_state");
-      if (!prev.empty()) line += " (was " + prev + ")";
-      const std::string error = GetString(event, "error");
-      if (!error.empty()) line += ": " + OneLine(error);
-      return line;
-    }
-    const std::string task_id = GetString(event, "task_id");
-    if (!task_id.empty()) {
-      line += " " + task_id + " attempt " + std::to_string(GetInt(event, "attempt"));
-      if (!worker.empty()) line += " on " + worker;
-    }
-    if (type == "task_progress") {
-      line += " " + std::to_string(Percent(GetDouble(event, "progress"))) + "%";
-    } else if (type == "task_failed") {
-      line += ": " + OneLine(GetString(event, "error"));
-    } else if (type == "task_killed") {
-      line += ": " + OneLine(GetString(event, "reason"));
-    } else if (type == "task_speculated") {
-      line += ": backup for attempt " + std::to_string(GetInt(event, "original_attempt")) +
-              " on " + GetString(event, "original_worker") + " (running " +
-              FormatDuration(GetInt(event, "elapsed_ms")) + ", expected " +
-              FormatDuration(GetInt(event, "estimated_ms")) + ", typical " +
-              FormatDuration(GetInt(event, "typical_ms")) + ")";
-    } else if (type == "worker_blacklisted") {
-      line += " " + worker + " after " + std::to_string(GetInt(event, "failures")) +
-              " failed attempts";
-    }
-    return line;
+namespace {
+
+// What a task event says after its attempt: the percent, the error, why it was killed, ...
+std::string TaskEventTail(const TaskProgressEvent& e) {
+  return " " + std::to_string(Percent(e.progress)) + "%";
+}
+std::string TaskEventTail(const TaskFailedEvent& e) { return ": " + OneLine(e.error); }
+std::string TaskEventTail(const TaskKilledEvent& e) { return ": " + OneLine(e.reason); }
+std::string TaskEventTail(const TaskSpeculatedEvent& e) {
+  return ": backup for attempt " + std::to_string(e.original_attempt) + " on " +
+         e.original_worker + " (running " + FormatDuration(e.elapsed_ms) + ", expected " +
+         FormatDuration(e.estimated_ms) + ", typical " + FormatDuration(e.typical_ms) + ")";
+}
+std::string TaskEventTail(const TaskAssignedEvent&) { return ""; }
+std::string TaskEventTail(const TaskCompletedEvent&) { return ""; }
+
+// The line of a job event after "TIME JOB TYPE".
+std::string JobEventTail(const JobStateEvent& e) {
+  std::string tail = std::string(" ") + JobStateName(e.state);
+  if (e.prev_state) tail += std::string(" (was ") + JobStateName(*e.prev_state) + ")";
+  if (!e.error.empty()) tail += ": " + OneLine(e.error);
+  return tail;
+}
+std::string JobEventTail(const WorkerBlacklistedEvent& e) {
+  return " " + e.worker + " after " + std::to_string(e.failures) + " failed attempts";
+}
+template <typename TaskEvent>
+std::string JobEventTail(const TaskEvent& e) {
+  std::string tail;
+  if (!e.task.task_id.empty()) {
+    tail = " " + e.task.task_id + " attempt " + std::to_string(e.task.attempt);
+    if (!e.task.worker.empty()) tail += " on " + e.task.worker;
   }
-  if (!worker.empty()) {
-    line += " " + worker + " " + type;
-    if (type == "worker_joined") {
-      line += " host " + GetString(event, "host") + ", " + std::to_string(GetInt(event, "slots")) +
-              " slots";
-    } else if (type == "worker_lost") {
-      line += " (" + GetString(event, "reason") + ")";
-    }
-    return line;
-  }
-  return line + " " + type;
+  return tail + TaskEventTail(e);
 }
 
-Value FinalStateEvent(const Value& job) {
-  const std::string state = GetString(job, "state");
-  int64_t ts_ms = GetInt(job, "finished_ms");
+// The worker a job event names ("" for job_state).
+std::string EventWorker(const JobStateEvent&) { return ""; }
+std::string EventWorker(const WorkerBlacklistedEvent& e) { return e.worker; }
+template <typename TaskEvent>
+std::string EventWorker(const TaskEvent& e) {
+  return e.task.worker;
+}
+
+// An event without a job id reads as the worker it names (if any) and its type.
+std::string NamelessEventLine(int64_t ts_ms, const std::string& worker, const char* type) {
+  return FormatClock(ts_ms) + (worker.empty() ? "" : " " + worker) + " " + type;
+}
+
+}  // namespace
+
+std::string FormatEvent(const JobEvent& event) {
+  if (event.job_id.empty()) {
+    return NamelessEventLine(
+        event.ts_ms, std::visit([](const auto& e) { return EventWorker(e); }, event.detail),
+        event.type());
+  }
+  return FormatClock(event.ts_ms) + " " + event.job_id + " " + event.type() +
+         std::visit([](const auto& e) { return JobEventTail(e); }, event.detail);
+}
+
+std::string FormatEvent(const WorkerEvent& event) {
+  std::string line = NamelessEventLine(event.ts_ms, event.worker, event.type());
+  if (event.worker.empty()) return line;
+  if (const auto* joined = std::get_if<WorkerJoinedEvent>(&event.detail)) {
+    line += " host " + joined->host + ", " + std::to_string(joined->slots) + " slots";
+  } else if (const auto* lost = std::get_if<WorkerLostEvent>(&event.detail)) {
+    line += " (" + lost->reason + ")";
+  }
+  return line;
+}
+
+Value FinalStateEvent(const JobInfo& job) {
+  int64_t ts_ms = job.finished_ms;
   if (ts_ms <= 0) {
     ts_ms = std::chrono::duration_cast<milliseconds>(
                 std::chrono::system_clock::now().time_since_epoch())
                 .count();
   }
-  Value event;
-  event.Set("type", "job_state");
-  event.Set("ts_ms", ts_ms);
-  event.Set("job_id", GetString(job, "job_id"));
-  event.Set("seq", GetInt(job, "last_seq"));
-  event.Set("state", state);
-  if (state == "FAILED") event.Set("error", GetString(job, "error"));
-  event.Set("from_status", true);
-  return event;
+  Value line;
+  line.Set("type", event::kJobState);
+  line.Set("ts_ms", ts_ms);
+  line.Set("job_id", job.job_id);
+  line.Set("seq", job.last_seq);
+  line.Set("state", JobStateName(job.state));
+  if (job.state == JobState::kFailed) line.Set("error", job.error);
+  line.Set("from_status", true);
+  return line;
+}
+
+// --- views in their wire form ---
+
+namespace {
+
+// `view` decoded as View the way the client reads views, rendered by `render`; a line naming the
+// error when it does not decode.
+template <typename View, typename Render>
+std::string RenderReceived(const Value& view, const char* what, Render render) {
+  std::string error;
+  std::optional<View> decoded = View::FromValue(view, &error, Missing::kDefault);
+  if (!decoded) return std::string("(malformed ") + what + ": " + OneLine(error) + ")\n";
+  return render(*decoded);
+}
+
+// A list of views as the reply carrying it holds them under `key`.
+Value InReply(const char* key, const Value& list) {
+  Value reply;
+  reply.Set(key, list);
+  return reply;
+}
+
+}  // namespace
+
+std::string FormatJobsTable(const Value& jobs) {
+  return RenderReceived<JobsReply>(InReply("jobs", jobs), "JobInfo list",
+                                   [](const JobsReply& r) { return FormatJobsTable(r.jobs); });
+}
+
+std::string FormatWorkersTable(const Value& workers) {
+  return RenderReceived<WorkersReply>(
+      InReply("workers", workers), "WorkerInfo list",
+      [](const WorkersReply& r) { return FormatWorkersTable(r.workers); });
+}
+
+std::string FormatTasksTable(const Value& tasks) {
+  return RenderReceived<TasksReply>(InReply("tasks", tasks), "TaskInfo list",
+                                    [](const TasksReply& r) { return FormatTasksTable(r.tasks); });
+}
+
+std::string FormatStatus(const Value& job) {
+  return RenderReceived<JobInfo>(job, "JobInfo",
+                                 [](const JobInfo& j) { return FormatStatus(j); });
+}
+
+std::string FormatProgressLine(const Value& job) {
+  return RenderReceived<JobInfo>(job, "JobInfo",
+                                 [](const JobInfo& j) { return FormatProgressLine(j); });
+}
+
+std::string FormatSummary(const Value& job) {
+  return RenderReceived<JobInfo>(job, "JobInfo",
+                                 [](const JobInfo& j) { return FormatSummary(j); });
+}
+
+std::string FormatEvent(const Value& event) {
+  const Value* type = event.Find("type");
+  if (type != nullptr && type->is_string() && type->as_string() == event::kHeartbeat) return "";
+  std::string error;
+  if (event.Find("job_id") != nullptr) {
+    std::optional<JobEvent> e = JobEvent::FromValue(event, &error, Missing::kDefault);
+    return e ? FormatEvent(*e) : "";
+  }
+  std::optional<WorkerEvent> e = WorkerEvent::FromValue(event, &error, Missing::kDefault);
+  return e ? FormatEvent(*e) : "";
+}
+
+Value FinalStateEvent(const Value& job) {
+  std::string error;
+  std::optional<JobInfo> info = JobInfo::FromValue(job, &error, Missing::kDefault);
+  return info ? FinalStateEvent(*info) : Value();
 }
 
 }  // namespace zmr::client

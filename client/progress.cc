@@ -5,7 +5,6 @@
 #include <string_view>
 
 #include "client/client.h"
-#include "client/views_read.h"
 
 namespace zmr::client {
 
@@ -19,10 +18,9 @@ double Clamp01(double f) {
 // Whole percent, rounded down: 100% only when done.
 int Percent(double fraction) { return static_cast<int>(Clamp01(fraction) * 100); }
 
-PhaseView ReadPhase(const Value& job, std::string_view counts, std::string_view progress) {
-  const Value& c = GetField(job, counts);
-  return PhaseView{std::max<int64_t>(0, GetInt(c, "done")),
-                   std::max<int64_t>(0, GetInt(c, "total")), Clamp01(GetDouble(job, progress))};
+PhaseView ReadPhase(const TaskCounts& counts, double progress) {
+  return PhaseView{std::max<int64_t>(0, counts.done), std::max<int64_t>(0, counts.total),
+                   Clamp01(progress)};
 }
 
 // Peer text (job names, errors, a task's stderr) made safe to print on a terminal and kept on
@@ -106,23 +104,18 @@ std::string BarLine(std::string_view label, const PhaseView& phase, int count_wi
 
 // "running 4: m-00012@worker-a 63%, m-00013.a2@worker-b 10% backup, +2 more" on at most
 // `max_lines` lines of `columns` columns; later lines are indented.
-std::vector<std::string> RunningLines(const Value& job, int columns, int max_lines) {
+std::vector<std::string> RunningLines(const JobInfo& job, int columns, int max_lines) {
   std::vector<std::string> items;
-  const Value& attempts = GetField(job, "attempts");
-  if (attempts.is_array()) {
-    for (const Value& a : attempts.as_array()) {
-      std::string item = Printable(GetString(a, "task_id"));
-      if (GetInt(a, "attempt") > 1) item += ".a" + std::to_string(GetInt(a, "attempt"));
-      item += "@" + Printable(GetString(a, "worker")) + " " +
-              std::to_string(Percent(GetDouble(a, "progress"))) + "%";
-      if (GetBool(a, "speculative")) item += " backup";
-      items.push_back(std::move(item));
-    }
+  for (const RunningAttemptInfo& a : job.attempts) {
+    std::string item = Printable(a.task_id);
+    if (a.attempt > 1) item += ".a" + std::to_string(a.attempt);
+    item += "@" + Printable(a.worker) + " " + std::to_string(Percent(a.progress)) + "%";
+    if (a.speculative) item += " backup";
+    items.push_back(std::move(item));
   }
   // The list holds at most 64 attempts; running_attempts counts them all.
-  const Value* count = job.Find("running_attempts");
-  const int64_t total = std::max<int64_t>(count != nullptr && count->is_int() ? count->as_int() : 0,
-                                          static_cast<int64_t>(items.size()));
+  const int64_t total =
+      std::max<int64_t>(job.running_attempts, static_cast<int64_t>(items.size()));
   std::vector<std::string> lines;
   std::string line = "running " + std::to_string(total);
   if (total == 0) return {line};
@@ -157,13 +150,13 @@ std::vector<std::string> RunningLines(const Value& job, int columns, int max_lin
 
 }  // namespace
 
-void ProgressTracker::Update(const Value& job, int64_t now_ms) {
-  const std::string state = GetString(job, "state");
+void ProgressTracker::Update(const JobInfo& job, int64_t now_ms) {
+  const std::string state = JobStateName(job.state);
   const bool state_changed = !has_snapshot_ || state != state_;
   job_ = job;
   state_ = state;
-  map_ = ReadPhase(job, "maps", "map_progress");
-  reduce_ = ReadPhase(job, "reduces", "reduce_progress");
+  map_ = ReadPhase(job.maps, job.map_progress);
+  reduce_ = ReadPhase(job.reduces, job.reduce_progress);
   const double overall_now = overall();
   if (state_changed || overall_now > prev_overall_) last_advance_ms_ = now_ms;
   prev_overall_ = overall_now;
@@ -183,6 +176,13 @@ void ProgressTracker::Update(const Value& job, int64_t now_ms) {
   TakeFailures(job);
 }
 
+bool ProgressTracker::Update(const Value& job, int64_t now_ms) {
+  std::string error;
+  std::optional<JobInfo> info = JobInfo::FromValue(job, &error, Missing::kDefault);
+  if (info) Update(*info, now_ms);
+  return info.has_value();
+}
+
 double ProgressTracker::overall() const {
   if (state_ == "COMPLETED") return 1;
   const double m = static_cast<double>(map_.total);
@@ -192,10 +192,9 @@ double ProgressTracker::overall() const {
 }
 
 std::optional<int64_t> ProgressTracker::run_ms() const {
-  const int64_t started = GetInt(job_, "started_ms");
-  if (started <= 0) return std::nullopt;
-  const int64_t queued = std::max<int64_t>(0, started - GetInt(job_, "submitted_ms"));
-  return std::max<int64_t>(0, GetInt(job_, "elapsed_ms") - queued);
+  if (job_.started_ms <= 0) return std::nullopt;
+  const int64_t queued = std::max<int64_t>(0, job_.started_ms - job_.submitted_ms);
+  return std::max<int64_t>(0, job_.elapsed_ms - queued);
 }
 
 std::optional<int64_t> ProgressTracker::eta_ms() const {
@@ -210,7 +209,7 @@ std::optional<int64_t> ProgressTracker::eta_ms() const {
 }
 
 int64_t ProgressTracker::input_bytes_read() const {
-  const int64_t total = std::max<int64_t>(0, GetInt(job_, "input_bytes"));
+  const int64_t total = std::max<int64_t>(0, job_.input_bytes);
   return static_cast<int64_t>(static_cast<double>(total) * map_.fraction);
 }
 
@@ -227,51 +226,37 @@ std::optional<double> ProgressTracker::input_bytes_per_s() const {
 
 std::optional<double> ProgressTracker::map_phase_bytes_per_s() const {
   if (!map_phase_ms_ || *map_phase_ms_ <= 0) return std::nullopt;
-  return static_cast<double>(std::max<int64_t>(0, GetInt(job_, "input_bytes"))) * 1000.0 /
+  return static_cast<double>(std::max<int64_t>(0, job_.input_bytes)) * 1000.0 /
          static_cast<double>(*map_phase_ms_);
 }
 
-void ProgressTracker::TakeFailures(const Value& job) {
-  const Value& recent = GetField(job, "recent_failures");
-  std::vector<const Value*> fresh;
-  if (recent.is_array()) {
-    std::set<std::string> in_list;
-    for (const Value& f : recent.as_array()) {
-      if (!f.is_map()) continue;
-      std::string key = GetString(f, "task_id") + ".a" + std::to_string(GetInt(f, "attempt"));
-      if (!failures_seen_.count(key)) fresh.push_back(&f);
-      in_list.insert(std::move(key));
-    }
-    // An attempt that left the list (it keeps the latest few) never comes back: forget it.
-    failures_seen_ = std::move(in_list);
+void ProgressTracker::TakeFailures(const JobInfo& job) {
+  std::vector<const FailedAttemptInfo*> fresh;
+  std::set<std::string> in_list;
+  for (const FailedAttemptInfo& f : job.recent_failures) {
+    std::string key = f.task_id + ".a" + std::to_string(f.attempt);
+    if (!failures_seen_.count(key)) fresh.push_back(&f);
+    in_list.insert(std::move(key));
   }
+  // An attempt that left the list (it keeps the latest few) never comes back: forget it.
+  failures_seen_ = std::move(in_list);
   const int64_t fresh_count = static_cast<int64_t>(fresh.size());
-  const Value* total = job.Find("failed_attempts");
-  if (total != nullptr && total->is_int()) {
-    const int64_t hidden = total->as_int() - failures_accounted_ - fresh_count;
-    if (hidden > 0) {
-      pending_failure_lines_.push_back("(" + Plural(hidden, "earlier failed attempt") +
-                                       " not shown)");
-    }
-    failures_accounted_ = std::max(failures_accounted_ + fresh_count, total->as_int());
-  } else {
-    failures_accounted_ += fresh_count;
+  const int64_t hidden = job.failed_attempts - failures_accounted_ - fresh_count;
+  if (hidden > 0) {
+    pending_failure_lines_.push_back("(" + Plural(hidden, "earlier failed attempt") +
+                                     " not shown)");
   }
-  for (const Value* f : fresh) {
-    std::string line = "attempt " + Printable(GetString(*f, "task_id")) + ".a" +
-                       std::to_string(GetInt(*f, "attempt")) + " failed";
-    const std::string worker = GetString(*f, "worker");
-    if (!worker.empty()) line += " on " + Printable(worker);
-    const std::string error = GetString(*f, "error");
-    if (!error.empty()) line += ": " + Printable(error);
+  failures_accounted_ = std::max(failures_accounted_ + fresh_count, job.failed_attempts);
+  for (const FailedAttemptInfo* f : fresh) {
+    std::string line =
+        "attempt " + Printable(f->task_id) + ".a" + std::to_string(f->attempt) + " failed";
+    if (!f->worker.empty()) line += " on " + Printable(f->worker);
+    if (!f->error.empty()) line += ": " + Printable(f->error);
     pending_failure_lines_.push_back(std::move(line));
-    const Value& tail = GetField(*f, "stderr_tail");
-    if (!tail.is_array()) continue;
-    const Array& lines = tail.as_array();
+    const std::vector<std::string>& lines = f->stderr_tail;
     const size_t from = lines.size() > kFailureStderrLines ? lines.size() - kFailureStderrLines : 0;
     for (size_t i = from; i < lines.size(); ++i) {
-      if (!lines[i].is_string()) continue;
-      pending_failure_lines_.push_back("  | " + Printable(lines[i].as_string()));
+      pending_failure_lines_.push_back("  | " + Printable(lines[i]));
     }
   }
 }
@@ -286,10 +271,9 @@ std::vector<std::string> ProgressTracker::RenderLive(int width) const {
   const int columns = std::max(1, (width > 0 ? width : kDefaultTerminalWidth) - 1);
   std::vector<std::string> lines;
 
-  std::string head = Printable(GetString(job_, "job_id"));
-  const std::string name = GetString(job_, "name");
-  if (!name.empty()) head += " \"" + Printable(name) + "\"";
-  head += "  " + Printable(state_) + "  elapsed " + FormatDuration(GetInt(job_, "elapsed_ms")) +
+  std::string head = Printable(job_.job_id);
+  if (!job_.name.empty()) head += " \"" + Printable(job_.name) + "\"";
+  head += "  " + Printable(state_) + "  elapsed " + FormatDuration(job_.elapsed_ms) +
           "  eta " + EtaText(eta_ms());
   lines.push_back(std::move(head));
 
@@ -302,7 +286,7 @@ std::vector<std::string> ProgressTracker::RenderLive(int width) const {
     lines.push_back(std::move(line));
   }
 
-  const int64_t input_total = std::max<int64_t>(0, GetInt(job_, "input_bytes"));
+  const int64_t input_total = std::max<int64_t>(0, job_.input_bytes);
   std::string input = "input   ";
   if (map_.fraction < 1) {
     input += FormatBytes(input_bytes_read()) + " of " + FormatBytes(input_total) + " read";
@@ -315,19 +299,17 @@ std::vector<std::string> ProgressTracker::RenderLive(int width) const {
   lines.push_back(std::move(input));
 
   std::vector<std::string> notes;
-  const int64_t failed = std::max(GetInt(job_, "failed_attempts"), failures_accounted_);
+  const int64_t failed = std::max(job_.failed_attempts, failures_accounted_);
   if (failed > 0) notes.push_back(Plural(failed, "failed attempt"));
-  const std::string waiting = GetString(job_, "waiting");
-  if (!waiting.empty()) {
-    notes.push_back("waiting: " + Printable(waiting));
+  if (!job_.waiting.empty()) {
+    notes.push_back("waiting: " + Printable(job_.waiting));
   } else if (stalled_ms() >= kStallMs && !ExitCodeForState(state_)) {
     notes.push_back("no progress for " + FormatDuration(stalled_ms()));
   }
-  const Value& blacklist = GetField(job_, "blacklisted_workers");
-  if (blacklist.is_array() && !blacklist.as_array().empty()) {
+  if (!job_.blacklisted_workers.empty()) {
     std::string names;
-    for (const Value& w : blacklist.as_array()) {
-      if (w.is_string()) names += (names.empty() ? "" : ", ") + Printable(w.as_string());
+    for (const std::string& w : job_.blacklisted_workers) {
+      names += (names.empty() ? "" : ", ") + Printable(w);
     }
     notes.push_back("blacklisted: " + names);
   }
@@ -344,14 +326,10 @@ std::vector<std::string> ProgressTracker::RenderLive(int width) const {
 std::string ProgressTracker::RenderPlainLine() const {
   std::string line = Printable(FormatProgressLine(job_)) + "  eta " + EtaText(eta_ms());
   if (std::optional<double> rate = input_bytes_per_s()) line += "  input " + RateText(*rate);
-  const Value* running = job_.Find("running_attempts");
-  if (running != nullptr && running->is_int()) {
-    line += "  running " + std::to_string(running->as_int());
-  }
-  const int64_t failed = std::max(GetInt(job_, "failed_attempts"), failures_accounted_);
+  line += "  running " + std::to_string(job_.running_attempts);
+  const int64_t failed = std::max(job_.failed_attempts, failures_accounted_);
   if (failed > 0) line += "  " + Plural(failed, "failed attempt");
-  const std::string waiting = GetString(job_, "waiting");
-  if (!waiting.empty()) line += "  waiting: " + Printable(waiting);
+  if (!job_.waiting.empty()) line += "  waiting: " + Printable(job_.waiting);
   return line;
 }
 

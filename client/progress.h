@@ -5,9 +5,8 @@
 // a terminal (redrawn in place by the caller) or a one-line update for a log.
 //
 // A pure class: no sockets, no clock (the caller passes now_ms, from one monotonic clock), no
-// terminal I/O. It reads JobInfo leniently (PROTOCOL.md): a missing or mistyped field counts as
-// empty/0, and fields an older coordinator does not send (recent_failures, failed_attempts) simply
-// show nothing. One thread.
+// terminal I/O. It reads the typed JobInfo (common/views.h); fields an older coordinator does not
+// send (recent_failures, failed_attempts) decode as empty and simply show nothing. One thread.
 #pragma once
 
 #include <cstdint>
@@ -18,6 +17,7 @@
 #include <vector>
 
 #include "common/value.h"
+#include "common/views.h"
 
 namespace zmr::client {
 
@@ -52,7 +52,10 @@ class ProgressTracker {
   // Takes one JobInfo snapshot, taken at now_ms. now_ms must not go backwards between calls.
   // Failed attempts in its recent_failures that were not seen before are queued for
   // TakeFailureLines.
-  void Update(const Value& job, int64_t now_ms);
+  void Update(const JobInfo& job, int64_t now_ms);
+  // The same for a snapshot in its wire form, decoded as the client reads views
+  // (Missing::kDefault). False, and nothing changes, when it does not decode as a JobInfo.
+  bool Update(const Value& job, int64_t now_ms);
 
   // Whether Update was called at least once; everything below describes the latest snapshot.
   bool has_snapshot() const { return has_snapshot_; }
@@ -123,10 +126,10 @@ class ProgressTracker {
     int64_t bytes_read;
   };
 
-  void TakeFailures(const Value& job);
+  void TakeFailures(const JobInfo& job);
 
   bool has_snapshot_ = false;
-  Value job_;                       // the latest snapshot
+  JobInfo job_;                     // the latest snapshot
   std::string state_;
   PhaseView map_, reduce_;
   int64_t last_now_ms_ = 0;         // now_ms of the latest snapshot

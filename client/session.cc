@@ -85,19 +85,22 @@ int Session::Request(Value request, const char* expect, Value* reply) {
   return kExitOk;
 }
 
-int Session::QueryStatus(const std::string& job_id, Value* job) {
-  Value request;
-  request.Set("type", msg::kStatus);
-  request.Set("job_id", job_id);
-  Value reply;
-  if (int rc = Request(request, msg::kJob, &reply); rc != kExitOk) return rc;
-  const Value* info = reply.Find("job");
-  if (!info || !info->is_map()) {
-    err_ << "zmr: coordinator at " << options_.coordinator << " sent a status without a job\n";
-    return kExitUnreachable;
+int Session::QueryStatus(const std::string& job_id, JobInfo* job, Value* received) {
+  JobReply reply;
+  Value as_received;
+  if (int rc = RequestView(StatusRequest{job_id}.ToValue(), msg::kJob, &reply, &as_received);
+      rc != kExitOk) {
+    return rc;
   }
-  *job = *info;
+  *job = std::move(reply.job);
+  if (received != nullptr) *received = *as_received.Find("job");  // JobReply decoded it
   return kExitOk;
+}
+
+int Session::Malformed(const char* expect, const std::string& error) {
+  err_ << "zmr: malformed '" << expect << "' reply from coordinator at " << options_.coordinator
+       << ": " << OneLine(error) << "\n";
+  return kExitUnreachable;
 }
 
 int Session::Interrupted() {

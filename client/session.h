@@ -1,6 +1,7 @@
 // One invocation of a `zmr` subcommand that talks to the coordinator: the parsed Options, the two
 // output streams, the ZeroMQ context, the Connection once Connect() has said hello, the events
-// endpoint the coordinator announced, and what the message after an interrupt needs to know.
+// endpoint the coordinator announced, and what the message after an interrupt needs to know. Its
+// requests return the typed replies of common/views.h and common/protocol.h.
 // Run (client/client.cc) makes one; the commands (client/commands.h) take it by reference. One
 // thread: every socket of the invocation lives on the thread that made the Session.
 #pragma once
@@ -12,9 +13,11 @@
 #include <zmq.hpp>
 
 #include "client/args.h"
+#include "client/client.h"
 #include "client/connection.h"
 #include "client/live_block.h"
 #include "common/value.h"
+#include "common/views.h"
 
 namespace zmr::client {
 
@@ -47,8 +50,16 @@ class Session {
   // DEALER.
   int Request(Value request, const char* expect, Value* reply);
 
-  // Asks for one job's JobInfo. kExitOk with *job (a map), or an exit code after printing.
-  int QueryStatus(const std::string& job_id, Value* job);
+  // Request, then the reply decoded as Reply: a reply of common/views.h as the client reads views
+  // (Missing::kDefault), one of common/protocol.h as its FromValue reads it. kExitOk with *view
+  // and, when `received` is given, the reply as it came; or the exit code after printing why not
+  // (a reply that does not decode is kExitUnreachable).
+  template <typename Reply>
+  int RequestView(Value request, const char* expect, Reply* view, Value* received = nullptr);
+
+  // Asks for one job's JobInfo. kExitOk with *job and, when `received` is given, the JobInfo map
+  // as it came; or an exit code after printing.
+  int QueryStatus(const std::string& job_id, JobInfo* job, Value* received = nullptr);
 
   // After SIGINT/SIGTERM: clears the ^C echoed below a progress block, says that the job keeps
   // running (or that the command was interrupted) on err(), and returns 128 + the signal number;
@@ -56,6 +67,9 @@ class Session {
   int Interrupted();
 
  private:
+  // Prints that the `expect` reply did not decode (`error` says why); returns kExitUnreachable.
+  int Malformed(const char* expect, const std::string& error);
+
   const Options& options_;
   std::ostream& out_;
   std::ostream& err_;
@@ -65,5 +79,22 @@ class Session {
   std::string current_job_;               // the job being waited for
   LiveBlock live_block_;                  // wait's progress block on out_
 };
+
+template <typename Reply>
+int Session::RequestView(Value request, const char* expect, Reply* view, Value* received) {
+  Value reply;
+  if (int rc = Request(std::move(request), expect, &reply); rc != kExitOk) return rc;
+  std::string error;
+  std::optional<Reply> decoded;
+  if constexpr (requires { Reply::FromValue(reply, &error, Missing::kDefault); }) {
+    decoded = Reply::FromValue(reply, &error, Missing::kDefault);
+  } else {
+    decoded = Reply::FromValue(reply, &error);
+  }
+  if (!decoded) return Malformed(expect, error);
+  *view = std::move(*decoded);
+  if (received != nullptr) *received = std::move(reply);
+  return kExitOk;
+}
 
 }  // namespace zmr::client

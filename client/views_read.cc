@@ -15,22 +15,6 @@ int64_t GetInt(const Value& map, std::string_view key) {
   return 0;
 }
 
-double GetDouble(const Value& map, std::string_view key) {
-  const Value* v = map.Find(key);
-  return v && v->is_number() ? v->as_double() : 0.0;
-}
-
-bool GetBool(const Value& map, std::string_view key) {
-  const Value* v = map.Find(key);
-  return v && v->is_bool() && v->as_bool();
-}
-
-const Value& GetField(const Value& map, std::string_view key) {
-  static const Value kNil;
-  const Value* v = map.Find(key);
-  return v ? *v : kNil;
-}
-
 std::string OneLine(std::string s) {
   for (char& c : s) {
     if (c == '\n' || c == '\r') c = ' ';

@@ -37,6 +37,61 @@ std::optional<TaskState> ParseTaskState(const std::string& name) {
 
 namespace {
 
+// The fields of one map as a decoder reads them. A field of the wrong type is always an error; a
+// missing (or nil) one is an error under Missing::kRefuse and keeps its default under
+// Missing::kDefault. Each reader returns false with *error() filled on an error.
+class Fields {
+ public:
+  Fields(const Value& v, Missing missing, std::string* error)
+      : v_(v), missing_(missing), error_(error) {}
+  const Value& value() const { return v_; }
+  Missing missing() const { return missing_; }
+  std::string* error() const { return error_; }
+  // The same map, for the fields PROTOCOL.md lists as optional (absent in either mode).
+  Fields Optional() const { return Fields(v_, Missing::kDefault, error_); }
+
+  bool String(std::string_view key, std::string* out) const {
+    return Absent(key) || ReadString(v_, key, out, error_);
+  }
+  bool Int(std::string_view key, int64_t* out) const {
+    return Absent(key) || ReadInt(v_, key, out, error_);
+  }
+  bool Double(std::string_view key, double* out) const {
+    return Absent(key) || ReadDouble(v_, key, out, error_);
+  }
+  bool Bool(std::string_view key, bool* out) const {
+    return Absent(key) || ReadBool(v_, key, out, error_);
+  }
+  bool Kind(std::string_view key, TaskKind* out) const {
+    return Absent(key) || ReadTaskKind(v_, key, out, error_);
+  }
+  // Lists of strings and maps of counters: absent means empty in either mode.
+  bool Strings(std::string_view key, std::vector<std::string>* out) const {
+    return ReadStringList(v_, key, out, error_);
+  }
+  bool Ints(std::string_view key, Counters* out) const {
+    return ReadIntMap(v_, key, out, error_);
+  }
+  // A list of maps, and a map, each decoded by the Decode for T (defined below) in this mode. A
+  // nested map the reader cannot do without is required in either mode.
+  enum class Need { kAsMissing, kAlways };
+  template <typename T>
+  bool List(std::string_view key, std::vector<T>* out) const;
+  template <typename T>
+  bool Nested(std::string_view key, T* out, Need need = Need::kAsMissing) const;
+
+ private:
+  bool Absent(std::string_view key) const {
+    if (missing_ == Missing::kRefuse) return false;
+    const Value* field = v_.Find(key);
+    return field == nullptr || field->is_nil();
+  }
+
+  const Value& v_;
+  Missing missing_;
+  std::string* error_;
+};
+
 // The parts of the views that are lists of maps: Encode and Decode per item type, and one
 // reader and writer for every such list.
 
@@ -52,12 +107,11 @@ Value Encode(const AttemptRecordInfo& a) {
   return v;
 }
 
-bool Decode(const Value& v, AttemptRecordInfo* a, std::string* error) {
-  return ReadInt(v, "attempt", &a->attempt, error) && ReadString(v, "worker", &a->worker, error) &&
-         ReadString(v, "state", &a->state, error) &&
-         ReadInt(v, "start_ms", &a->start_ms, error) && ReadInt(v, "end_ms", &a->end_ms, error) &&
-         ReadString(v, "error", &a->error, error) &&
-         ReadStringList(v, "stderr_tail", &a->stderr_tail, error);
+bool Decode(const Fields& in, AttemptRecordInfo* a) {
+  return in.Int("attempt", &a->attempt) && in.String("worker", &a->worker) &&
+         in.String("state", &a->state) && in.Int("start_ms", &a->start_ms) &&
+         in.Int("end_ms", &a->end_ms) && in.String("error", &a->error) &&
+         in.Strings("stderr_tail", &a->stderr_tail);
 }
 
 Value Encode(const RunningAttemptInfo& a) {
@@ -71,12 +125,10 @@ Value Encode(const RunningAttemptInfo& a) {
   return v;
 }
 
-bool Decode(const Value& v, RunningAttemptInfo* a, std::string* error) {
-  return ReadString(v, "task_id", &a->task_id, error) &&
-         ReadInt(v, "attempt", &a->attempt, error) && ReadString(v, "worker", &a->worker, error) &&
-         ReadDouble(v, "progress", &a->progress, error) &&
-         ReadInt(v, "elapsed_ms", &a->elapsed_ms, error) &&
-         ReadBool(v, "speculative", &a->speculative, error);
+bool Decode(const Fields& in, RunningAttemptInfo* a) {
+  return in.String("task_id", &a->task_id) && in.Int("attempt", &a->attempt) &&
+         in.String("worker", &a->worker) && in.Double("progress", &a->progress) &&
+         in.Int("elapsed_ms", &a->elapsed_ms) && in.Bool("speculative", &a->speculative);
 }
 
 Value Encode(const FailedAttemptInfo& f) {
@@ -91,12 +143,11 @@ Value Encode(const FailedAttemptInfo& f) {
   return v;
 }
 
-bool Decode(const Value& v, FailedAttemptInfo* f, std::string* error) {
-  return ReadString(v, "task_id", &f->task_id, error) && ReadTaskKind(v, "kind", &f->kind, error) &&
-         ReadInt(v, "attempt", &f->attempt, error) && ReadString(v, "worker", &f->worker, error) &&
-         ReadString(v, "error", &f->error, error) &&
-         ReadStringList(v, "stderr_tail", &f->stderr_tail, error) &&
-         ReadInt(v, "ts_ms", &f->ts_ms, error);
+bool Decode(const Fields& in, FailedAttemptInfo* f) {
+  return in.String("task_id", &f->task_id) && in.Kind("kind", &f->kind) &&
+         in.Int("attempt", &f->attempt) && in.String("worker", &f->worker) &&
+         in.String("error", &f->error) && in.Strings("stderr_tail", &f->stderr_tail) &&
+         in.Int("ts_ms", &f->ts_ms);
 }
 
 Value Encode(const TaskCounts& c) {
@@ -109,10 +160,10 @@ Value Encode(const TaskCounts& c) {
   return v;
 }
 
-bool Decode(const Value& v, TaskCounts* c, std::string* error) {
-  return ReadInt(v, "total", &c->total, error) && ReadInt(v, "pending", &c->pending, error) &&
-         ReadInt(v, "running", &c->running, error) && ReadInt(v, "done", &c->done, error) &&
-         ReadInt(v, "failed", &c->failed, error);
+bool Decode(const Fields& in, TaskCounts* c) {
+  return in.Int("total", &c->total) && in.Int("pending", &c->pending) &&
+         in.Int("running", &c->running) && in.Int("done", &c->done) &&
+         in.Int("failed", &c->failed);
 }
 
 // The views with a codec of their own.
@@ -122,10 +173,10 @@ Value Encode(const T& item) requires requires { item.ToValue(); } {
 }
 
 template <typename T>
-bool Decode(const Value& v, T* item, std::string* error) requires requires {
-  T::FromValue(v, error);
+bool Decode(const Fields& in, T* item) requires requires {
+  T::FromValue(in.value(), in.error(), in.missing());
 } {
-  std::optional<T> decoded = T::FromValue(v, error);
+  std::optional<T> decoded = T::FromValue(in.value(), in.error(), in.missing());
   if (decoded) *item = std::move(*decoded);
   return decoded.has_value();
 }
@@ -138,35 +189,34 @@ Value ListValue(const std::vector<T>& items) {
   return Value(std::move(out));
 }
 
-// A list of maps in field `key`: required unless `optional`.
-enum class Presence { kRequired, kOptional };
 template <typename T>
-bool ReadList(const Value& v, std::string_view key, std::vector<T>* out, std::string* error,
-              Presence presence = Presence::kRequired) {
-  const Value* list = v.Find(key);
-  if ((list == nullptr || list->is_nil()) && presence == Presence::kOptional) return true;
+bool Fields::List(std::string_view key, std::vector<T>* out) const {
+  if (Absent(key)) return true;
+  const Value* list = v_.Find(key);
   if (list == nullptr || !list->is_array()) {
-    *error = "field '" + std::string(key) + "' is not an array";
+    *error_ = "field '" + std::string(key) + "' is not an array";
     return false;
   }
   out->reserve(list->as_array().size());
   for (const Value& item : list->as_array()) {
     T decoded;
-    if (!RequireMapIn(item, key, error) || !Decode(item, &decoded, error)) return false;
+    if (!RequireMapIn(item, key, error_) || !Decode(Fields(item, missing_, error_), &decoded)) {
+      return false;
+    }
     out->push_back(std::move(decoded));
   }
   return true;
 }
 
-// A map in field `key`, decoded by Decode.
 template <typename T>
-bool ReadNested(const Value& v, std::string_view key, T* out, std::string* error) {
-  const Value* nested = v.Find(key);
+bool Fields::Nested(std::string_view key, T* out, Need need) const {
+  if (need == Need::kAsMissing && Absent(key)) return true;
+  const Value* nested = v_.Find(key);
   if (nested == nullptr) {
-    *error = "missing field '" + std::string(key) + "'";
+    *error_ = "missing field '" + std::string(key) + "'";
     return false;
   }
-  return RequireMapIn(*nested, key, error) && Decode(*nested, out, error);
+  return RequireMapIn(*nested, key, error_) && Decode(Fields(*nested, missing_, error_), out);
 }
 
 }  // namespace
@@ -215,41 +265,34 @@ Value JobInfo::ToValue() const {
   return v;
 }
 
-std::optional<JobInfo> JobInfo::FromValue(const Value& v, std::string* error) {
+std::optional<JobInfo> JobInfo::FromValue(const Value& v, std::string* error, Missing missing) {
   JobInfo j;
-  if (!RequireMap(v, error) || !ReadString(v, "job_id", &j.job_id, error) ||
-      !ReadString(v, "name", &j.name, error) || !ReadString(v, "app", &j.app, error) ||
-      !ReadJobState(v, "state", &j.state, error) || !ReadString(v, "error", &j.error, error) ||
-      !ReadString(v, "output", &j.output, error) ||
-      !ReadInt(v, "input_files", &j.input_files, error) ||
-      !ReadInt(v, "input_bytes", &j.input_bytes, error) ||
-      !ReadInt(v, "priority", &j.priority, error) ||
-      !ReadBool(v, "speculation", &j.speculation, error) ||
-      !ReadInt(v, "submitted_ms", &j.submitted_ms, error) ||
-      !ReadInt(v, "started_ms", &j.started_ms, error) ||
-      !ReadInt(v, "finished_ms", &j.finished_ms, error) ||
-      !ReadInt(v, "elapsed_ms", &j.elapsed_ms, error) || !ReadInt(v, "age_ms", &j.age_ms, error) ||
-      !ReadNested(v, "maps", &j.maps, error) || !ReadNested(v, "reduces", &j.reduces, error) ||
-      !ReadDouble(v, "map_progress", &j.map_progress, error) ||
-      !ReadDouble(v, "reduce_progress", &j.reduce_progress, error) ||
-      !ReadBool(v, "waiting_for_workers", &j.waiting_for_workers, error) ||
-      !ReadString(v, "waiting", &j.waiting, error) ||
-      !ReadInt(v, "running_attempts", &j.running_attempts, error) ||
-      !ReadInt(v, "speculative_attempts", &j.speculative_attempts, error) ||
-      !ReadInt(v, "backups_launched", &j.backups_launched, error) ||
-      !ReadStringList(v, "blacklisted_workers", &j.blacklisted_workers, error) ||
-      !ReadList(v, "attempts", &j.attempts, error) ||
-      !ReadInt(v, "failed_attempts", &j.failed_attempts, error) ||
-      !ReadList(v, "recent_failures", &j.recent_failures, error) ||
-      !ReadIntMap(v, "counters", &j.counters, error) ||
-      !ReadInt(v, "last_seq", &j.last_seq, error)) {
+  const Fields in(v, missing, error);
+  if (!RequireMap(v, error) || !in.String("job_id", &j.job_id) || !in.String("name", &j.name) ||
+      !in.String("app", &j.app) || !ReadJobState(v, "state", &j.state, error) ||
+      !in.String("error", &j.error) || !in.String("output", &j.output) ||
+      !in.Int("input_files", &j.input_files) || !in.Int("input_bytes", &j.input_bytes) ||
+      !in.Int("priority", &j.priority) || !in.Bool("speculation", &j.speculation) ||
+      !in.Int("submitted_ms", &j.submitted_ms) || !in.Int("started_ms", &j.started_ms) ||
+      !in.Int("finished_ms", &j.finished_ms) || !in.Int("elapsed_ms", &j.elapsed_ms) ||
+      !in.Int("age_ms", &j.age_ms) || !in.Nested("maps", &j.maps) ||
+      !in.Nested("reduces", &j.reduces) || !in.Double("map_progress", &j.map_progress) ||
+      !in.Double("reduce_progress", &j.reduce_progress) ||
+      !in.Bool("waiting_for_workers", &j.waiting_for_workers) ||
+      !in.String("waiting", &j.waiting) || !in.Int("running_attempts", &j.running_attempts) ||
+      !in.Int("speculative_attempts", &j.speculative_attempts) ||
+      !in.Int("backups_launched", &j.backups_launched) ||
+      !in.Strings("blacklisted_workers", &j.blacklisted_workers) ||
+      !in.List("attempts", &j.attempts) || !in.Int("failed_attempts", &j.failed_attempts) ||
+      !in.List("recent_failures", &j.recent_failures) || !in.Ints("counters", &j.counters) ||
+      !in.Int("last_seq", &j.last_seq)) {
     return std::nullopt;
   }
   if (const Value* f = v.Find("failure"); f != nullptr && !f->is_nil()) {
     FailureInfo failure;
-    if (!RequireMapIn(*f, "failure", error) || !ReadString(*f, "stage", &failure.stage, error) ||
-        !ReadString(*f, "task_id", &failure.task_id, error) ||
-        !ReadList(*f, "attempts", &failure.attempts, error)) {
+    const Fields of(*f, missing, error);
+    if (!RequireMapIn(*f, "failure", error) || !of.String("stage", &failure.stage) ||
+        !of.String("task_id", &failure.task_id) || !of.List("attempts", &failure.attempts)) {
       return std::nullopt;
     }
     j.failure = std::move(failure);
@@ -290,19 +333,16 @@ Value TaskInfo::ToValue() const {
   return v;
 }
 
-std::optional<TaskInfo> TaskInfo::FromValue(const Value& v, std::string* error) {
+std::optional<TaskInfo> TaskInfo::FromValue(const Value& v, std::string* error, Missing missing) {
   TaskInfo t;
-  std::string state;
-  if (!RequireMap(v, error) || !ReadString(v, "task_id", &t.task_id, error) ||
-      !ReadTaskKind(v, "kind", &t.kind, error) || !ReadString(v, "state", &state, error) ||
-      !ReadInt(v, "attempts", &t.attempts, error) || !ReadInt(v, "failures", &t.failures, error) ||
-      !ReadString(v, "worker", &t.worker, error) ||
-      !ReadDouble(v, "progress", &t.progress, error) ||
-      !ReadInt(v, "input_bytes", &t.input_bytes, error) ||
-      !ReadInt(v, "records", &t.records, error) ||
-      !ReadInt(v, "duration_ms", &t.duration_ms, error) ||
-      !ReadBool(v, "speculative", &t.speculative, error) ||
-      !ReadBool(v, "straggler", &t.straggler, error)) {
+  std::string state = TaskStateName(t.state);
+  const Fields in(v, missing, error);
+  if (!RequireMap(v, error) || !in.String("task_id", &t.task_id) || !in.Kind("kind", &t.kind) ||
+      !in.String("state", &state) || !in.Int("attempts", &t.attempts) ||
+      !in.Int("failures", &t.failures) || !in.String("worker", &t.worker) ||
+      !in.Double("progress", &t.progress) || !in.Int("input_bytes", &t.input_bytes) ||
+      !in.Int("records", &t.records) || !in.Int("duration_ms", &t.duration_ms) ||
+      !in.Bool("speculative", &t.speculative) || !in.Bool("straggler", &t.straggler)) {
     return std::nullopt;
   }
   std::optional<TaskState> parsed = ParseTaskState(state);
@@ -338,21 +378,20 @@ Value WorkerInfo::ToValue() const {
   return v;
 }
 
-std::optional<WorkerInfo> WorkerInfo::FromValue(const Value& v, std::string* error) {
+std::optional<WorkerInfo> WorkerInfo::FromValue(const Value& v, std::string* error,
+                                                Missing missing) {
   WorkerInfo w;
-  if (!RequireMap(v, error) || !ReadString(v, "name", &w.name, error) ||
-      !ReadString(v, "host", &w.host, error) || !ReadInt(v, "pid", &w.pid, error) ||
-      !ReadInt(v, "slots", &w.slots, error) || !ReadInt(v, "queue", &w.queue, error) ||
-      !ReadInt(v, "running", &w.running, error) || !ReadInt(v, "capacity", &w.capacity, error) ||
-      !ReadBool(v, "saturated", &w.saturated, error) || !ReadDouble(v, "cpu", &w.cpu, error) ||
-      !ReadDouble(v, "host_cpu", &w.host_cpu, error) || !ReadInt(v, "cores", &w.cores, error) ||
-      !ReadDouble(v, "load1", &w.load1, error) || !ReadInt(v, "rss_kb", &w.rss_kb, error) ||
-      !ReadInt(v, "disk_free_bytes", &w.disk_free_bytes, error) ||
-      !ReadInt(v, "heartbeat_age_ms", &w.heartbeat_age_ms, error) ||
-      !ReadInt(v, "tasks_done", &w.tasks_done, error) ||
-      !ReadInt(v, "tasks_failed", &w.tasks_failed, error) ||
-      !ReadInt(v, "joined_ms", &w.joined_ms, error) ||
-      !ReadStringList(v, "attempts", &w.attempts, error)) {
+  const Fields in(v, missing, error);
+  if (!RequireMap(v, error) || !in.String("name", &w.name) || !in.String("host", &w.host) ||
+      !in.Int("pid", &w.pid) || !in.Int("slots", &w.slots) || !in.Int("queue", &w.queue) ||
+      !in.Int("running", &w.running) || !in.Int("capacity", &w.capacity) ||
+      !in.Bool("saturated", &w.saturated) || !in.Double("cpu", &w.cpu) ||
+      !in.Double("host_cpu", &w.host_cpu) || !in.Int("cores", &w.cores) ||
+      !in.Double("load1", &w.load1) || !in.Int("rss_kb", &w.rss_kb) ||
+      !in.Int("disk_free_bytes", &w.disk_free_bytes) ||
+      !in.Int("heartbeat_age_ms", &w.heartbeat_age_ms) ||
+      !in.Int("tasks_done", &w.tasks_done) || !in.Int("tasks_failed", &w.tasks_failed) ||
+      !in.Int("joined_ms", &w.joined_ms) || !in.Strings("attempts", &w.attempts)) {
     return std::nullopt;
   }
   return w;
@@ -369,11 +408,9 @@ void SetHead(Value& v, const TaskEventHead& head) {
   v.Set("worker", head.worker);
 }
 
-bool ReadHead(const Value& v, TaskEventHead* head, std::string* error) {
-  return ReadString(v, "task_id", &head->task_id, error) &&
-         ReadTaskKind(v, "kind", &head->kind, error) &&
-         ReadInt(v, "attempt", &head->attempt, error) &&
-         ReadString(v, "worker", &head->worker, error);
+bool ReadHead(const Fields& in, TaskEventHead* head) {
+  return in.String("task_id", &head->task_id) && in.Kind("kind", &head->kind) &&
+         in.Int("attempt", &head->attempt) && in.String("worker", &head->worker);
 }
 
 // Type name, encoder and decoder of each job event's own fields.
@@ -398,12 +435,13 @@ void SetFields(Value& v, const JobStateEvent& e) {
   }
 }
 
-bool ReadFields(const Value& v, JobStateEvent* e, std::string* error) {
+bool ReadFields(const Fields& in, JobStateEvent* e) {
   std::string prev;
-  if (!ReadJobState(v, "state", &e->state, error) ||
-      !ReadString(v, "prev_state", &prev, error) || !ReadOptString(v, "error", &e->error, error) ||
-      !ReadOptString(v, "stage", &e->stage, error) ||
-      !ReadOptString(v, "task_id", &e->task_id, error)) {
+  std::string* error = in.error();
+  if (!ReadJobState(in.value(), "state", &e->state, error) ||
+      !in.String("prev_state", &prev) || !in.Optional().String("error", &e->error) ||
+      !in.Optional().String("stage", &e->stage) ||
+      !in.Optional().String("task_id", &e->task_id)) {
     return false;
   }
   if (!prev.empty()) {
@@ -421,8 +459,8 @@ void SetFields(Value& v, const TaskAssignedEvent& e) {
   v.Set("speculative", e.speculative);
 }
 
-bool ReadFields(const Value& v, TaskAssignedEvent* e, std::string* error) {
-  return ReadHead(v, &e->task, error) && ReadBool(v, "speculative", &e->speculative, error);
+bool ReadFields(const Fields& in, TaskAssignedEvent* e) {
+  return ReadHead(in, &e->task) && in.Bool("speculative", &e->speculative);
 }
 
 void SetFields(Value& v, const TaskSpeculatedEvent& e) {
@@ -434,13 +472,11 @@ void SetFields(Value& v, const TaskSpeculatedEvent& e) {
   v.Set("typical_ms", e.typical_ms);
 }
 
-bool ReadFields(const Value& v, TaskSpeculatedEvent* e, std::string* error) {
-  return ReadHead(v, &e->task, error) &&
-         ReadInt(v, "original_attempt", &e->original_attempt, error) &&
-         ReadString(v, "original_worker", &e->original_worker, error) &&
-         ReadInt(v, "elapsed_ms", &e->elapsed_ms, error) &&
-         ReadInt(v, "estimated_ms", &e->estimated_ms, error) &&
-         ReadInt(v, "typical_ms", &e->typical_ms, error);
+bool ReadFields(const Fields& in, TaskSpeculatedEvent* e) {
+  return ReadHead(in, &e->task) && in.Int("original_attempt", &e->original_attempt) &&
+         in.String("original_worker", &e->original_worker) &&
+         in.Int("elapsed_ms", &e->elapsed_ms) && in.Int("estimated_ms", &e->estimated_ms) &&
+         in.Int("typical_ms", &e->typical_ms);
 }
 
 void SetFields(Value& v, const TaskProgressEvent& e) {
@@ -448,8 +484,8 @@ void SetFields(Value& v, const TaskProgressEvent& e) {
   v.Set("progress", e.progress);
 }
 
-bool ReadFields(const Value& v, TaskProgressEvent* e, std::string* error) {
-  return ReadHead(v, &e->task, error) && ReadDouble(v, "progress", &e->progress, error);
+bool ReadFields(const Fields& in, TaskProgressEvent* e) {
+  return ReadHead(in, &e->task) && in.Double("progress", &e->progress);
 }
 
 void SetFields(Value& v, const TaskCompletedEvent& e) {
@@ -459,10 +495,9 @@ void SetFields(Value& v, const TaskCompletedEvent& e) {
   v.Set("speculative", e.speculative);
 }
 
-bool ReadFields(const Value& v, TaskCompletedEvent* e, std::string* error) {
-  return ReadHead(v, &e->task, error) && ReadIntMap(v, "counters", &e->counters, error) &&
-         ReadInt(v, "duration_ms", &e->duration_ms, error) &&
-         ReadBool(v, "speculative", &e->speculative, error);
+bool ReadFields(const Fields& in, TaskCompletedEvent* e) {
+  return ReadHead(in, &e->task) && in.Ints("counters", &e->counters) &&
+         in.Int("duration_ms", &e->duration_ms) && in.Bool("speculative", &e->speculative);
 }
 
 void SetFields(Value& v, const TaskFailedEvent& e) {
@@ -471,9 +506,9 @@ void SetFields(Value& v, const TaskFailedEvent& e) {
   if (!e.stderr_tail.empty()) v.Set("stderr_tail", StringListValue(e.stderr_tail));
 }
 
-bool ReadFields(const Value& v, TaskFailedEvent* e, std::string* error) {
-  return ReadHead(v, &e->task, error) && ReadString(v, "error", &e->error, error) &&
-         ReadStringList(v, "stderr_tail", &e->stderr_tail, error);
+bool ReadFields(const Fields& in, TaskFailedEvent* e) {
+  return ReadHead(in, &e->task) && in.String("error", &e->error) &&
+         in.Strings("stderr_tail", &e->stderr_tail);
 }
 
 void SetFields(Value& v, const TaskKilledEvent& e) {
@@ -481,8 +516,8 @@ void SetFields(Value& v, const TaskKilledEvent& e) {
   v.Set("reason", e.reason);
 }
 
-bool ReadFields(const Value& v, TaskKilledEvent* e, std::string* error) {
-  return ReadHead(v, &e->task, error) && ReadString(v, "reason", &e->reason, error);
+bool ReadFields(const Fields& in, TaskKilledEvent* e) {
+  return ReadHead(in, &e->task) && in.String("reason", &e->reason);
 }
 
 void SetFields(Value& v, const WorkerBlacklistedEvent& e) {
@@ -490,9 +525,8 @@ void SetFields(Value& v, const WorkerBlacklistedEvent& e) {
   v.Set("failures", e.failures);
 }
 
-bool ReadFields(const Value& v, WorkerBlacklistedEvent* e, std::string* error) {
-  return ReadString(v, "worker", &e->worker, error) &&
-         ReadInt(v, "failures", &e->failures, error);
+bool ReadFields(const Fields& in, WorkerBlacklistedEvent* e) {
+  return in.String("worker", &e->worker) && in.Int("failures", &e->failures);
 }
 
 void SetFields(Value& v, const WorkerJoinedEvent& e) {
@@ -500,27 +534,25 @@ void SetFields(Value& v, const WorkerJoinedEvent& e) {
   v.Set("slots", e.slots);
 }
 
-bool ReadFields(const Value& v, WorkerJoinedEvent* e, std::string* error) {
-  return ReadString(v, "host", &e->host, error) && ReadInt(v, "slots", &e->slots, error);
+bool ReadFields(const Fields& in, WorkerJoinedEvent* e) {
+  return in.String("host", &e->host) && in.Int("slots", &e->slots);
 }
 
 void SetFields(Value& v, const WorkerLostEvent& e) { v.Set("reason", e.reason); }
 
-bool ReadFields(const Value& v, WorkerLostEvent* e, std::string* error) {
-  return ReadString(v, "reason", &e->reason, error);
-}
+bool ReadFields(const Fields& in, WorkerLostEvent* e) { return in.String("reason", &e->reason); }
 
 // Reads `detail` as the alternative of Variant whose type name is `type`.
 template <typename Variant, std::size_t I = 0>
-bool ReadDetail(const Value& v, const std::string& type, Variant* detail, std::string* error) {
+bool ReadDetail(const Fields& in, const std::string& type, Variant* detail) {
   if constexpr (I == std::variant_size_v<Variant>) {
-    *error = "unknown event type '" + type + "'";
+    *in.error() = "unknown event type '" + type + "'";
     return false;
   } else {
     using Alternative = std::variant_alternative_t<I, Variant>;
     Alternative e;
-    if (type != TypeOf(e)) return ReadDetail<Variant, I + 1>(v, type, detail, error);
-    if (!ReadFields(v, &e, error)) return false;
+    if (type != TypeOf(e)) return ReadDetail<Variant, I + 1>(in, type, detail);
+    if (!ReadFields(in, &e)) return false;
     *detail = std::move(e);
     return true;
   }
@@ -543,12 +575,13 @@ Value JobEvent::ToValue() const {
   return v;
 }
 
-std::optional<JobEvent> JobEvent::FromValue(const Value& v, std::string* error) {
+std::optional<JobEvent> JobEvent::FromValue(const Value& v, std::string* error, Missing missing) {
   JobEvent e;
   std::string type;
+  const Fields in(v, missing, error);
   if (!RequireMap(v, error) || !ReadString(v, "type", &type, error) ||
-      !ReadInt(v, "ts_ms", &e.ts_ms, error) || !ReadString(v, "job_id", &e.job_id, error) ||
-      !ReadInt(v, "seq", &e.seq, error) || !ReadDetail(v, type, &e.detail, error)) {
+      !in.Int("ts_ms", &e.ts_ms) || !in.String("job_id", &e.job_id) || !in.Int("seq", &e.seq) ||
+      !ReadDetail(in, type, &e.detail)) {
     return std::nullopt;
   }
   return e;
@@ -568,12 +601,14 @@ Value WorkerEvent::ToValue() const {
   return v;
 }
 
-std::optional<WorkerEvent> WorkerEvent::FromValue(const Value& v, std::string* error) {
+std::optional<WorkerEvent> WorkerEvent::FromValue(const Value& v, std::string* error,
+                                                  Missing missing) {
   WorkerEvent e;
   std::string type;
+  const Fields in(v, missing, error);
   if (!RequireMap(v, error) || !ReadString(v, "type", &type, error) ||
-      !ReadInt(v, "ts_ms", &e.ts_ms, error) || !ReadString(v, "worker", &e.worker, error) ||
-      !ReadDetail(v, type, &e.detail, error)) {
+      !in.Int("ts_ms", &e.ts_ms) || !in.String("worker", &e.worker) ||
+      !ReadDetail(in, type, &e.detail)) {
     return std::nullopt;
   }
   return e;
@@ -588,10 +623,12 @@ Value ClusterHeartbeatEvent::ToValue() const {
 }
 
 std::optional<ClusterHeartbeatEvent> ClusterHeartbeatEvent::FromValue(const Value& v,
-                                                                      std::string* error) {
+                                                                      std::string* error,
+                                                                      Missing missing) {
   ClusterHeartbeatEvent e;
-  if (!RequireMap(v, error) || !ReadInt(v, "ts_ms", &e.ts_ms, error) ||
-      !ReadInt(v, "workers", &e.workers, error) || !ReadInt(v, "jobs", &e.jobs, error)) {
+  const Fields in(v, missing, error);
+  if (!RequireMap(v, error) || !in.Int("ts_ms", &e.ts_ms) || !in.Int("workers", &e.workers) ||
+      !in.Int("jobs", &e.jobs)) {
     return std::nullopt;
   }
   return e;
@@ -605,9 +642,12 @@ Value JobReply::ToValue() const {
   return v;
 }
 
-std::optional<JobReply> JobReply::FromValue(const Value& v, std::string* error) {
+std::optional<JobReply> JobReply::FromValue(const Value& v, std::string* error, Missing missing) {
   JobReply r;
-  if (!RequireMap(v, error) || !ReadNested(v, "job", &r.job, error)) return std::nullopt;
+  if (!RequireMap(v, error) ||
+      !Fields(v, missing, error).Nested("job", &r.job, Fields::Need::kAlways)) {
+    return std::nullopt;
+  }
   return r;
 }
 
@@ -617,9 +657,12 @@ Value JobsReply::ToValue() const {
   return v;
 }
 
-std::optional<JobsReply> JobsReply::FromValue(const Value& v, std::string* error) {
+std::optional<JobsReply> JobsReply::FromValue(const Value& v, std::string* error,
+                                              Missing missing) {
   JobsReply r;
-  if (!RequireMap(v, error) || !ReadList(v, "jobs", &r.jobs, error)) return std::nullopt;
+  if (!RequireMap(v, error) || !Fields(v, missing, error).List("jobs", &r.jobs)) {
+    return std::nullopt;
+  }
   return r;
 }
 
@@ -630,10 +673,11 @@ Value TasksReply::ToValue() const {
   return v;
 }
 
-std::optional<TasksReply> TasksReply::FromValue(const Value& v, std::string* error) {
+std::optional<TasksReply> TasksReply::FromValue(const Value& v, std::string* error,
+                                                Missing missing) {
   TasksReply r;
-  if (!RequireMap(v, error) || !ReadString(v, "job_id", &r.job_id, error) ||
-      !ReadList(v, "tasks", &r.tasks, error)) {
+  const Fields in(v, missing, error);
+  if (!RequireMap(v, error) || !in.String("job_id", &r.job_id) || !in.List("tasks", &r.tasks)) {
     return std::nullopt;
   }
   return r;
@@ -645,9 +689,12 @@ Value WorkersReply::ToValue() const {
   return v;
 }
 
-std::optional<WorkersReply> WorkersReply::FromValue(const Value& v, std::string* error) {
+std::optional<WorkersReply> WorkersReply::FromValue(const Value& v, std::string* error,
+                                                    Missing missing) {
   WorkersReply r;
-  if (!RequireMap(v, error) || !ReadList(v, "workers", &r.workers, error)) return std::nullopt;
+  if (!RequireMap(v, error) || !Fields(v, missing, error).List("workers", &r.workers)) {
+    return std::nullopt;
+  }
   return r;
 }
 
@@ -662,12 +709,13 @@ Value EventsReply::ToValue() const {
   return v;
 }
 
-std::optional<EventsReply> EventsReply::FromValue(const Value& v, std::string* error) {
+std::optional<EventsReply> EventsReply::FromValue(const Value& v, std::string* error,
+                                                  Missing missing) {
   EventsReply r;
-  if (!RequireMap(v, error) || !ReadString(v, "job_id", &r.job_id, error) ||
-      !ReadList(v, "events", &r.view.events, error) ||
-      !ReadBool(v, "complete", &r.view.complete, error) ||
-      !ReadInt(v, "last_seq", &r.view.last_seq, error)) {
+  const Fields in(v, missing, error);
+  if (!RequireMap(v, error) || !in.String("job_id", &r.job_id) ||
+      !in.List("events", &r.view.events) || !ReadBool(v, "complete", &r.view.complete, error) ||
+      !in.Int("last_seq", &r.view.last_seq)) {
     return std::nullopt;
   }
   return r;

@@ -3,6 +3,7 @@
 // codec each, shared by the coordinator (which builds them and calls ToValue) and clients (which
 // call FromValue). ToValue writes the maps PROTOCOL.md describes, key for key; FromValue refuses a
 // listed field of the wrong type or a missing required one, and ignores fields it does not know.
+// Clients read with Missing::kDefault, which lets a listed field be missing (see Missing).
 // Plain data and pure functions: any thread may use them.
 #pragma once
 
@@ -16,6 +17,16 @@
 #include "common/value.h"
 
 namespace zmr {
+
+// What FromValue does with a listed field that is missing (or nil). The coordinator sends every
+// field, and kRefuse checks exactly that: a missing field is an error, except those PROTOCOL.md
+// calls optional (JobInfo `failure`; job_state's `error`, `stage` and `task_id`) and the lists of
+// strings and the counters, which are empty then. kDefault, for clients, takes any missing field
+// as its default (a coordinator may predate a field: adding fields is compatible), except what a
+// reader cannot act without: JobInfo's `state`, an event's `type` and job_state's `state`, the
+// `job` of a status reply and the `complete` of an events reply. A field of the wrong type is an
+// error in both modes.
+enum class Missing { kRefuse, kDefault };
 
 // A task's state, as TaskInfo names it.
 enum class TaskState { kPending, kRunning, kDone, kFailed };
@@ -111,7 +122,8 @@ struct JobInfo {
   int64_t last_seq = 0;
 
   Value ToValue() const;
-  static std::optional<JobInfo> FromValue(const Value& v, std::string* error);
+  static std::optional<JobInfo> FromValue(const Value& v, std::string* error,
+                                          Missing missing = Missing::kRefuse);
   bool operator==(const JobInfo&) const = default;
 };
 
@@ -139,7 +151,8 @@ struct TaskInfo {
   bool straggler = false;    // a live attempt is expected to take over twice the phase's median
 
   Value ToValue() const;
-  static std::optional<TaskInfo> FromValue(const Value& v, std::string* error);
+  static std::optional<TaskInfo> FromValue(const Value& v, std::string* error,
+                                           Missing missing = Missing::kRefuse);
   bool operator==(const TaskInfo&) const = default;
 };
 
@@ -165,7 +178,8 @@ struct WorkerInfo {
   std::vector<std::string> attempts;  // JOB/TASK.aN running there, at most 64
 
   Value ToValue() const;
-  static std::optional<WorkerInfo> FromValue(const Value& v, std::string* error);
+  static std::optional<WorkerInfo> FromValue(const Value& v, std::string* error,
+                                             Missing missing = Missing::kRefuse);
   bool operator==(const WorkerInfo&) const = default;
 };
 
@@ -261,7 +275,8 @@ struct JobEvent {
   const char* type() const;
   std::string Topic() const;
   Value ToValue() const;
-  static std::optional<JobEvent> FromValue(const Value& v, std::string* error);
+  static std::optional<JobEvent> FromValue(const Value& v, std::string* error,
+                                           Missing missing = Missing::kRefuse);
   bool operator==(const JobEvent&) const = default;
 };
 
@@ -285,7 +300,8 @@ struct WorkerEvent {
   const char* type() const;
   std::string Topic() const;
   Value ToValue() const;
-  static std::optional<WorkerEvent> FromValue(const Value& v, std::string* error);
+  static std::optional<WorkerEvent> FromValue(const Value& v, std::string* error,
+                                              Missing missing = Missing::kRefuse);
   bool operator==(const WorkerEvent&) const = default;
 };
 
@@ -296,7 +312,8 @@ struct ClusterHeartbeatEvent {
   int64_t jobs = 0;    // unfinished
 
   Value ToValue() const;
-  static std::optional<ClusterHeartbeatEvent> FromValue(const Value& v, std::string* error);
+  static std::optional<ClusterHeartbeatEvent> FromValue(const Value& v, std::string* error,
+                                                        Missing missing = Missing::kRefuse);
   bool operator==(const ClusterHeartbeatEvent&) const = default;
 };
 
@@ -314,7 +331,8 @@ struct JobEventsView {
 struct JobReply {
   JobInfo job;
   Value ToValue() const;
-  static std::optional<JobReply> FromValue(const Value& v, std::string* error);
+  static std::optional<JobReply> FromValue(const Value& v, std::string* error,
+                                           Missing missing = Missing::kRefuse);
   bool operator==(const JobReply&) const = default;
 };
 
@@ -322,7 +340,8 @@ struct JobReply {
 struct JobsReply {
   std::vector<JobInfo> jobs;
   Value ToValue() const;
-  static std::optional<JobsReply> FromValue(const Value& v, std::string* error);
+  static std::optional<JobsReply> FromValue(const Value& v, std::string* error,
+                                            Missing missing = Missing::kRefuse);
   bool operator==(const JobsReply&) const = default;
 };
 
@@ -331,7 +350,8 @@ struct TasksReply {
   std::string job_id;
   std::vector<TaskInfo> tasks;
   Value ToValue() const;
-  static std::optional<TasksReply> FromValue(const Value& v, std::string* error);
+  static std::optional<TasksReply> FromValue(const Value& v, std::string* error,
+                                             Missing missing = Missing::kRefuse);
   bool operator==(const TasksReply&) const = default;
 };
 
@@ -339,7 +359,8 @@ struct TasksReply {
 struct WorkersReply {
   std::vector<WorkerInfo> workers;
   Value ToValue() const;
-  static std::optional<WorkersReply> FromValue(const Value& v, std::string* error);
+  static std::optional<WorkersReply> FromValue(const Value& v, std::string* error,
+                                               Missing missing = Missing::kRefuse);
   bool operator==(const WorkersReply&) const = default;
 };
 
@@ -348,7 +369,8 @@ struct EventsReply {
   std::string job_id;
   JobEventsView view;
   Value ToValue() const;
-  static std::optional<EventsReply> FromValue(const Value& v, std::string* error);
+  static std::optional<EventsReply> FromValue(const Value& v, std::string* error,
+                                              Missing missing = Missing::kRefuse);
   bool operator==(const EventsReply&) const = default;
 };
 

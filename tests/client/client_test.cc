@@ -1130,5 +1130,161 @@ TEST_CASE("status of a running job with failed attempts names the latest one") {
         std::string::npos);
 }
 
+
+// A well-formed JobInfo as the coordinator sends it (every field).
+zmr::JobInfo FullJob(const std::string& job_id, JobState state) {
+  zmr::JobInfo job;
+  job.job_id = job_id;
+  job.state = state;
+  job.maps = {2, 1, 1, 0, 0};
+  job.finished_ms = IsTerminal(state) ? 1700000007000LL : 0;
+  job.last_seq = 3;
+  return job;
+}
+
+Value WithProto(Value request) {
+  request.Set("proto", 1);
+  return request;
+}
+
+TEST_CASE("the client sends its requests through the typed request structs, in the bytes it "
+          "always sent") {
+  FakeCoordinator fake([](const Value& req) -> std::optional<Value> {
+    const std::string type = TypeOf(req);
+    if (type == "status") return JobReply{FullJob("job_a", JobState::kMapping)}.ToValue();
+    if (type == "jobs") return JobsReply{{FullJob("job_a", JobState::kMapping)}}.ToValue();
+    if (type == "tasks") return TasksReply{"job_a", {TaskInfo{}}}.ToValue();
+    if (type == "workers") return WorkersReply{{WorkerInfo{}}}.ToValue();
+    if (type == "cancel") return CancelledReply{"job_a", JobState::kCancelled, true}.ToValue();
+    if (type == "logs") {
+      Value reply = Reply("log");
+      reply.Set("data", Binary{"line\n"});
+      return reply;
+    }
+    return std::nullopt;
+  });
+  const std::vector<std::vector<std::string>> commands = {
+      {"status", "job_a"}, {"jobs"},        {"jobs", "--all"},
+      {"tasks", "job_a"},  {"workers"},     {"cancel", "job_a"},
+      {"logs", "job_a", "m-00001"},         {"logs", "job_a", "m-00001", "--attempt", "2"}};
+  for (const std::vector<std::string>& command : commands) {
+    CAPTURE(command);
+    CHECK(Invoke(fake.endpoint(), command).code == 0);
+  }
+  // What each command sent before its requests went through the structs.
+  auto with = [](Value v, std::vector<std::pair<const char*, Value>> fields) {
+    for (auto& [key, field] : fields) v.Set(key, std::move(field));
+    return WithProto(std::move(v));
+  };
+  const std::vector<Value> expected = {
+      with(Reply("status"), {{"job_id", "job_a"}}),
+      with(Reply("jobs"), {{"all", false}}),
+      with(Reply("jobs"), {{"all", true}}),
+      with(Reply("tasks"), {{"job_id", "job_a"}}),
+      with(Reply("workers"), {}),
+      with(Reply("cancel"), {{"job_id", "job_a"}}),
+      with(Reply("logs"), {{"job_id", "job_a"}, {"task_id", "m-00001"}, {"wait_ms", 1500}}),
+      with(Reply("logs"),
+           {{"job_id", "job_a"}, {"task_id", "m-00001"}, {"attempt", 2}, {"wait_ms", 1500}})};
+  std::vector<Value> sent;
+  for (const Value& request : fake.received()) {
+    if (TypeOf(request) != "hello") sent.push_back(request);
+  }
+  REQUIRE(sent.size() == expected.size());
+  for (size_t i = 0; i < sent.size(); ++i) {
+    CAPTURE(ToJson(sent[i]));
+    CHECK(Pack(sent[i]) == Pack(expected[i]));
+  }
+  // `watch JOB` asks for kept events after a gap, from its own struct.
+  Value events = Reply("events");
+  events.Set("job_id", "job_a");
+  events.Set("after_seq", 7);
+  CHECK(Pack(WithProto(EventsRequest{"job_a", 7}.ToValue())) == Pack(WithProto(events)));
+}
+
+TEST_CASE("a reply with a field of the wrong type is one line on stderr and exit 3") {
+  struct Case {
+    std::vector<std::string> command;
+    std::function<Value(const Value& request)> reply;
+  };
+  auto job_with = [](const char* key, Value field) {
+    Value job = FullJob("job_a", JobState::kMapping).ToValue();
+    job.Set(key, std::move(field));
+    return job;
+  };
+  auto status_with = [job_with](const char* key, Value field) {
+    return [=](const Value&) {
+      Value reply = Reply("job");
+      reply.Set("job", job_with(key, field));
+      return reply;
+    };
+  };
+  const std::vector<Case> cases = {
+      {{"status", "job_a"}, status_with("maps", 3)},
+      {{"status", "job_a", "--json"}, status_with("counters", Array{})},
+      {{"wait", "job_a"}, status_with("state", "NAPPING")},
+      {{"watch", "job_a"}, status_with("last_seq", "42")},
+      {{"status", "job_a"},
+       [](const Value&) { return Reply("job"); }},
+      {{"jobs"},
+       [job_with](const Value&) {
+         Value reply = Reply("jobs");
+         reply.Set("jobs", Array{job_with("job_id", 5)});
+         return reply;
+       }},
+      {{"jobs", "--json"},
+       [](const Value&) {
+         Value reply = Reply("jobs");
+         reply.Set("jobs", Array{Value(1)});
+         return reply;
+       }},
+      {{"tasks", "job_a"},
+       [](const Value&) {
+         Value reply = Reply("tasks");
+         reply.Set("tasks", "none");
+         return reply;
+       }},
+      {{"workers"},
+       [](const Value&) {
+         Value worker = WorkerInfo{}.ToValue();
+         worker.Set("slots", "four");
+         Value reply = Reply("workers");
+         reply.Set("workers", Array{worker});
+         return reply;
+       }},
+      {{"cancel", "job_a"},
+       [](const Value&) {
+         Value reply = CancelledReply{"job_a", JobState::kCancelled, true}.ToValue();
+         reply.Set("changed", "yes");
+         return reply;
+       }},
+  };
+  for (const Case& c : cases) {
+    CAPTURE(c.command);
+    FakeCoordinator fake([&](const Value& req) -> std::optional<Value> {
+      if (TypeOf(req) == "hello") return std::nullopt;
+      return c.reply(req);
+    });
+    Invocation r = Invoke(fake.endpoint(), c.command);
+    CHECK(r.code == 3);
+    CHECK(r.out.empty());
+    CHECK(r.err.rfind("zmr: malformed '", 0) == 0);
+    CHECK(std::count(r.err.begin(), r.err.end(), '\n') == 1);
+  }
+}
+
+TEST_CASE("watch of a finished job reports its end even when the status names another job") {
+  FakeCoordinator fake([](const Value& req) -> std::optional<Value> {
+    if (TypeOf(req) != "status") return std::nullopt;
+    zmr::JobInfo job = FullJob("job_other", JobState::kFailed);
+    job.error = "MAPPING: boom";
+    return JobReply{job}.ToValue();
+  });
+  Invocation r = Invoke(fake.endpoint(), {"watch", "job_f"});
+  CHECK(r.code == 1);
+  CHECK(r.out.find("job_other job_state FAILED: MAPPING: boom\n") != std::string::npos);
+  CHECK(r.err == "zmr: job job_f failed: MAPPING: boom\n");
+}
+
 }  // namespace
 }  // namespace zmr::client

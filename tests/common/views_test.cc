@@ -313,5 +313,90 @@ TEST_CASE("the replies that carry views survive the wire unchanged") {
             .find("'complete'") != std::string::npos);
 }
 
+
+// `v` without the fields `keys`.
+Value Without(Value v, std::initializer_list<const char*> keys) {
+  for (const char* key : keys) {
+    std::erase_if(v.as_map(), [key](const auto& kv) { return kv.first == key; });
+  }
+  return v;
+}
+
+TEST_CASE("read as clients read them, views take a missing field as its default") {
+  std::string error;
+  Value job = Without(SampleJob().ToValue(), {"priority", "attempts", "maps", "age_ms", "failure",
+                                              "last_seq", "speculation"});
+  CHECK_FALSE(JobInfo::FromValue(job, &error).has_value());
+  std::optional<JobInfo> read = JobInfo::FromValue(job, &error, Missing::kDefault);
+  REQUIRE_MESSAGE(read, error);
+  JobInfo expected = SampleJob();
+  expected.priority = 0;
+  expected.attempts.clear();
+  expected.maps = {};
+  expected.age_ms = 0;
+  expected.failure.reset();
+  expected.last_seq = 0;
+  expected.speculation = true;
+  CHECK(*read == expected);
+  // Nested maps too: a recent failure without its kind and time.
+  Value failures = *job.Find("recent_failures");
+  failures.as_array()[0] = Without(failures.as_array()[0], {"kind", "ts_ms"});
+  job.Set("recent_failures", failures);
+  read = JobInfo::FromValue(job, &error, Missing::kDefault);
+  REQUIRE_MESSAGE(read, error);
+  CHECK(read->recent_failures[0].kind == TaskKind::kMap);
+  CHECK(read->recent_failures[0].ts_ms == 0);
+
+  Value task = Without(SampleTask().ToValue(), {"state", "input_bytes", "straggler"});
+  std::optional<TaskInfo> t = TaskInfo::FromValue(task, &error, Missing::kDefault);
+  REQUIRE_MESSAGE(t, error);
+  CHECK(t->state == TaskState::kPending);
+  CHECK(t->input_bytes == 0);
+  CHECK_FALSE(t->straggler);
+  Value worker = Without(SampleWorker().ToValue(), {"cpu", "capacity"});
+  std::optional<WorkerInfo> w = WorkerInfo::FromValue(worker, &error, Missing::kDefault);
+  REQUIRE_MESSAGE(w, error);
+  CHECK(w->cpu == -1);
+  CHECK(w->capacity == WorkerInfo{}.capacity);
+
+  Value event = Without(SampleJobEvents()[2].ToValue(), {"ts_ms", "speculative", "worker"});
+  std::optional<JobEvent> e = JobEvent::FromValue(event, &error, Missing::kDefault);
+  REQUIRE_MESSAGE(e, error);
+  CHECK(e->seq == 3);
+  CHECK(std::get<TaskAssignedEvent>(e->detail).task.worker.empty());
+}
+
+TEST_CASE("read as clients read them, views still refuse wrong types and need what is acted on") {
+  const Value job = SampleJob().ToValue();
+  std::string error;
+  CHECK_FALSE(JobInfo::FromValue(Replaced(job, "priority", Value("high")), &error,
+                                 Missing::kDefault));
+  CHECK(error.find("'priority'") != std::string::npos);
+  CHECK_FALSE(JobInfo::FromValue(Without(job, {"state"}), &error, Missing::kDefault));
+  CHECK(error.find("'state'") != std::string::npos);
+  CHECK_FALSE(JobInfo::FromValue(Replaced(job, "maps", Value(3)), &error, Missing::kDefault));
+  CHECK_FALSE(JobInfo::FromValue(Value(Array{}), &error, Missing::kDefault));
+  CHECK_FALSE(JobReply::FromValue(Value(Map{}), &error, Missing::kDefault));
+  CHECK(error.find("'job'") != std::string::npos);
+  CHECK_FALSE(JobReply::FromValue(Replaced(Value(Map{}), "job", Value()), &error,
+                                  Missing::kDefault));
+  const Value state = SampleJobEvents()[1].ToValue();
+  CHECK_FALSE(JobEvent::FromValue(Without(state, {"state"}), &error, Missing::kDefault));
+  CHECK_FALSE(JobEvent::FromValue(Without(state, {"type"}), &error, Missing::kDefault));
+  CHECK_FALSE(JobEvent::FromValue(Replaced(state, "seq", Value("1")), &error, Missing::kDefault));
+  EventsReply events{"job_x_0001", {SampleJobEvents(), true, 12}};
+  CHECK_FALSE(EventsReply::FromValue(Without(events.ToValue(), {"complete"}), &error,
+                                     Missing::kDefault));
+  CHECK(error.find("'complete'") != std::string::npos);
+  std::optional<EventsReply> kept =
+      EventsReply::FromValue(Without(events.ToValue(), {"job_id", "last_seq"}), &error,
+                             Missing::kDefault);
+  REQUIRE_MESSAGE(kept, error);
+  CHECK(kept->view.events == events.view.events);
+  const Value worker = SampleWorker().ToValue();
+  CHECK_FALSE(WorkerInfo::FromValue(Replaced(worker, "rss_kb", Value(1.5)), &error,
+                                    Missing::kDefault));
+}
+
 }  // namespace
 }  // namespace zmr
