@@ -133,6 +133,9 @@ std::unique_ptr<ChildProcess> ChildProcess::Spawn(std::string role, const std::s
   const pid_t pid = zmr::Spawn(spec, &failure);
   if (pid < 0) {
     switch (failure.stage) {
+      case SpawnStage::kPipe:
+        *error = what + "cannot create a pipe: " + ErrnoText(failure.err);
+        break;
       case SpawnStage::kFork:
         *error = what + "fork: " + ErrnoText(failure.err);
         break;

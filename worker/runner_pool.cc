@@ -166,8 +166,7 @@ std::unique_ptr<Runner> SpawnRunner(const std::string& binary, const std::string
     if (pid > 0) g_task_pids.insert(pid);
   }
   if (pid < 0) {
-    *error = "cannot start task process " + binary + ": " +
-             (failure.stage == SpawnStage::kEarly ? "it died before exec" : ErrnoText(failure.err));
+    *error = "cannot start task process " + binary + ": " + ErrnoText(failure.err);
     return nullptr;
   }
   auto runner = std::make_unique<Runner>();
@@ -182,11 +181,9 @@ std::unique_ptr<Runner> SpawnRunner(const std::string& binary, const std::string
 }
 
 int ReapRunner(pid_t pid, rusage* usage) {
-  int status = 0;
-  while (wait4(pid, &status, 0, usage) < 0 && errno == EINTR) {
-  }
+  const int status = Reap(pid, usage);
   UnregisterTask(pid);
-  return status;
+  return std::max(status, 0);
 }
 
 void ReapOrphans() {

@@ -4,10 +4,13 @@
 // unblocked, optionally killed when the starting thread dies; plus the small calls around its end
 // (has it exited, kill its group, reap it). Part of zmr's POSIX layer (common/posix/).
 //
-// Spawn is safe in a multi-threaded process: everything the child needs is prepared before fork,
-// and between fork and exec the child makes only async-signal-safe calls. Any thread.
+// Spawn is safe in a multi-threaded process: without a parent-death signal it is posix_spawn
+// (vfork-like: the parent's memory is not copied); with one it forks, and between fork and exec
+// the child makes only async-signal-safe calls, everything it needs being prepared before. Any
+// thread.
 #pragma once
 
+#include <sys/resource.h>
 #include <sys/types.h>
 
 #include <string>
@@ -30,16 +33,17 @@ struct SpawnSpec {
   std::vector<std::pair<int, int>> fds;
   bool new_process_group = true;        // the child leads a process group (pgid = its pid)
   // PR_SET_PDEATHSIG: sent to the child when the *thread* that spawned it ends (0: none); the
-  // child exits at once if the spawning process is already gone.
+  // child exits at once if the spawning process is already gone. Needs the fork path.
   int parent_death_signal = 0;
 };
 
 // Where a failed Spawn stopped.
 enum class SpawnStage {
+  kPipe,  // the status pipe of the fork path
   kFork,  // fork itself (err: its errno)
   kFds,   // setting up the child's descriptors
-  kChdir, // entering spec.cwd
-  kExec,  // execve
+  kChdir, // entering spec.cwd (fork path; posix_spawn reports it as kExec)
+  kExec,  // execve (or posix_spawn itself)
   kEarly, // the child died before it could say (no errno)
 };
 
@@ -57,9 +61,9 @@ pid_t Spawn(const SpawnSpec& spec, SpawnFailure* failure);
 // child of ours; false when interrupted.
 bool HasExited(pid_t pid);
 
-// Waits for and reaps child `pid` (retrying EINTR). Returns its wait status, or -1 if it is not
-// (any more) a child of ours.
-int Reap(pid_t pid);
+// Waits for and reaps child `pid` (retrying EINTR), with its resource use in *usage if given.
+// Returns its wait status, or -1 if it is not (any more) a child of ours.
+int Reap(pid_t pid, struct rusage* usage = nullptr);
 
 // Sends `signal_number` to every process in process group `pgid`. Harmless on an empty group.
 void KillProcessGroup(pid_t pgid, int signal_number);
