@@ -36,7 +36,7 @@ inline constexpr int kTaskControlFd = 3;
 inline constexpr std::size_t kFrameHeaderBytes = 4;
 // Frames larger than this are a protocol error (a done frame is a few KiB).
 inline constexpr uint32_t kMaxControlFrameBytes = 64u << 20;
-// zmr-task's argv[1] is this many bytes long (NUL-padded) so it can rewrite it in place: "idle"
+// zmr-task's argv[1] is this many bytes long (space-padded) so it can rewrite it in place: "idle"
 // between attempts, "JOB/TASK.aN" while it runs one (what ps and /proc/PID/cmdline show).
 inline constexpr int kRunnerTitleBytes = 96;
 // The title of a runner waiting for its next attempt.

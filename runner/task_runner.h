@@ -1,11 +1,11 @@
 // Runs one map or reduce attempt to completion on the calling thread: reads the split or the
 // partition's runs, applies the app, writes intermediate runs or the attempt's uncommitted part
-// file. Called by the worker (or the zmr-task child process) on one thread; it touches no sockets
-// and reports through the callbacks given. RunMapTask is runner/map_task.cc, RunReduceTask
+// file. Called by the zmr-task runner (runner/runner.h) on one thread; it touches no sockets and
+// reports through the callbacks given. RunMapTask is runner/map_task.cc, RunReduceTask
 // runner/reduce_task.cc; the steps they share are runner/task_attempt.h, the part file
 // runner/part_file.h.
 //
-// Memory: a map buffers its output in at most sort_buffer_bytes (see runner/map_output_buffer.h), spilling
+// Memory: a map buffers its output in at most sort_buffer_bytes (runner/map_output_buffer.h), spilling
 // sorted runs under attempt_dir and merging them at the end; merges on both sides read at most
 // merge_fan_in runs at once. So an attempt's memory is about sort_buffer_bytes plus a constant
 // (merge_fan_in read buffers of <= 256 KiB, 1 MiB write buffers), whatever the input size.

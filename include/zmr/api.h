@@ -10,7 +10,8 @@
 // A plugin is a shared library that defines one app: a Mapper, a Reducer (optional: without one the
 // values pass through unchanged), a Combiner (optional) and a Partitioner (optional: without one
 // zmr's stable FNV-1a hash decides). It registers them with one ZMR_PLUGIN line, which defines the
-// C entry point `zmr_plugin_info` that workers look up after dlopen.
+// C entry point `zmr_plugin_info` that the runner (a worker's zmr-task process) looks up after
+// dlopen.
 //
 // Lifetime and threads: for each task attempt zmr creates fresh instances (a map attempt: a Mapper,
 // a Combiner if any and a Partitioner if any; a reduce attempt: a Reducer), calls Setup once, then
@@ -27,10 +28,10 @@
 // allowed but the final `key<TAB>value` output lines then become ambiguous). Every string_view zmr
 // passes in is valid only during the call that received it: copy what must be kept.
 //
-// Compatibility: a plugin is native code loaded into the worker, so it must be built for the same
-// platform and C++ standard library (libstdc++ on Linux) as zmr. kApiVersion changes whenever an
-// interface below changes shape; a worker refuses a plugin built for another version with a clear
-// error instead of crashing.
+// Compatibility: a plugin is native code loaded into a worker's zmr-task runner, so it must be
+// built for the same platform and C++ standard library (libstdc++ on Linux) as zmr. kApiVersion
+// changes whenever an interface below changes shape; a plugin built for another version is refused
+// with a clear error instead of crashing.
 #pragma once
 
 #include <cstdint>
