@@ -12,6 +12,7 @@
 #include <variant>
 
 #include "client/views_read.h"
+#include "common/layout.h"
 
 namespace zmr::client {
 
@@ -209,7 +210,7 @@ std::string FormatStatus(const JobInfo& job) {
   if (job.priority != 0) rows.push_back({"priority", std::to_string(job.priority)});
   if (!job.waiting.empty()) rows.push_back({"waiting", job.waiting});
   for (const RunningAttemptInfo& a : job.attempts) {
-    std::string line = a.task_id + ".a" + std::to_string(a.attempt) + " on " + a.worker + "  " +
+    std::string line = layout::AttemptName(a.task_id, a.attempt) + " on " + a.worker + "  " +
                        std::to_string(Percent(a.progress)) + "%  " + FormatDuration(a.elapsed_ms);
     if (a.speculative) line += "  (speculative backup)";
     rows.push_back({"running", line});
@@ -231,7 +232,7 @@ std::string FormatStatus(const JobInfo& job) {
     const std::string& failed_task = job.failure->task_id;
     for (const AttemptRecordInfo& a : job.failure->attempts) {
       std::string line =
-          failed_task + ".a" + std::to_string(a.attempt) + " on " + a.worker + "  " + a.state;
+          layout::AttemptName(failed_task, a.attempt) + " on " + a.worker + "  " + a.state;
       if (!a.error.empty()) line += ": " + OneLine(a.error);
       rows.push_back({"attempt", line});
       for (const std::string& l : a.stderr_tail) rows.push_back({"", "  stderr| " + OneLine(l)});
@@ -242,7 +243,7 @@ std::string FormatStatus(const JobInfo& job) {
                        (job.failed_attempts == 1 ? "" : "s");
     if (!job.recent_failures.empty()) {
       const FailedAttemptInfo& last = job.recent_failures.back();
-      line += "; latest " + last.task_id + ".a" + std::to_string(last.attempt) + " on " +
+      line += "; latest " + layout::AttemptName(last.task_id, last.attempt) + " on " +
               last.worker + ": " + OneLine(last.error);
     }
     rows.push_back({"failures", line});

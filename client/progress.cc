@@ -5,6 +5,7 @@
 #include <string_view>
 
 #include "client/client.h"
+#include "common/layout.h"
 
 namespace zmr::client {
 
@@ -107,8 +108,8 @@ std::string BarLine(std::string_view label, const PhaseView& phase, int count_wi
 std::vector<std::string> RunningLines(const JobInfo& job, int columns, int max_lines) {
   std::vector<std::string> items;
   for (const RunningAttemptInfo& a : job.attempts) {
-    std::string item = Printable(a.task_id);
-    if (a.attempt > 1) item += ".a" + std::to_string(a.attempt);
+    std::string item =
+        Printable(a.attempt > 1 ? layout::AttemptName(a.task_id, a.attempt) : a.task_id);
     item += "@" + Printable(a.worker) + " " + std::to_string(Percent(a.progress)) + "%";
     if (a.speculative) item += " backup";
     items.push_back(std::move(item));
@@ -234,7 +235,7 @@ void ProgressTracker::TakeFailures(const JobInfo& job) {
   std::vector<const FailedAttemptInfo*> fresh;
   std::set<std::string> in_list;
   for (const FailedAttemptInfo& f : job.recent_failures) {
-    std::string key = f.task_id + ".a" + std::to_string(f.attempt);
+    std::string key = layout::AttemptName(f.task_id, f.attempt);
     if (!failures_seen_.count(key)) fresh.push_back(&f);
     in_list.insert(std::move(key));
   }
@@ -249,7 +250,7 @@ void ProgressTracker::TakeFailures(const JobInfo& job) {
   failures_accounted_ = std::max(failures_accounted_ + fresh_count, job.failed_attempts);
   for (const FailedAttemptInfo* f : fresh) {
     std::string line =
-        "attempt " + Printable(f->task_id) + ".a" + std::to_string(f->attempt) + " failed";
+        "attempt " + Printable(layout::AttemptName(f->task_id, f->attempt)) + " failed";
     if (!f->worker.empty()) line += " on " + Printable(f->worker);
     if (!f->error.empty()) line += ": " + Printable(f->error);
     pending_failure_lines_.push_back(std::move(line));

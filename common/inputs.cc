@@ -11,6 +11,9 @@
 #include <filesystem>
 #include <system_error>
 
+#include "common/posix/fd.h"
+#include "common/posix/io.h"
+
 namespace zmr {
 
 namespace fs = std::filesystem;
@@ -38,15 +41,14 @@ enum class OpenResult { kOk, kNotFound, kNotRegular, kUnreadable };
 // Opens `path` for reading to prove it is readable and learns its size. O_NONBLOCK keeps a FIFO
 // from blocking the open; it is then rejected as not a regular file.
 OpenResult OpenAndStat(const std::string& path, int64_t* size, int* err) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-  if (fd < 0) {
+  const UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK));
+  if (!fd.valid()) {
     *err = errno;
     return (errno == ENOENT || errno == ENOTDIR) ? OpenResult::kNotFound : OpenResult::kUnreadable;
   }
   struct stat st;
-  const int rc = ::fstat(fd, &st);
+  const int rc = ::fstat(fd.get(), &st);
   *err = errno;
-  ::close(fd);
   if (rc != 0) return OpenResult::kUnreadable;
   if (!S_ISREG(st.st_mode)) return OpenResult::kNotRegular;
   *size = static_cast<int64_t>(st.st_size);
@@ -70,7 +72,7 @@ bool AddFile(const std::string& path, const std::string& spec, std::vector<Input
       *error = "input is not a regular file: " + path + from;
       return false;
     case OpenResult::kUnreadable:
-      *error = "cannot read input: " + path + from + ": " + std::strerror(err);
+      *error = "cannot read input: " + path + from + ": " + ErrnoText(err);
       return false;
   }
   return false;

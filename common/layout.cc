@@ -118,4 +118,48 @@ std::string MapSpillDir(std::string_view work_dir, std::string_view job_id,
 
 std::string BlobCacheDir(std::string_view work_dir) { return Join(work_dir, "cache"); }
 
+std::string BlobPath(std::string_view cache_dir, std::string_view sha256) {
+  return Join(cache_dir, sha256);
+}
+
+std::string ShippedFilePath(std::string_view attempt_dir, std::string_view name) {
+  return Join(attempt_dir, name);
+}
+
+std::string TempSpillDirName(std::string_view job_id, std::string_view task_id, int64_t attempt,
+                             int64_t pid) {
+  std::string name = "zmr-spill-";
+  name += job_id;
+  name += '-';
+  name += AttemptName(task_id, attempt);
+  name += '-';
+  name += std::to_string(pid);
+  return name;
+}
+
+std::string SpillRunPath(std::string_view spill_dir, std::string_view prefix, int64_t seq,
+                         int64_t partition) {
+  char suffix[48];
+  std::snprintf(suffix, sizeof(suffix), "-%06lld.p%05lld.run", static_cast<long long>(seq),
+                static_cast<long long>(partition));
+  std::string path = Join(spill_dir, prefix);
+  path += suffix;
+  return path;
+}
+
+std::string TempPathFor(std::string_view path) {
+  std::string tmp(path);
+  tmp += kTempSuffix;
+  return tmp;
+}
+
+std::string UniqueTempPathFor(std::string_view path, int64_t pid, uint64_t serial) {
+  std::string tmp = TempPathFor(path);
+  tmp += '.';
+  tmp += std::to_string(pid);
+  tmp += '.';
+  tmp += std::to_string(serial);
+  return tmp;
+}
+
 }  // namespace zmr::layout

@@ -5,19 +5,30 @@
 //
 // WORK_DIR (a worker's own, never shared):
 //   cache/<sha256>                           shipped files and plugins (worker/blob_cache.h)
+//   cache/<sha256>.tmp.<pid>.<n>             one being written (renamed to cache/<sha256>)
 //   jobs/<job>/<task>.a<N>.p<NNNNN>.run      a map attempt's run for one partition
 //   jobs/<job>/<task>.a<N>.spill/            a built-in map's spills (no attempt dir)
 //   jobs/<job>/attempts/<task>.a<N>/         the working directory of an attempt of user code
+//   jobs/<job>/attempts/<task>.a<N>/<name>   a shipped file, copied from cache/ under its own name
 //   jobs/<job>/attempts/<task>.a<N>/.zmr-spill/  its spills
 //   jobs/<job>/logs/<task>.a<N>.log          an attempt's log
 //   jobs/<job>/logs/succeeded.log            the notes of attempts that succeeded quietly
 //   jobs/<job>/.cleaned                      the job's data is gone, its logs/ kept; the marker's
 //                                            age is the logs' retention clock
+// TMPDIR (the system temp directory):
+//   zmr-spill-<job>-<task>.a<N>-<pid>/       the spills of an attempt with neither an attempt dir
+//                                            nor a local work dir
+// In a spill directory (any of the three above):
+//   <prefix>-<NNNNNN>.p<NNNNN>.run           a spill or merge run (prefix "spill" or "merge",
+//                                            NNNNNN its sequence number in the directory, then
+//                                            the partition)
 // OUTPUT (the job's, on a file system the coordinator and workers see):
 //   _temporary/<task>.a<N>/part-<NNNNN>      an attempt's uncommitted part file
 //   part-<NNNNN>                             a committed part file (NNNNN: the reduce partition,
 //                                            or the map index of a map-only job)
 //   _SUCCESS                                 written last, when the job completed
+// Anywhere: <file>.tmp is <file> being written, renamed to <file> once complete (runs, the
+// coordinator's ready file).
 #pragma once
 
 #include <cstdint>
@@ -79,5 +90,28 @@ std::string MapSpillDir(std::string_view work_dir, std::string_view job_id,
                         std::string_view task_id, int64_t attempt);
 // WORK_DIR/cache.
 std::string BlobCacheDir(std::string_view work_dir);
+// CACHE_DIR/<sha256>: a cached blob (the caller checks that sha256 is one).
+std::string BlobPath(std::string_view cache_dir, std::string_view sha256);
+
+// ATTEMPT_DIR/<name>: a shipped file in an attempt dir (the caller checks name with
+// IsSafeComponent).
+std::string ShippedFilePath(std::string_view attempt_dir, std::string_view name);
+
+// "zmr-spill-<job>-<task>.a<N>-<pid>": the spill directory, inside the system temp directory, of
+// an attempt that has neither an attempt dir nor a local work dir.
+std::string TempSpillDirName(std::string_view job_id, std::string_view task_id, int64_t attempt,
+                             int64_t pid);
+
+// SPILL_DIR/<prefix>-<NNNNNN>.p<NNNNN>.run: the run number `seq` of a spill directory, for one
+// partition.
+std::string SpillRunPath(std::string_view spill_dir, std::string_view prefix, int64_t seq,
+                         int64_t partition);
+
+// "<path>.tmp": the file a writer fills before renaming it to path.
+inline constexpr const char* kTempSuffix = ".tmp";
+std::string TempPathFor(std::string_view path);
+// "<path>.tmp.<pid>.<serial>": the same for writers that may race on one path (pid and a serial
+// that is unique within the process tell them apart).
+std::string UniqueTempPathFor(std::string_view path, int64_t pid, uint64_t serial);
 
 }  // namespace zmr::layout

@@ -9,6 +9,9 @@
 #include <cstring>
 #include <utility>
 
+#include "common/posix/fd.h"
+#include "common/posix/io.h"
+
 namespace zmr {
 
 namespace {
@@ -76,7 +79,7 @@ struct SplitReader::Impl {
   std::string error;
   const std::string no_path;     // current_path() before the first line
 
-  int fd = -1;
+  UniqueFd fd;  // split[range_index]'s file while range_open
   std::unique_ptr<char[]> buffer;
   size_t capacity = 0;       // size of buffer
   size_t base_capacity = 0;  // capacity outside of lines longer than the buffer
@@ -86,15 +89,10 @@ struct SplitReader::Impl {
   int64_t read_offset = 0;  // file offset of buffer[end]
   bool eof = false;         // read returned 0 at read_offset
 
-  ~Impl() { CloseFile(); }
-
   int64_t Position() const { return read_offset - static_cast<int64_t>(end - begin); }
   const FileRange& range() const { return split[range_index]; }
 
-  void CloseFile() {
-    if (fd >= 0) ::close(fd);
-    fd = -1;
-  }
+  void CloseFile() { fd.Reset(); }
 
   void SetError(std::string message) {
     error = std::move(message);
@@ -125,7 +123,7 @@ struct SplitReader::Impl {
     end = kept;
 
     for (;;) {
-      const ssize_t n = ::pread(fd, buffer.get() + end, capacity - end, read_offset);
+      const ssize_t n = ::pread(fd.get(), buffer.get() + end, capacity - end, read_offset);
       if (n > 0) {
         end += static_cast<size_t>(n);
         read_offset += n;
@@ -136,7 +134,7 @@ struct SplitReader::Impl {
         return true;
       }
       if (errno == EINTR) continue;
-      SetError("cannot read input " + range().path + ": " + std::strerror(errno));
+      SetError("cannot read input " + range().path + ": " + ErrnoText(errno));
       return false;
     }
   }
@@ -165,12 +163,12 @@ struct SplitReader::Impl {
                std::to_string(r.end) + ")");
       return false;
     }
-    fd = ::open(r.path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-      SetError("cannot open input " + r.path + ": " + std::strerror(errno));
+    fd = UniqueFd(::open(r.path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd.valid()) {
+      SetError("cannot open input " + r.path + ": " + ErrnoText(errno));
       return false;
     }
-    ::posix_fadvise(fd, r.start, 0, POSIX_FADV_SEQUENTIAL);
+    ::posix_fadvise(fd.get(), r.start, 0, POSIX_FADV_SEQUENTIAL);
     if (!buffer) {
       // Small splits (many maps over little input) need no full-size buffer.
       base_capacity = static_cast<size_t>(std::clamp<int64_t>(

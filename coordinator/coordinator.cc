@@ -10,7 +10,6 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
-#include <cstring>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
@@ -22,6 +21,7 @@
 
 #include "common/clock.h"
 #include "common/layout.h"
+#include "common/posix/io.h"
 #include "common/protocol.h"
 #include "common/splits.h"
 #include "common/views.h"
@@ -629,7 +629,7 @@ std::unique_ptr<Coordinator> Coordinator::Create(const CoordinatorOptions& optio
   spdlog::info("coordinator listening: workers {} clients {} events {}", s.workers_endpoint,
                s.clients_endpoint, s.events_endpoint);
   if (!options.ready_file.empty()) {
-    std::string tmp = options.ready_file + ".tmp";
+    std::string tmp = layout::TempPathFor(options.ready_file);
     {
       std::ofstream f(tmp, std::ios::trunc);
       f << "workers=" << s.workers_endpoint << "\nclients=" << s.clients_endpoint
@@ -682,7 +682,7 @@ int Coordinator::Run(const std::atomic<bool>& stop) {
     pollfd fds[2] = {{clients_fd, POLLIN, 0}, {workers_fd, POLLIN, 0}};
     if (::poll(fds, resting ? 1 : 2, static_cast<int>(wait_ms)) < 0) {
       if (errno != EINTR) {
-        spdlog::critical("poll failed: {}", std::strerror(errno));
+        spdlog::critical("poll failed: {}", ErrnoText(errno));
         return 1;
       }
       continue;

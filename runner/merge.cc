@@ -2,12 +2,12 @@
 #include "runner/merge.h"
 
 #include <algorithm>
-#include <cstdio>
 #include <filesystem>
 #include <string_view>
 #include <system_error>
 #include <utility>
 
+#include "common/layout.h"
 #include "runner/buffer_internal.h"
 #include "runner/merge_reader.h"
 
@@ -117,10 +117,7 @@ std::string SpillDir::NewRunPath(const char* prefix, int64_t partition, std::str
     }
     created_ = true;
   }
-  char name[96];
-  std::snprintf(name, sizeof(name), "/%s-%06lld.p%05lld.run", prefix,
-                static_cast<long long>(next_++), static_cast<long long>(partition));
-  return path_ + name;
+  return layout::SpillRunPath(path_, prefix, next_++, partition);
 }
 
 void SpillDir::RemoveRun(const std::string& path) {

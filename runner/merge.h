@@ -31,8 +31,8 @@ class SpillDir {
   SpillDir(const SpillDir&) = delete;
   SpillDir& operator=(const SpillDir&) = delete;
 
-  // A new, unused path "<dir>/<prefix>-<seq>.p<partition>.run", creating the directory if needed.
-  // Empty with *error if the directory cannot be created.
+  // A new, unused path <dir>/<prefix>-<NNNNNN>.p<NNNNN>.run (layout::SpillRunPath), creating the
+  // directory if needed. Empty with *error if the directory cannot be created.
   std::string NewRunPath(const char* prefix, int64_t partition, std::string* error);
   // Removes a run made here (missing is fine).
   static void RemoveRun(const std::string& path);

@@ -20,6 +20,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/layout.h"
 #include "common/posix/fd.h"
 #include "common/posix/io.h"
 #include "runner/varint.h"
@@ -137,7 +138,7 @@ uint32_t Crc32c(uint32_t crc, const void* data, std::size_t size) {
 
 struct RunWriter::Impl {
   std::string path;      // final path
-  std::string tmp_path;  // path + ".tmp", renamed to path by Finish
+  std::string tmp_path;  // layout::TempPathFor(path), renamed to path by Finish
   UniqueFd fd;
   std::string buffer;    // pending bytes, flushed at kWriteBufferSize
   std::string last_key;  // for the order check
@@ -198,7 +199,7 @@ std::unique_ptr<RunWriter> RunWriter::Create(const std::string& path, std::strin
   std::unique_ptr<RunWriter> writer(new RunWriter());
   Impl& w = *writer->impl_;
   w.path = path;
-  w.tmp_path = path + ".tmp";
+  w.tmp_path = layout::TempPathFor(path);
   int fd = ::open(w.tmp_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) {
     *error = "cannot create " + w.tmp_path + ": " + ErrnoText(errno);

@@ -24,7 +24,9 @@
 
 #include "common/app.h"
 #include "common/clock.h"
+#include "common/layout.h"
 #include "common/logging.h"
+#include "common/posix/fd.h"
 #include "common/posix/io.h"
 #include "common/posix/signals.h"
 #include "common/protocol.h"
@@ -187,12 +189,8 @@ class AttemptUsage {
  public:
   void Start() {
     start_cpu_ms_ = CpuMs();
-    const int fd = open("/proc/self/clear_refs", O_WRONLY | O_CLOEXEC);
-    if (fd >= 0) {
-      ssize_t ignored = write(fd, "5", 1);
-      (void)ignored;
-      close(fd);
-    }
+    const UniqueFd fd(open("/proc/self/clear_refs", O_WRONLY | O_CLOEXEC));
+    if (fd.valid()) WriteAll(fd.get(), "5");  // best effort: without it the peak is the lifetime's
   }
   int64_t CpuSinceStartMs() const { return CpuMs() - start_cpu_ms_; }
   // VmHWM of /proc/self/status in KiB, or ru_maxrss.
@@ -247,7 +245,7 @@ void ApplyMemoryLimit(int64_t bytes) {
 #else
   rlimit limit{static_cast<rlim_t>(bytes), static_cast<rlim_t>(bytes)};
   if (setrlimit(RLIMIT_AS, &limit) != 0) {
-    spdlog::warn("cannot apply the memory limit of {} MB: {}", bytes >> 20, std::strerror(errno));
+    spdlog::warn("cannot apply the memory limit of {} MB: {}", bytes >> 20, ErrnoText(errno));
   }
 #endif
 }
@@ -331,9 +329,9 @@ int RunRequest(ControlChannel& channel, const TaskRequest& request) {
   }
   if (!request.attempt_dir.empty() && chdir(request.attempt_dir.c_str()) != 0) {
     return Fail(channel, task, "cannot enter the attempt dir " + request.attempt_dir + ": " +
-                                   std::strerror(errno));
+                                   ErrnoText(errno));
   }
-  SetTitle(task.job_id + "/" + task.task_id + ".a" + std::to_string(task.attempt));
+  SetTitle(task.job_id + "/" + layout::AttemptName(task.task_id, task.attempt));
   ApplyMemoryLimit(request.memory_limit_bytes);
   g_allocation_failed.store(false);
   channel.Reset();
@@ -391,7 +389,7 @@ int RunTaskRunner(int argc, char** argv) {
   }
   // Keep the control pipe out of user commands (streaming children): EOF on it must mean that
   // this process is gone.
-  fcntl(kTaskControlFd, F_SETFD, FD_CLOEXEC);
+  SetCloseOnExec(kTaskControlFd);
   SetupLogging("zmr-task", "info");
   if (argc > 1) {
     g_title = argv[1];

@@ -24,9 +24,7 @@ std::string SpillDirFor(const AssignMsg& task, const TaskContext& ctx) {
   std::error_code ec;
   fs::path tmp = fs::temp_directory_path(ec);
   if (ec) tmp = "/tmp";
-  return (tmp / ("zmr-spill-" + task.job_id + "-" +
-                 layout::AttemptName(task.task_id, task.attempt) + "-" +
-                 std::to_string(::getpid())))
+  return (tmp / layout::TempSpillDirName(task.job_id, task.task_id, task.attempt, ::getpid()))
       .string();
 }
 

@@ -178,7 +178,7 @@ bool Materialise(const JobCode& code, const BlobCache* blobs, const std::string&
       *error = "invalid shipped file name '" + f.name + "'";
       return false;
     }
-    std::string target = attempt_dir + "/" + f.name;
+    std::string target = layout::ShippedFilePath(attempt_dir, f.name);
     std::error_code ec;
     fs::copy_file(source, target, fs::copy_options::overwrite_existing, ec);
     if (ec) {
@@ -213,7 +213,7 @@ bool EncodeRequest(const AssignMsg& task, const AttemptProcessOptions& options,
     for (const FileRef& f : task.code.files) {
       if (f.sha256 == task.code.plugin) {
         name = f.name;
-        request.plugin_path = attempt_dir + "/" + f.name;
+        request.plugin_path = layout::ShippedFilePath(attempt_dir, f.name);
       }
     }
     if (request.plugin_path.empty() && options.blobs != nullptr) {

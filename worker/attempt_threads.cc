@@ -7,9 +7,11 @@
 #include <cerrno>
 #include <cstdint>
 #include <exception>
+#include <string_view>
 #include <system_error>
 #include <utility>
 
+#include "common/posix/io.h"
 #include "common/value.h"
 #include "runner/protocol.h"
 #include "worker/attempt_process.h"
@@ -69,14 +71,13 @@ void ReportQueue::Push(Report report) {
   }
   if (!was_empty) return;  // the loop has not taken the earlier ones yet: it will take this too
   const uint64_t one = 1;
-  while (write(fd_.get(), &one, sizeof(one)) < 0 && errno == EINTR) {
-  }
+  WriteAll(fd_.get(), std::string_view(reinterpret_cast<const char*>(&one), sizeof(one)));
 }
 
 std::deque<Report> ReportQueue::TakeAll() {
   uint64_t count = 0;
-  while (read(fd_.get(), &count, sizeof(count)) < 0 && errno == EINTR) {
-  }
+  int err = 0;
+  ReadSome(fd_.get(), reinterpret_cast<char*>(&count), sizeof(count), &err);
   std::deque<Report> taken;
   std::lock_guard<std::mutex> lock(mu_);
   taken.swap(reports_);

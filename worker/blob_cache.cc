@@ -5,10 +5,11 @@
 
 #include <atomic>
 #include <cerrno>
-#include <cstring>
 #include <filesystem>
 #include <system_error>
 
+#include "common/layout.h"
+#include "common/posix/fd.h"
 #include "common/posix/io.h"
 #include "common/sha256.h"
 
@@ -37,7 +38,7 @@ bool BlobCache::Has(const std::string& sha256) const { return !Path(sha256).empt
 
 std::string BlobCache::Path(const std::string& sha256) const {
   if (!IsSha256Hex(sha256)) return "";
-  std::string path = dir_ + "/" + sha256;
+  std::string path = layout::BlobPath(dir_, sha256);
   std::error_code ec;
   return fs::is_regular_file(path, ec) ? path : "";
 }
@@ -60,17 +61,17 @@ bool BlobCache::Put(const std::string& sha256, std::string_view data, std::strin
     *error = "cannot create blob cache " + dir_ + ": " + ec.message();
     return false;
   }
-  std::string final_path = dir_ + "/" + sha256;
-  std::string tmp_path = final_path + ".tmp." + std::to_string(getpid()) + "." +
-                         std::to_string(g_tmp_counter.fetch_add(1));
-  int fd = open(tmp_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) {
-    *error = "cannot create " + tmp_path + ": " + std::strerror(errno);
+  std::string final_path = layout::BlobPath(dir_, sha256);
+  std::string tmp_path =
+      layout::UniqueTempPathFor(final_path, getpid(), g_tmp_counter.fetch_add(1));
+  UniqueFd fd(open(tmp_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+  if (!fd.valid()) {
+    *error = "cannot create " + tmp_path + ": " + ErrnoText(errno);
     return false;
   }
-  bool ok = WriteAll(fd, data) && fsync(fd) == 0;
+  bool ok = WriteAll(fd.get(), data) && fsync(fd.get()) == 0;
   int saved = errno;
-  if (close(fd) != 0 && ok) {
+  if (fd.Close() != 0 && ok) {
     ok = false;
     saved = errno;
   }
@@ -80,7 +81,7 @@ bool BlobCache::Put(const std::string& sha256, std::string_view data, std::strin
   }
   if (!ok) {
     unlink(tmp_path.c_str());
-    *error = "cannot write " + final_path + ": " + std::strerror(saved);
+    *error = "cannot write " + final_path + ": " + ErrnoText(saved);
     return false;
   }
   return true;

@@ -8,13 +8,13 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
-#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <system_error>
 
 #include "common/layout.h"
+#include "common/posix/io.h"
 #include "worker/attempt_log.h"
 
 namespace zmr {
@@ -127,7 +127,7 @@ void RemoveUncommittedOutput(const AssignMsg& task) {
       errno != ENOENT) {
     int err = errno;
     spdlog::debug("job {}: cannot remove {}: {}", task.job_id, temporary.string(),
-                  std::strerror(err));
+                  ErrnoText(err));
   }
 }
 

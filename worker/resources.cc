@@ -11,6 +11,9 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "common/posix/fd.h"
+#include "common/posix/io.h"
+
 namespace zmr {
 
 namespace {
@@ -18,22 +21,13 @@ namespace {
 // Reads up to cap - 1 bytes of a small file (a /proc entry) into buf and NUL-terminates it.
 // Returns the length, or -1 if the file cannot be opened or read (a process that vanished).
 ssize_t ReadSmallFile(const char* path, char* buf, std::size_t cap) {
-  int fd = ::open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return -1;
-  std::size_t len = 0;
-  while (len + 1 < cap) {
-    ssize_t n = ::read(fd, buf + len, cap - 1 - len);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      ::close(fd);
-      return -1;
-    }
-    if (n == 0) break;
-    len += static_cast<std::size_t>(n);
-  }
-  ::close(fd);
+  UniqueFd fd(::open(path, O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) return -1;
+  int err = 0;
+  const ssize_t len = ReadFull(fd.get(), buf, cap - 1, &err);
+  if (len < 0) return -1;
   buf[len] = '\0';
-  return static_cast<ssize_t>(len);
+  return len;
 }
 
 // Parses the space-separated unsigned field after *p, advancing *p. False if there is none.

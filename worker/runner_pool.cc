@@ -25,6 +25,7 @@
 #include <utility>
 
 #include "common/clock.h"
+#include "common/posix/fd.h"
 #include "common/posix/io.h"
 #include "common/posix/subprocess.h"
 #include "runner/protocol.h"
@@ -60,11 +61,11 @@ std::vector<pid_t> ChildPidsByScan() {
     // one), so no stream or string per process.
     char path[300];  // d_name is at most 255 bytes
     std::snprintf(path, sizeof(path), "/proc/%s/stat", entry->d_name);
-    const int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) continue;
+    const UniqueFd fd(open(path, O_RDONLY | O_CLOEXEC));
+    if (!fd.valid()) continue;
     char buf[512];
-    const ssize_t n = read(fd, buf, sizeof(buf) - 1);
-    close(fd);
+    int err = 0;
+    const ssize_t n = ReadSome(fd.get(), buf, sizeof(buf) - 1, &err);  // the whole file
     if (n <= 0) continue;
     buf[n] = '\0';
     // The command name is in parentheses and may contain anything: parse after the last ')'.
@@ -91,16 +92,19 @@ std::vector<pid_t> ChildPids() {
     if (entry->d_name[0] == '.') continue;
     char path[300];
     std::snprintf(path, sizeof(path), "/proc/self/task/%s/children", entry->d_name);
-    const int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
+    const UniqueFd fd(open(path, O_RDONLY | O_CLOEXEC));
+    if (!fd.valid()) {
       if (errno == ENOENT) have_children_files = false;  // CONFIG_PROC_CHILDREN is off
       continue;  // (or the thread just ended)
     }
     std::string text;
     char buf[4096];
-    ssize_t n;
-    while ((n = read(fd, buf, sizeof(buf))) > 0) text.append(buf, static_cast<std::size_t>(n));
-    close(fd);
+    int err = 0;
+    for (;;) {
+      const ssize_t n = ReadFull(fd.get(), buf, sizeof(buf), &err);
+      if (n > 0) text.append(buf, static_cast<std::size_t>(n));
+      if (n < static_cast<ssize_t>(sizeof(buf))) break;  // end of file (or an error)
+    }
     const char* p = text.c_str();
     char* end = nullptr;
     for (long pid = std::strtol(p, &end, 10); end != p; pid = std::strtol(p, &end, 10)) {

@@ -9,7 +9,6 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
-#include <cstring>
 #include <filesystem>
 #include <map>
 #include <optional>
@@ -22,6 +21,7 @@
 
 #include "common/clock.h"
 #include "common/layout.h"
+#include "common/posix/io.h"
 #include "common/protocol.h"
 #include "runner/protocol.h"
 #include "worker/attempt_process.h"
@@ -398,7 +398,7 @@ std::unique_ptr<Worker> Worker::Create(const WorkerOptions& options, std::string
   }
   if (access(task_binary.c_str(), X_OK) != 0) {
     int err = errno;
-    *error = "cannot run the task executable " + task_binary + ": " + std::strerror(err);
+    *error = "cannot run the task executable " + task_binary + ": " + ErrnoText(err);
     return nullptr;
   }
   return w;

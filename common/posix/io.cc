@@ -52,6 +52,17 @@ ssize_t ReadUntilFull(char* buf, std::size_t n, int* err, ReadSome read_some) {
 
 }  // namespace
 
+ssize_t ReadSome(int fd, char* buf, std::size_t n, int* err) {
+  for (;;) {
+    const ssize_t r = ::read(fd, buf, n);
+    if (r >= 0) return r;
+    if (errno != EINTR) {
+      *err = errno;
+      return -1;
+    }
+  }
+}
+
 ssize_t ReadFull(int fd, char* buf, std::size_t n, int* err) {
   return ReadUntilFull(buf, n, err, [fd](char* p, std::size_t left, std::size_t) {
     return ::read(fd, p, left);
@@ -98,6 +109,8 @@ bool SetNonBlocking(int fd) {
   const int flags = ::fcntl(fd, F_GETFL);
   return flags >= 0 && ::fcntl(fd, F_SETFL, flags | O_NONBLOCK) == 0;
 }
+
+bool SetCloseOnExec(int fd) { return ::fcntl(fd, F_SETFD, FD_CLOEXEC) == 0; }
 
 bool MakePipe(UniqueFd* read_end, UniqueFd* write_end, std::string* error, int min_fd) {
   int fds[2];

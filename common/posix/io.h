@@ -23,6 +23,10 @@ std::string ErrnoText(int err);
 // gets the bytes written either way (a log counts what it kept).
 bool WriteAll(int fd, std::string_view data, int* err = nullptr, int64_t* written = nullptr);
 
+// One read of up to n bytes into buf, retrying EINTR: what the fd has now (for a /proc file, all
+// of it in one call; 0 at end of file). Returns the bytes read, or -1 with the errno in *err.
+ssize_t ReadSome(int fd, char* buf, std::size_t n, int* err);
+
 // Reads up to n bytes into buf (fewer only at end of file), retrying EINTR. Returns the bytes
 // read, or -1 with the errno in *err.
 ssize_t ReadFull(int fd, char* buf, std::size_t n, int* err);
@@ -39,6 +43,10 @@ bool ReadAvailable(int fd, std::string* out);
 
 // Sets O_NONBLOCK on fd. Returns false (errno set) on failure.
 bool SetNonBlocking(int fd);
+
+// Sets FD_CLOEXEC on fd (no child started by exec inherits it). Returns false (errno set) on
+// failure.
+bool SetCloseOnExec(int fd);
 
 // Makes a pipe whose two ends are close-on-exec (no child inherits them by accident) and numbered
 // at least min_fd (so that a child's dup2 onto its low descriptors never meets one of them).

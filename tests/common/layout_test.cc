@@ -51,6 +51,23 @@ TEST_CASE("a worker's work dir holds each job's runs, spills, attempt dirs and l
   CHECK(layout::BlobCacheDir("/w") == "/w/cache");
 }
 
+TEST_CASE("cached blobs, shipped files and spill runs are named as the layout tree says") {
+  const std::string sha(64, 'a');
+  CHECK(layout::BlobPath("/w/cache", sha) == "/w/cache/" + sha);
+  CHECK(layout::ShippedFilePath("/w/jobs/j/attempts/m-00000.a1", "dict.txt") ==
+        "/w/jobs/j/attempts/m-00000.a1/dict.txt");
+  CHECK(layout::SpillRunPath("/s", "spill", 0, 3) == "/s/spill-000000.p00003.run");
+  CHECK(layout::SpillRunPath("/s", "merge", 1234567, 123456) == "/s/merge-1234567.p123456.run");
+  CHECK(layout::TempSpillDirName("job_7", "m-00002", 1, 4321) == "zmr-spill-job_7-m-00002.a1-4321");
+}
+
+TEST_CASE("a file being written is its name plus .tmp; racing writers add their pid and a serial") {
+  CHECK(layout::TempPathFor("/w/jobs/j/m-00000.a1.p00000.run") ==
+        "/w/jobs/j/m-00000.a1.p00000.run.tmp");
+  CHECK(layout::TempPathFor("ready") == std::string("ready") + layout::kTempSuffix);
+  CHECK(layout::UniqueTempPathFor("/w/cache/abc", 4321, 7) == "/w/cache/abc.tmp.4321.7");
+}
+
 TEST_CASE("only a plain name is a safe path component") {
   CHECK(layout::IsSafeComponent("job_1"));
   CHECK(layout::IsSafeComponent("m-00001.a1"));

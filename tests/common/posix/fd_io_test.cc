@@ -52,6 +52,21 @@ TEST_CASE("MakePipe gives close-on-exec ends numbered at least min_fd") {
   CHECK((fcntl(w.get(), F_GETFD) & FD_CLOEXEC) != 0);
 }
 
+TEST_CASE("SetCloseOnExec marks a descriptor close-on-exec and fails on a closed one") {
+  int fds[2];
+  REQUIRE(pipe(fds) == 0);  // no O_CLOEXEC
+  UniqueFd r(fds[0]), w(fds[1]);
+  CHECK((fcntl(r.get(), F_GETFD) & FD_CLOEXEC) == 0);
+  CHECK(SetCloseOnExec(r.get()));
+  CHECK((fcntl(r.get(), F_GETFD) & FD_CLOEXEC) != 0);
+  CHECK((fcntl(w.get(), F_GETFD) & FD_CLOEXEC) == 0);
+  const int closed = w.Release();
+  close(closed);
+  errno = 0;
+  CHECK_FALSE(SetCloseOnExec(closed));
+  CHECK(errno == EBADF);
+}
+
 TEST_CASE("WriteAll and ReadExactly move a buffer larger than a pipe holds") {
   UniqueFd r, w;
   std::string error;
@@ -98,6 +113,21 @@ TEST_CASE("ReadFull stops only at end of file and PreadFull leaves the position 
   CHECK(ReadFull(fd.get(), buf, sizeof(buf), &err) == 10);
   CHECK(std::string(buf, 10) == "0123456789");
   CHECK(ReadFull(-1, buf, 1, &err) == -1);
+  CHECK(err == EBADF);
+}
+
+TEST_CASE("ReadSome returns what one read gets, then 0 at end of file") {
+  UniqueFd r, w;
+  std::string error;
+  REQUIRE(MakePipe(&r, &w, &error));
+  REQUIRE(WriteAll(w.get(), "abc"));
+  char buf[32];
+  int err = 0;
+  CHECK(ReadSome(r.get(), buf, sizeof(buf), &err) == 3);  // does not wait for more
+  CHECK(std::string(buf, 3) == "abc");
+  w.Reset();
+  CHECK(ReadSome(r.get(), buf, sizeof(buf), &err) == 0);
+  CHECK(ReadSome(-1, buf, 1, &err) == -1);
   CHECK(err == EBADF);
 }
 
