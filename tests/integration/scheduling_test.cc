@@ -196,7 +196,9 @@ std::vector<fs::path> WriteEqualFiles(const fs::path& dir, int files, size_t byt
 constexpr uint32_t kChaosSeed = 20240611;
 // Faults injected at most (kills and freezes together); after that the jobs finish undisturbed.
 constexpr int kMaxFaults = 10;
-constexpr int64_t kChaosCorpusBytes = 8 << 20;
+// Big enough that the jobs run for several fault pauses even on a fast, quiet machine (at 8 MiB
+// they ended in 1.7 s under ASan, before the second fault was due), so the faults hit running jobs.
+constexpr int64_t kChaosCorpusBytes = 16 << 20;
 const std::string kGrepPattern = "[A-Z][a-z]*on|th[aeiou]+[a-z]?";
 
 struct ChaosJob {
@@ -303,7 +305,9 @@ TEST_CASE("three jobs under random worker kills and freezes complete with the sa
   int kills = 0, freezes = 0;
   std::string fault_log;
   const auto start = Clock::now();
-  auto next_fault = start + milliseconds(uniform(300, 900));
+  // The first two faults (a kill, then a freeze) come early, within about a second of the
+  // submissions, wherever the jobs are; later ones at longer pauses.
+  auto next_fault = start + milliseconds(uniform(150, 400));
   auto elapsed_ms = [&] {
     return std::chrono::duration_cast<milliseconds>(Clock::now() - start).count();
   };
@@ -346,7 +350,7 @@ TEST_CASE("three jobs under random worker kills and freezes complete with the sa
                    cluster.WorkerName(victim) + ", started " + cluster.WorkerName(replacement) +
                    "\n";
     }
-    next_fault = now + milliseconds(uniform(400, 1500));
+    next_fault = now + milliseconds(faults == 0 ? uniform(200, 500) : uniform(400, 1500));
   };
   const std::map<std::string, std::string> states = AwaitAll(cluster, ids, drive);
   if (frozen) cluster.worker(*frozen).Kill(SIGCONT);
